@@ -1,0 +1,5 @@
+"""ivrcast: a batch IVR (voice broadcast) platform."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

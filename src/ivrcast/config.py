@@ -1,0 +1,236 @@
+"""Settings: one TOML file plus three environment overrides, read once at start-up.
+
+`load_settings(path, environ)` is the only place that reads the file or the environment;
+everything else receives the frozen `Settings` tree. Unknown keys and bad values fail
+at start with the dotted key named, so a typo in a trunk never surfaces as a silent
+default at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ivrcast.errors import ConfigError
+
+ENV_CONFIG = "IVRCAST_CONFIG"
+ENV_DATA_DIR = "IVRCAST_DATA_DIR"
+ENV_DATABASE_URL = "IVRCAST_DATABASE_URL"
+
+_WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class SecuritySettings(_Section):
+    allow_private_urls: bool = False
+    # Keys the accesskey hashes. When absent, a random key is created once in the data
+    # folder, so a fresh install is safe without any set-up.
+    secret_key: str | None = None
+    operator_token: str | None = None
+    token_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+
+
+class CallbackSettings(_Section):
+    timezone: str = "UTC"
+    max_age_hours: Annotated[float, Field(gt=0, le=24 * 14)] = 24.0
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 50
+    per_host: Annotated[int, Field(ge=1, le=100)] = 8
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class LimitSettings(_Section):
+    max_numbers: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    max_voice_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    fetch_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    fetch_total_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    waittime_default: Annotated[int, Field(ge=1)] = 30
+    waittime_max: Annotated[int, Field(ge=1)] = 120
+    conntime_max: Annotated[int, Field(ge=1)] = 3600
+    key_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
+    custom_field_max: Annotated[int, Field(ge=1, le=10_000)] = 255
+
+
+class Window(BaseModel):
+    """A daily calling window in the country's local time; `end` before `start` spans midnight."""
+
+    model_config = ConfigDict(frozen=True)
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        match = _WINDOW.match(text.strip())
+        if not match:
+            raise ValueError(f"window must look like 09:00-20:00, got {text!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+            raise ValueError(f"window has an impossible time: {text!r}")
+        end = time.max if h2 == 24 else time(h2, m2)
+        if (h1, m1) == (h2, m2):
+            raise ValueError(f"window is empty: {text!r}")
+        return cls(start=time(h1, m1), end=end)
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end == time.max else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+class CountrySettings(_Section):
+    window: Window = Window(start=time(9, 0), end=time(20, 0))
+    timezone: str | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _parse_window(cls, value: Any) -> Any:
+        return Window.parse(value) if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+
+class TrunkSettings(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    countries: Annotated[list[str], Field(min_length=1)]
+    proxy: str
+    username: str | None = None
+    password: str | None = None
+    number_format: str = "e164"
+    callerids: list[str] = []
+    max_channels: Annotated[int, Field(ge=1, le=100_000)] = 30
+    max_cps: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    weight: Annotated[int, Field(ge=1, le=1000)] = 1
+
+    @field_validator("proxy")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"proxy must be host:port, got {value!r}")
+        return value
+
+    @field_validator("number_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value in ("e164", "plus", "national") or re.fullmatch(r"prefix:\d{1,16}", value):
+            return value
+        raise ValueError(f"number_format must be e164, plus, national or prefix:DIGITS, got {value!r}")
+
+    @property
+    def host(self) -> str:
+        return self.proxy.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.proxy.rpartition(":")[2])
+
+
+class DialerSettings(_Section):
+    poll_interval: Annotated[float, Field(gt=0, le=60)] = 0.2
+    claim_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
+    sip_host: str = "127.0.0.1"
+    sip_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    shutdown_grace: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+
+
+class Settings(_Section):
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
+    callbacks: CallbackSettings = CallbackSettings()
+    limits: LimitSettings = LimitSettings()
+    dialer: DialerSettings = DialerSettings()
+    countries: dict[str, CountrySettings] = {}
+    trunks: list[TrunkSettings] = []
+    config_path: Path | None = None
+    demo: Literal["auto", "on", "off"] = "auto"
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            db = (self.data_dir / "ivrcast.db").as_posix()
+            object.__setattr__(self, "database_url", f"sqlite:///{db}")
+        names = [t.name for t in self.trunks]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"trunk names must be unique, repeated: {', '.join(duplicated)}")
+        return self
+
+    def country(self, code: str) -> CountrySettings:
+        """The settings of one country, defaults when it has no table of its own."""
+        return self.countries.get(code, CountrySettings())
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from a TOML file (optional) and the environment.
+
+    `path` wins over `IVRCAST_CONFIG`; `IVRCAST_DATA_DIR` and `IVRCAST_DATABASE_URL`
+    override the file.
+    """
+    environ = {} if environ is None else environ
+    if path is None and environ.get(ENV_CONFIG):
+        path = Path(environ[ENV_CONFIG])
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if "config_path" in raw:
+            raise ConfigError("config_path: not a setting")
+        raw["config_path"] = path
+    if environ.get(ENV_DATA_DIR):
+        raw["data_dir"] = environ[ENV_DATA_DIR]
+    if environ.get(ENV_DATABASE_URL):
+        raw["database_url"] = environ[ENV_DATABASE_URL]
+    try:
+        return Settings.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        given = error.get("input")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message} (given {given!r})")
+    return "invalid configuration: " + "; ".join(problems)
