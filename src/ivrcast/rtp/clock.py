@@ -1,0 +1,93 @@
+"""The one media clock: a single task ticks every 20 ms and walks all active streams.
+
+Ticks are scheduled on absolute times (start + n × 20 ms) so that sleep overshoot does
+not accumulate as drift. A tick that wakes late by more than a frame sends the missed
+frames at once (up to `MAX_CATCH_UP`, a burst a jitter buffer absorbs); beyond that the
+backlog is dropped and the schedule restarts from now, because a long burst is worse than
+a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from ivrcast.rtp.stream import RtpStream
+
+logger = logging.getLogger(__name__)
+
+PTIME = 0.020  # 20 ms packetisation, 160 G.711 samples
+MAX_CATCH_UP = 3
+
+
+class MediaClock:
+    def __init__(self, *, interval: float = PTIME) -> None:
+        self.interval = interval
+        self._streams: dict[int, RtpStream] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.late_ticks = 0  # ticks that had to catch up or resynchronise
+        self.tick_hook: Callable[[float, float], None] | None = None  # (scheduled, actual)
+
+    def add(self, stream: RtpStream) -> None:
+        self._streams[id(stream)] = stream
+
+    def remove(self, stream: RtpStream) -> None:
+        self._streams.pop(id(stream), None)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="media-clock")
+            self._task.add_done_callback(self._on_done)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "media clock died",
+                exc_info=task.exception(),
+                extra={"event": "rtp.clock_died"},
+            )
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        scheduled = loop.time() + self.interval
+        while True:
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = loop.time()
+            frames = 1 + int((now - scheduled) // self.interval)
+            if frames > 1:
+                self.late_ticks += 1
+            if frames > MAX_CATCH_UP:
+                frames = 1
+                scheduled = now
+            if self.tick_hook is not None:
+                self.tick_hook(scheduled, now)
+            for _ in range(frames):
+                self._tick_all(now)
+            scheduled += frames * self.interval
+
+    def _tick_all(self, now: float) -> None:
+        # A stream's callbacks may end its call and remove it: walk a snapshot.
+        for stream in tuple(self._streams.values()):
+            try:
+                stream.tick(now)
+            except Exception:
+                # One broken stream must not stop the clock for every other call.
+                logger.exception(
+                    "stream tick failed",
+                    extra={"event": "rtp.tick_failed", "call_uuid": stream.label},
+                )
+                self.remove(stream)
