@@ -122,11 +122,12 @@ def call_request(
     collect_keys: bool = False,
     key_wait: float = 2.0,
     uuid: str = "test-call",
+    dest: str = "6281234567",
 ) -> CallRequest:
     return CallRequest(
         call_uuid=uuid,
         trunk=trunk,
-        dest="6281234567",
+        dest=dest,
         caller_id="622150001000",
         audio=audio,
         wait_time=wait_time,

@@ -1,0 +1,139 @@
+"""Real audio reaches a real phone: baresip answers, records what it hears (`sndfile`),
+and the recording's energy envelope must match the tone bursts we sent, for PCMU and
+for PCMA."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from engine_helpers import (
+    PROCESS_TIMEOUT,
+    call_request,
+    encoded,
+    free_udp_port,
+    tone_bursts,
+    udp_port_bound,
+    wait_for,
+)
+
+from ivrcast.sip import Engine, Trunk
+
+BARESIP = "/usr/bin/baresip"
+FRAME = 160  # 20 ms at 8 kHz
+pytestmark = pytest.mark.skipif(shutil.which(BARESIP) is None, reason="baresip not installed")
+
+
+def envelope(samples: list[int]) -> list[float]:
+    return [
+        sum(abs(s) for s in samples[i : i + FRAME]) / FRAME
+        for i in range(0, len(samples) - FRAME + 1, FRAME)
+    ]
+
+
+def correlation(a: list[float], b: list[float]) -> float:
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    mean_a, mean_b = sum(a) / n, sum(b) / n
+    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b, strict=True))
+    var_a = sum((x - mean_a) ** 2 for x in a)
+    var_b = sum((y - mean_b) ** 2 for y in b)
+    return cov / math.sqrt(var_a * var_b) if var_a and var_b else 0.0
+
+
+def best_alignment(sent: list[float], heard: list[float], max_lag: int = 25) -> float:
+    """Highest correlation over small shifts: the recording starts when baresip's
+    jitter buffer first plays, not exactly with our first packet."""
+    best = -1.0
+    for lag in range(-max_lag, max_lag + 1):
+        a, b = (sent[lag:], heard) if lag >= 0 else (sent, heard[-lag:])
+        best = max(best, correlation(a, b))
+    return best
+
+
+def read_wav(path: Path) -> list[int]:
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
+        data = w.readframes(w.getnframes())
+    return [int.from_bytes(data[i : i + 2], "little", signed=True) for i in range(0, len(data), 2)]
+
+
+Phone = Callable[[str], Awaitable[tuple[Trunk, Path, Path]]]
+
+
+@pytest.fixture
+async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(codec: str) -> tuple[Trunk, Path, Path]:
+        home = tmp_path / f"baresip-{codec}"
+        recordings = home / "rec"
+        recordings.mkdir(parents=True)
+        source = home / "silence.wav"
+        with wave.open(str(source), "wb") as w:  # it hangs up when its source ends
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\0\0" * 8000 * 60)
+        port = free_udp_port()
+        (home / "config").write_text(
+            "\n".join(
+                [
+                    f"sip_listen 127.0.0.1:{port}",
+                    f"audio_source aufile,{source}",
+                    "audio_player aufile,/dev/null",
+                    "module_path /usr/lib/baresip/modules",
+                    "module g711.so",
+                    "module aufile.so",
+                    "module sndfile.so",
+                    "module account.so",
+                    "module menu.so",
+                    f"snd_path {recordings}",
+                    "",
+                ]
+            )
+        )
+        (home / "accounts").write_text(
+            f"<sip:bob@127.0.0.1>;regint=0;answermode=auto;audio_codecs={codec}\n"
+        )
+        log = (home / "baresip.log").open("wb")
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "-k", "5", str(PROCESS_TIMEOUT), BARESIP, "-f", str(home), "-n", "127.0.0.1",
+            stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        log.close()
+        processes.append(process)
+        await wait_for(lambda: udp_port_bound(port), 10, "baresip to listen")
+        return Trunk(name="baresip", host="127.0.0.1", port=port), recordings, home / "baresip.log"
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+async def test_phone_hears_the_voice(engine: Engine, baresip: Phone, codec: str) -> None:
+    trunk, recordings, log = await baresip(codec)
+    samples = tone_bursts(3.0)
+    request = call_request(trunk, encoded(samples), dest="bob")
+    outcome = await engine.originate(request)
+    assert outcome.status == "completed", log.read_text(errors="replace")
+    assert outcome.codec == codec
+    assert outcome.rtp_sent == 150
+    # sndfile closes the "-dec" file (what the phone decoded) when the call ends.
+    await wait_for(
+        lambda: "terminated" in log.read_text(errors="replace"), 10, "baresip to end the call"
+    )
+    heard_file = next(recordings.glob("*-dec.wav"))
+    heard = envelope(read_wav(heard_file))
+    sent = envelope(samples)
+    assert len(heard) >= 0.9 * len(sent), f"recorded {len(heard)} of {len(sent)} frames"
+    score = best_alignment(sent, heard)
+    assert score > 0.9, f"envelope correlation {score:.2f}"
