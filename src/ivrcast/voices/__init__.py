@@ -1,0 +1,37 @@
+"""The voice library's media side: decode and transcode audio, fetch it from URLs safely.
+
+Nothing here knows SIP, RTP or HTTP serving; `ssrf` is shared with the callback sender.
+"""
+
+from __future__ import annotations
+
+from ivrcast.voices.errors import (
+    EmptyVoice,
+    InvalidVoiceName,
+    NoAudioStream,
+    NotAudio,
+    VoiceFetchFailed,
+    VoiceTooLarge,
+    VoiceTooLong,
+)
+from ivrcast.voices.fetch import fetch_audio
+from ivrcast.voices.ssrf import ResolvedUrl, UnresolvableHost, UrlNotAllowed, resolve_public
+from ivrcast.voices.transcode import EncodedVoice, transcode, validate_voice_name
+
+__all__ = [
+    "EmptyVoice",
+    "EncodedVoice",
+    "InvalidVoiceName",
+    "NoAudioStream",
+    "NotAudio",
+    "ResolvedUrl",
+    "UnresolvableHost",
+    "UrlNotAllowed",
+    "VoiceFetchFailed",
+    "VoiceTooLarge",
+    "VoiceTooLong",
+    "fetch_audio",
+    "resolve_public",
+    "transcode",
+    "validate_voice_name",
+]

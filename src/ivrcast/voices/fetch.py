@@ -1,0 +1,156 @@
+"""Download an online voice (`voicetype=2`) without letting the URL reach inside.
+
+Every URL, the first and each redirect target, passes `ssrf.resolve_public`, and the
+request goes to the address that was checked (see `ssrf` on DNS rebinding). Redirects
+are followed by hand for that reason. `total_timeout` bounds the whole download, DNS
+and redirects included, so a server trickling one byte a second cannot hold a
+submission for longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx
+
+from ivrcast.voices.errors import VoiceFetchFailed, VoiceTooLarge
+from ivrcast.voices.ssrf import ResolvedUrl, UnresolvableHost, resolve_public
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_HEADERS = {
+    # Audio does not compress, and a compressed body could inflate past the size
+    # limit inside a single chunk.
+    "Accept-Encoding": "identity",
+    # Pinned connections are keyed by address; never reuse one for another host name.
+    "Connection": "close",
+    "User-Agent": "ivrcast",
+}
+
+
+async def fetch_audio(
+    url: str,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    connect_timeout: float = 5.0,
+    total_timeout: float = 30.0,
+    client: httpx.AsyncClient | None = None,
+) -> bytes:
+    """GET `url` and return the body, following at most three redirects.
+
+    Raises `UrlNotAllowed` when the URL or a redirect target fails the SSRF guard,
+    `VoiceTooLarge` as soon as the body exceeds `max_bytes`, and `VoiceFetchFailed` for
+    a non-2xx answer (with its status), an unknown host, a connection failure, too many
+    redirects, or no complete answer within `total_timeout` seconds. A given `client`
+    must not use proxies (`trust_env=False`), which would connect on their own terms.
+    """
+    timeouts = httpx.Timeout(total_timeout, connect=connect_timeout)
+    try:
+        async with asyncio.timeout(total_timeout):
+            if client is not None:
+                return await _fetch(client, url, allow_private, max_bytes, timeouts)
+            async with httpx.AsyncClient(trust_env=False, timeout=timeouts) as own:
+                return await _fetch(own, url, allow_private, max_bytes, timeouts)
+    except TimeoutError as exc:
+        raise VoiceFetchFailed(url, f"no complete answer within {total_timeout:g} seconds") from exc
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    allow_private: bool,
+    max_bytes: int,
+    timeouts: httpx.Timeout,
+) -> bytes:
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            resolved = await resolve_public(current, allow_private=allow_private)
+        except UnresolvableHost as exc:
+            raise VoiceFetchFailed(url, exc.message) from exc
+        async with _get(client, resolved, url, timeouts) as response:
+            location = response.headers.get("Location")
+            if response.status_code in _REDIRECT_STATUSES and location is not None:
+                current = _redirect_target(resolved, location)
+                continue
+            if not response.is_success:
+                reason = f"the server answered {response.status_code} {response.reason_phrase}"
+                raise VoiceFetchFailed(url, reason.strip(), status=response.status_code)
+            body = await _read_limited(response, url, max_bytes, timeouts)
+        logger.debug(
+            "voice fetched",
+            extra={"event": "voice_fetched", "host": resolved.host, "bytes": len(body)},
+        )
+        return body
+    raise VoiceFetchFailed(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+@asynccontextmanager
+async def _get(
+    client: httpx.AsyncClient, resolved: ResolvedUrl, url: str, timeouts: httpx.Timeout
+) -> AsyncIterator[httpx.Response]:
+    """Send the GET to the first checked address that accepts a connection."""
+    with _map_httpx_errors(url, timeouts):
+        for address in resolved.addresses:
+            target = resolved.pinned(address)
+            request = client.build_request(
+                "GET",
+                target.url,
+                headers={**_HEADERS, **target.headers},
+                extensions=target.extensions,
+                timeout=timeouts,
+            )
+            try:
+                response = await client.send(request, stream=True, follow_redirects=False)
+            except httpx.ConnectError:
+                if address == resolved.addresses[-1]:
+                    raise
+                continue
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+
+
+def _redirect_target(resolved: ResolvedUrl, location: str) -> str:
+    # Relative to the URL as the customer named it, not to the pinned address. httpx
+    # has already refused an unparsable Location (RemoteProtocolError) in `send`.
+    return str(resolved.url.join(location))
+
+
+async def _read_limited(
+    response: httpx.Response, url: str, max_bytes: int, timeouts: httpx.Timeout
+) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise VoiceTooLarge(max_bytes)
+    body = bytearray()
+    with _map_httpx_errors(url, timeouts):
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise VoiceTooLarge(max_bytes)
+    return bytes(body)
+
+
+@contextmanager
+def _map_httpx_errors(url: str, timeouts: httpx.Timeout) -> Iterator[None]:
+    """Turn httpx's transport failures into `VoiceFetchFailed` with a plain reason."""
+    try:
+        yield
+    except httpx.ConnectTimeout as exc:
+        reason = f"could not connect to the server within {timeouts.connect:g} seconds"
+        raise VoiceFetchFailed(url, reason) from exc
+    except httpx.TimeoutException as exc:
+        raise VoiceFetchFailed(url, "the server stopped answering") from exc
+    except httpx.ConnectError as exc:
+        raise VoiceFetchFailed(url, f"could not connect to the server ({exc})") from exc
+    except httpx.HTTPError as exc:
+        raise VoiceFetchFailed(url, f"the download failed ({exc or type(exc).__name__})") from exc
