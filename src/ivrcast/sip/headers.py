@@ -60,6 +60,7 @@ KNOWN_NAMES = {
 # Headers whose comma-separated values are separate entries (RFC 3261 §7.3.1); the
 # others (notably the authentication ones) contain commas inside a single value.
 LIST_HEADERS = frozenset({"Via", "Route", "Record-Route", "Contact", "Allow", "Supported"})
+VIA_PROTOCOL = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9-]+)\s+(\S+)\s*$", re.IGNORECASE)
 TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1
 
 
@@ -122,12 +123,14 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         head, params = _split_params_outside_quotes(text.strip())
-        proto, _, sent_by = head.strip().partition(" ")
-        pieces = [p.strip() for p in proto.split("/")]
-        if len(pieces) != 3 or pieces[0].upper() != "SIP" or not sent_by.strip():
+        # RFC 4475 §3.1.1.1: white space may surround each "/" of the protocol.
+        match = VIA_PROTOCOL.match(head)
+        if match is None:
             raise SipParseError(f"bad Via: {text!r}")
-        host, port = split_hostport(sent_by.strip())
-        return cls(host=host, port=port, transport=pieces[2].upper(), params=parse_params(params))
+        host, port = split_hostport(match.group(2))
+        return cls(
+            host=host, port=port, transport=match.group(1).upper(), params=parse_params(params)
+        )
 
     def param(self, name: str) -> str | None:
         return next((v or "" for k, v in self.params if k == name), None)

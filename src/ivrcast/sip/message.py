@@ -133,6 +133,8 @@ class Response(_Message):
 
 
 def _split_head(data: bytes) -> tuple[list[str], bytes]:
+    # RFC 3261 §7.5: ignore empty lines before the start line (keep-alives, CRLF pings).
+    data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
     if end >= 0:
         head, body = data[:end], data[end + 4 :]
@@ -148,11 +150,7 @@ def _split_head(data: bytes) -> tuple[list[str], bytes]:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SipParseError(f"message head is not UTF-8: {exc}") from exc
-    lines = text.replace("\r\n", "\n").split("\n")
-    # RFC 3261 §7.5: ignore empty lines before the start line (keep-alives, CRLF pings).
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return lines, body
+    return text.replace("\r\n", "\n").split("\n"), body
 
 
 def _parse_headers(lines: list[str]) -> Headers:
@@ -163,7 +161,7 @@ def _parse_headers(lines: list[str]) -> Headers:
             if not headers:
                 raise SipParseError("continuation line before any header")
             name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
+            headers[-1] = (name, f"{value} {line.strip()}".strip())
             continue
         name, colon, value = line.partition(":")
         name = name.strip()
