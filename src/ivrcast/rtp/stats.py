@@ -1,7 +1,8 @@
-"""Receive statistics for one RTP stream: packets, loss and interarrival jitter.
+"""Receive statistics for one RTP stream: packets and loss.
 
 Sequence tracking follows RFC 3550 Appendix A.1 (extended highest sequence number with
-cycle counting, tolerant of reordering), jitter Appendix A.8.
+cycle counting, tolerant of reordering). This runs for every received packet of every
+call, so the in-order case is a fast path and no interarrival jitter is computed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ class ReceiveStats:
         self._base_seq = 0
         self._max_seq = 0
         self._cycles = 0
-        self._jitter = 0.0
-        self._last_transit: float | None = None
 
-    def add(self, ssrc: int, sequence_number: int, timestamp: int, arrival: float) -> None:
-        """Count one packet; `arrival` is its receive time in seconds (any epoch)."""
+    def add(self, ssrc: int, sequence_number: int) -> None:
+        """Count one packet."""
         self.packets_received += 1
+        if ssrc == self._ssrc and sequence_number == self._max_seq + 1:
+            self._max_seq = sequence_number  # in order, no wrap: the common case
+            return
         if ssrc != self._ssrc:
             self._restart(ssrc, sequence_number)
         else:
@@ -36,12 +38,6 @@ class ReceiveStats:
             elif delta <= SEQ_MOD - MAX_MISORDER:
                 # A big jump: the sender restarted its sequence; start a new run.
                 self._restart(ssrc, sequence_number)
-        # RFC 3550 A.8, with the clock rate of G.711 and telephone-event (8 kHz).
-        transit = arrival * 8000 - timestamp
-        if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            self._jitter += (d - self._jitter) / 16
-        self._last_transit = transit
 
     def _restart(self, ssrc: int, sequence_number: int) -> None:
         if self._ssrc is not None:
@@ -50,7 +46,6 @@ class ReceiveStats:
         self._base_seq = sequence_number
         self._max_seq = sequence_number
         self._cycles = 0
-        self._last_transit = None
 
     def _expected_in_run(self) -> int:
         return self._cycles + self._max_seq - self._base_seq + 1
@@ -65,8 +60,3 @@ class ReceiveStats:
     def packets_lost(self) -> int:
         """Expected minus received, never below 0 (duplicates can make it negative)."""
         return max(self.packets_expected - self.packets_received, 0)
-
-    @property
-    def jitter(self) -> float:
-        """Interarrival jitter in seconds."""
-        return self._jitter / 8000

@@ -93,6 +93,7 @@ class RtpStream:
         self._dtmf_payload_type: int | None = None
         self._started = False
         self.last_received: float = 0.0
+        self._received_at_last_tick = 0
         self._no_rtp_timeout: float | None = None
         self._timed_out = False
         self.on_audio_done: Callable[[], None] | None = None
@@ -163,6 +164,10 @@ class RtpStream:
             self._audio_done = True
             if self.on_audio_done is not None:
                 self.on_audio_done()
+        received = self.stats.packets_received
+        if received != self._received_at_last_tick:
+            self._received_at_last_tick = received
+            self.last_received = now
         timeout = self._no_rtp_timeout
         if timeout is not None and not self._timed_out and now - self.last_received > timeout:
             self._timed_out = True
@@ -179,9 +184,9 @@ class RtpStream:
         first, second, seq, ts, ssrc = HEADER.unpack_from(data)
         if first >> 6 != RTP_VERSION:
             return
-        now = self._monotonic()
-        self.last_received = now
-        self.stats.add(ssrc, seq, ts, now)
+        # The time of the last packet is taken at the next tick (see `tick`), which is
+        # precise enough for a timeout of seconds and keeps a clock read off this path.
+        self.stats.add(ssrc, seq)
         if (second & 0x7F) == self._dtmf_payload_type:
             self._on_telephone_event(first, ts, data)
 

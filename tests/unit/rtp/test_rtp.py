@@ -144,13 +144,12 @@ def test_rfc4733_event_sequence() -> None:
 def test_stats_wrap_loss_and_reorder() -> None:
     stats = ReceiveStats()
     seqs = [65533, 65534, 65535, 0, 2, 1, 4]  # wrap, 1/2 reordered, 3 lost
-    for i, seq in enumerate(seqs):
-        stats.add(ssrc=7, sequence_number=seq, timestamp=i * 160, arrival=i * 0.02)
+    for seq in seqs:
+        stats.add(ssrc=7, sequence_number=seq)
     assert stats.packets_received == 7
     assert stats.packets_expected == 8
     assert stats.packets_lost == 1
-    assert stats.jitter < 0.001
-    stats.add(ssrc=8, sequence_number=100, timestamp=0, arrival=1.0)  # new source
+    stats.add(ssrc=8, sequence_number=100)  # new source
     assert stats.packets_expected == 9
     assert stats.packets_lost == 1
 
