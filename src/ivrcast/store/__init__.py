@@ -1,0 +1,3 @@
+"""Persistence: SQLAlchemy Core tables, Alembic migrations and one named function per statement."""
+
+from __future__ import annotations

@@ -1,0 +1,107 @@
+"""Opening the database, and the two kinds of transaction the rest of the store uses.
+
+SQLite runs in WAL mode with a busy timeout. Its default deferred transactions upgrade
+their lock on the first write and can then fail with "database is locked" instead of
+waiting, so every transaction that will write starts with `BEGIN IMMEDIATE`
+(`Database.write()`); reads use a plain deferred transaction (`Database.read()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from ivrcast.errors import StoreError
+
+_IMMEDIATE = "ivrcast_immediate"
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached."""
+
+
+class IntegrityViolation(StoreError):
+    """The change would break a rule the database enforces."""
+
+
+def normalise_url(url: str) -> str:
+    """Pick the drivers ivrcast ships with (psycopg 3) when the URL names none."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    """One engine and the transaction helpers built on it."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        options: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            options["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **options)
+        if self.dialect == "sqlite":
+            _install_sqlite_hooks(self.engine)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads."""
+        with translate_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that writes: committed on success, rolled back on error."""
+        with (
+            translate_errors(),
+            self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module, so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn SQLAlchemy's exceptions into the store's own, at the boundary."""
+    try:
+        yield
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise IntegrityViolation(f"integrity violation: {exc.orig}") from exc
+    except sqlalchemy.exc.OperationalError as exc:
+        raise DatabaseUnavailable(f"database error: {exc.orig}") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise StoreError(f"database error: {exc.orig}") from exc

@@ -1,0 +1,248 @@
+"""The schema. Alembic migrations must produce exactly this (a test compares them).
+
+A call row moves through the states of design section 4; `CALL_STATES` and
+`FINAL_STATES` are the single source of those names. Invariants the code relies on
+are held by the database itself: one call per number per task, one record per call,
+one outbox row per record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A UTC instant. SQLite keeps no zone, so values are stored as UTC and read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a Timestamp column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ACTIVE_STATES = ("dialing", "ringing", "answered")
+FINAL_STATES = (
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "rejected",
+    "expired",
+    "canceled",
+    "interrupted",
+)
+CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
+TASK_STATES = ("active", "canceled", "finished")
+OUTBOX_STATES = ("pending", "delivered", "dead")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("appid", String(64), nullable=False, unique=True),
+    # HMAC-SHA256 of the accesskey under the server's secret key (hex).
+    Column("accesskey_hash", String(64), nullable=False),
+    Column("callback_url", Text, nullable=True),
+    Column("callback_secret", Text, nullable=True),
+    # Comma-separated nation codes the account may call; empty means all.
+    Column("countries", Text, nullable=False, server_default=""),
+    # Comma-separated caller IDs the account may ask for as `disnumber`.
+    Column("callerids", Text, nullable=False, server_default=""),
+    # Comma-separated client IPs or networks; empty means any (vendor code 604).
+    Column("allowed_ips", Text, nullable=False, server_default=""),
+    Column("max_concurrency", Integer, nullable=False, server_default="30"),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("expires_at", Timestamp(), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("expires_at", Timestamp(), nullable=False),
+)
+
+voices = Table(
+    "voices",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    # Uploaded voices have a name; online voices are cached by URL and have none.
+    Column("name", String(64), nullable=True),
+    Column("source_url", Text, nullable=True),
+    Column("source_format", String(32), nullable=False),
+    Column("source_bytes", Integer, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    # 8 kHz mono G.711, 160 bytes per 20 ms frame, encoded once at upload.
+    Column("pcmu", LargeBinary, nullable=False),
+    Column("pcma", LargeBinary, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    UniqueConstraint("account_id", "name"),
+    UniqueConstraint("account_id", "source_url"),
+    CheckConstraint("name IS NOT NULL OR source_url IS NOT NULL", name="named_or_fetched"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("nationcode", String(8), nullable=False),
+    Column("voice_id", ForeignKey("voices.id"), nullable=False),
+    Column("userkey", Boolean, nullable=False),
+    Column("todayonly", SmallInteger, nullable=False),
+    Column("waittime", Integer, nullable=False),
+    Column("conntime", Integer, nullable=False),
+    Column("disnumber", String(32), nullable=True),
+    Column("chengshudu", Text, nullable=False),
+    Column("customuuid", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("invalid", Integer, nullable=False),
+    # The destination country's calendar day at submission: todayonly=1 ends with it.
+    Column("local_day", Date, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("ended_at", Timestamp(), nullable=True),
+    CheckConstraint(_one_of("status", TASK_STATES), name="status"),
+    CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
+    Index(None, "account_id", "created_at"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("task_id", ForeignKey("tasks.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("nationcode", String(8), nullable=False),
+    Column("number", String(20), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("round", SmallInteger, nullable=False, server_default="1"),
+    # The dialer node holding the call while it is active; recovery reads it.
+    Column("node_id", String(64), nullable=True),
+    Column("trunk", String(64), nullable=True),
+    Column("disnumber", String(32), nullable=True),
+    Column("queued_at", Timestamp(), nullable=False),
+    Column("claimed_at", Timestamp(), nullable=True),
+    Column("invited_at", Timestamp(), nullable=True),
+    Column("ringing_at", Timestamp(), nullable=True),
+    Column("answered_at", Timestamp(), nullable=True),
+    Column("ended_at", Timestamp(), nullable=True),
+    Column("sip_code", SmallInteger, nullable=True),
+    Column("sip_reason", Text, nullable=True),
+    Column("q850_cause", SmallInteger, nullable=True),
+    Column("hangup_cause", Integer, nullable=True),
+    Column("hangup_direction", Integer, nullable=True),
+    Column("keys", String(64), nullable=False, server_default=""),
+    Column("codec", String(8), nullable=True),
+    Column("rtp_sent", Integer, nullable=True),
+    Column("rtp_received", Integer, nullable=True),
+    Column("rtp_lost", Integer, nullable=True),
+    CheckConstraint(_one_of("status", CALL_STATES), name="status"),
+    UniqueConstraint("task_id", "number"),
+    # The claim walks queued calls of a country in submission order.
+    Index(None, "status", "nationcode", "id"),
+    Index(None, "task_id", "status"),
+    Index(None, "node_id", "status"),
+)
+
+call_records = Table(
+    "call_records",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("call_id", ForeignKey("calls.id"), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("task_id", ForeignKey("tasks.id"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    # The JSON object pushed to the callback URL, frozen when the call ended.
+    Column("payload", Text, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    # Set when pulled with App.Sip_Cdr.GetBill (syncflag).
+    Column("fetched_at", Timestamp(), nullable=True),
+    Index(None, "account_id", "created_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("record_id", ForeignKey("call_records.id"), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Timestamp(), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("last_status", SmallInteger, nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("delivered_at", Timestamp(), nullable=True),
+    CheckConstraint(_one_of("status", OUTBOX_STATES), name="status"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Timestamp(), nullable=False),
+    Column("heartbeat_at", Timestamp(), nullable=False),
+    Column("stopped_at", Timestamp(), nullable=True),
+)
