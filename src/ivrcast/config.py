@@ -137,7 +137,9 @@ class TrunkSettings(_Section):
     def _format(cls, value: str) -> str:
         if value in ("e164", "plus", "national") or re.fullmatch(r"prefix:\d{1,16}", value):
             return value
-        raise ValueError(f"number_format must be e164, plus, national or prefix:DIGITS, got {value!r}")
+        raise ValueError(
+            f"number_format must be e164, plus, national or prefix:DIGITS, got {value!r}"
+        )
 
     @property
     def host(self) -> str:

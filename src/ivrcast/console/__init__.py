@@ -1,0 +1,3 @@
+"""The web console: pages for customers and operators."""
+
+from __future__ import annotations
