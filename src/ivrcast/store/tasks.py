@@ -1,0 +1,170 @@
+"""Tasks (one submission) and their call rows: creation, progress, cancellation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ivrcast.errors import NotFoundError
+from ivrcast.store.records import RecordBuilder, finish_calls
+from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks
+
+
+class TaskNotFound(NotFoundError):
+    """No such task."""
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a validated submission asks for; the numbers are E.164 and distinct."""
+
+    account_id: int
+    nationcode: str
+    voice_id: int
+    numbers: Sequence[str]
+    userkey: bool
+    todayonly: int
+    waittime: int
+    conntime: int
+    disnumber: str | None
+    chengshudu: str
+    customuuid: str
+    duplicates: int
+    invalid: int
+    local_day: date
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    id: str
+    status: str
+    nationcode: str
+    total: int
+    counts: dict[str, int]
+    """Calls by state; every state of `CALL_STATES` is present."""
+    created_at: datetime
+    ended_at: datetime | None
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts[state] for state in FINAL_STATES)
+
+
+def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
+    """Insert the task and one queued call per number; returns the task id.
+
+    The caller's transaction makes the two one unit: a task never exists without its calls.
+    """
+    task_id = uuid.uuid4().hex
+    conn.execute(
+        tasks.insert().values(
+            id=task_id,
+            account_id=new.account_id,
+            nationcode=new.nationcode,
+            voice_id=new.voice_id,
+            userkey=new.userkey,
+            todayonly=new.todayonly,
+            waittime=new.waittime,
+            conntime=new.conntime,
+            disnumber=new.disnumber,
+            chengshudu=new.chengshudu,
+            customuuid=new.customuuid,
+            status="active",
+            total=len(new.numbers),
+            duplicates=new.duplicates,
+            invalid=new.invalid,
+            local_day=new.local_day,
+            created_at=now,
+        )
+    )
+    if new.numbers:
+        conn.execute(
+            calls.insert(),
+            [
+                {
+                    "uuid": str(uuid.uuid4()),
+                    "task_id": task_id,
+                    "account_id": new.account_id,
+                    "nationcode": new.nationcode,
+                    "number": number,
+                    "status": "queued",
+                    "round": 1,
+                    "queued_at": now,
+                }
+                for number in new.numbers
+            ],
+        )
+    return task_id
+
+
+def get_task(conn: Connection, account_id: int | None, task_id: str) -> dict[str, Any]:
+    """The task row; `account_id` None is the operator, who sees every account's tasks."""
+    query = select(tasks).where(tasks.c.id == task_id)
+    if account_id is not None:
+        query = query.where(tasks.c.account_id == account_id)
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise TaskNotFound(f"taskid: no task {task_id!r}")
+    return dict(row._mapping)
+
+
+def task_progress(conn: Connection, account_id: int | None, task_id: str) -> TaskProgress:
+    task = get_task(conn, account_id, task_id)
+    counts = dict.fromkeys(CALL_STATES, 0)
+    rows = conn.execute(
+        select(calls.c.status, func.count())
+        .where(calls.c.task_id == task_id)
+        .group_by(calls.c.status)
+    )
+    for status, count in rows:
+        counts[status] = count
+    return TaskProgress(
+        id=task["id"],
+        status=task["status"],
+        nationcode=task["nationcode"],
+        total=task["total"],
+        counts=counts,
+        created_at=task["created_at"],
+        ended_at=task["ended_at"],
+    )
+
+
+def cancel_task(
+    conn: Connection,
+    account_id: int | None,
+    task_id: str,
+    *,
+    build_record: RecordBuilder,
+    now: datetime,
+) -> int:
+    """Stop all further dialing of the task: its queued calls end `canceled`, each with a
+    record. Calls already in progress finish normally. Returns how many were canceled."""
+    task = get_task(conn, account_id, task_id)
+    if task["status"] == "active":
+        conn.execute(tasks.update().where(tasks.c.id == task_id).values(status="canceled"))
+    finished = finish_calls(
+        conn,
+        calls.c.task_id == task_id,
+        from_states=("queued",),
+        values={"status": "canceled"},
+        build_record=build_record,
+        now=now,
+    )
+    return len(finished)
+
+
+def list_tasks(
+    conn: Connection, account_id: int | None, *, limit: int = 50, before: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The newest tasks first."""
+    query = select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+    if account_id is not None:
+        query = query.where(tasks.c.account_id == account_id)
+    if before is not None:
+        query = query.where(tasks.c.created_at < before)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,112 @@
+"""The voice library's rows: named uploads and online voices cached by URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy.exc
+from sqlalchemy import Connection, select
+
+from ivrcast.errors import ConflictError, NotFoundError
+from ivrcast.store.tables import voices
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice without its audio, for lists and lookups."""
+
+    id: int
+    name: str | None
+    source_url: str | None
+    source_format: str
+    source_bytes: int
+    duration_ms: int
+    created_at: datetime
+
+
+class VoiceExists(ConflictError):
+    """A voice with this name exists already."""
+
+
+class VoiceNotFound(NotFoundError):
+    """No such voice."""
+
+
+_INFO = (
+    voices.c.id,
+    voices.c.name,
+    voices.c.source_url,
+    voices.c.source_format,
+    voices.c.source_bytes,
+    voices.c.duration_ms,
+    voices.c.created_at,
+)
+
+
+def insert_voice(
+    conn: Connection,
+    *,
+    account_id: int,
+    name: str | None,
+    source_url: str | None,
+    source_format: str,
+    source_bytes: int,
+    duration_ms: int,
+    pcmu: bytes,
+    pcma: bytes,
+    now: datetime,
+) -> VoiceInfo:
+    try:
+        row = conn.execute(
+            voices.insert()
+            .values(
+                account_id=account_id,
+                name=name,
+                source_url=source_url,
+                source_format=source_format,
+                source_bytes=source_bytes,
+                duration_ms=duration_ms,
+                pcmu=pcmu,
+                pcma=pcma,
+                created_at=now,
+            )
+            .returning(*_INFO)
+        ).one()
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise VoiceExists(f"name: a voice named {name!r} exists already") from exc
+    return VoiceInfo(*row)
+
+
+def find_voice_by_name(conn: Connection, account_id: int, name: str) -> VoiceInfo | None:
+    row = conn.execute(
+        select(*_INFO).where(voices.c.account_id == account_id, voices.c.name == name)
+    ).one_or_none()
+    return None if row is None else VoiceInfo(*row)
+
+
+def find_voice_by_url(conn: Connection, account_id: int, url: str) -> VoiceInfo | None:
+    row = conn.execute(
+        select(*_INFO).where(voices.c.account_id == account_id, voices.c.source_url == url)
+    ).one_or_none()
+    return None if row is None else VoiceInfo(*row)
+
+
+def list_voices(conn: Connection, account_id: int) -> list[VoiceInfo]:
+    """Named voices of the account; cached online voices are not part of the library."""
+    rows = conn.execute(
+        select(*_INFO)
+        .where(voices.c.account_id == account_id, voices.c.name.is_not(None))
+        .order_by(voices.c.name)
+    )
+    return [VoiceInfo(*row) for row in rows]
+
+
+def voice_audio(conn: Connection, voice_id: int) -> tuple[bytes, bytes]:
+    """The PCMU and PCMA renditions of a voice."""
+    row = conn.execute(
+        select(voices.c.pcmu, voices.c.pcma).where(voices.c.id == voice_id)
+    ).one_or_none()
+    if row is None:
+        raise VoiceNotFound(f"no voice with id {voice_id}")
+    return bytes(row.pcmu), bytes(row.pcma)
