@@ -74,12 +74,15 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             disnumber=new.disnumber,
             chengshudu=new.chengshudu,
             customuuid=new.customuuid,
-            status="active",
+            # A batch of only invalid numbers is answered (with its invalid list) and
+            # has nothing left to do.
+            status="active" if new.numbers else "finished",
             total=len(new.numbers),
             duplicates=new.duplicates,
             invalid=new.invalid,
             local_day=new.local_day,
             created_at=now,
+            ended_at=None if new.numbers else now,
         )
     )
     if new.numbers:

@@ -1,0 +1,110 @@
+"""The reply envelope of `/api/yunhu`, and the one table mapping errors to codes.
+
+Every interface (the vendor-compatible `/api/yunhu`, REST `/v1`, the console) answers an
+error through `classify`: it walks the exception's MRO and takes the first class listed
+in `ERROR_TABLE`, so a new subclass inherits its family's code until it is given one of
+its own. `docs/api.md` reproduces the table, and a test keeps the two equal.
+
+The vendor has two forms. An interface error (bad parameter, bad credentials, server
+error) is a global `code` other than 200 with empty `data`. A valid request that could
+not be carried out answers `code` 200 with `data.status` 1 and `data.errors{code, codemsg}`
+in the vendor's 10xx style; ivrcast's own codes of that kind start at 1100.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ivrcast.api.errors import (
+    AccountExpired,
+    BadCredentials,
+    IpNotAllowed,
+    TaskEnded,
+    TokenInvalid,
+)
+from ivrcast.errors import (
+    AuthError,
+    ConflictError,
+    IvrcastError,
+    NotFoundError,
+    ValidationError,
+    VoiceError,
+)
+from ivrcast.store.tasks import TaskNotFound
+from ivrcast.store.voices import VoiceExists, VoiceNotFound
+
+logger = logging.getLogger(__name__)
+
+Form = Literal["global", "status"]
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: int
+    form: Form
+    http_status: int
+    """The status REST `/v1` answers with (`/api/yunhu` always answers HTTP 200)."""
+    meaning: str
+
+
+ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
+    ValidationError: ErrorCode(400, "global", 400, "invalid parameter (the message names it)"),
+    TokenInvalid: ErrorCode(600, "global", 401, "token invalid, log in again"),
+    BadCredentials: ErrorCode(601, "global", 401, "appid not authorized"),
+    AccountExpired: ErrorCode(602, "global", 403, "appid authorization expired"),
+    IpNotAllowed: ErrorCode(604, "global", 403, "IP not authorized"),
+    AuthError: ErrorCode(601, "global", 401, "appid not authorized"),
+    TaskNotFound: ErrorCode(1024, "status", 404, "task does not exist"),
+    TaskEnded: ErrorCode(1028, "status", 409, "task ended"),
+    VoiceNotFound: ErrorCode(1029, "status", 404, "voice file does not exist"),
+    VoiceError: ErrorCode(1029, "status", 422, "voice file could not be fetched or used"),
+    NotFoundError: ErrorCode(1003, "status", 404, "operation failed: not found"),
+    VoiceExists: ErrorCode(1101, "status", 409, "a voice with this name exists"),
+    ConflictError: ErrorCode(1003, "status", 409, "operation failed"),
+    IvrcastError: ErrorCode(500, "global", 500, "server error"),
+    BaseException: ErrorCode(500, "global", 500, "server error"),
+}
+
+SERVER_ERROR_MESSAGE = "server error"
+
+
+def classify(exc: BaseException) -> ErrorCode:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    raise AssertionError("BaseException is in the table")
+
+
+def public_message(exc: BaseException, entry: ErrorCode) -> str:
+    """The message the client sees: ours for expected errors, a generic one otherwise.
+
+    Server errors are logged with their traceback and never leak internals to clients.
+    """
+    if entry.code == 500:
+        logger.error("request failed", exc_info=exc)
+        return SERVER_ERROR_MESSAGE
+    return exc.message if isinstance(exc, IvrcastError) else str(exc)
+
+
+def success(data: dict[str, Any], *, reqtime: int, rsptime: int, msg: str) -> dict[str, Any]:
+    return {"code": 200, "msg": msg, "data": {**data, "reqtime": reqtime, "rsptime": rsptime}}
+
+
+def failure(exc: BaseException, *, reqtime: int, rsptime: int) -> dict[str, Any]:
+    entry = classify(exc)
+    message = public_message(exc, entry)
+    if entry.form == "global":
+        return {"code": entry.code, "msg": message, "data": {}}
+    return {
+        "code": 200,
+        "msg": "successful request",
+        "data": {
+            "status": 1,
+            "desc": message,
+            "errors": {"code": entry.code, "codemsg": message},
+            "reqtime": reqtime,
+            "rsptime": rsptime,
+        },
+    }

@@ -1,0 +1,48 @@
+"""Errors that only exist at the API: authentication and requests that cannot be served."""
+
+from __future__ import annotations
+
+from ivrcast.errors import AuthError, ConflictError, ValidationError
+
+
+class BadCredentials(AuthError):
+    """appid not authorized: unknown appid, wrong accesskey, or disabled account."""
+
+
+class AccountExpired(AuthError):
+    """appid authorization expired."""
+
+
+class IpNotAllowed(AuthError):
+    """IP not authorized."""
+
+
+class TokenInvalid(AuthError):
+    """token invalid, log in again."""
+
+
+class NationNotAllowed(ValidationError):
+    """The account may not call this nation."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__("nationcode", f"nation {code!r} is not enabled for this account")
+
+
+class NoValidNumbers(ValidationError):
+    """Every number of the submission was invalid."""
+
+    def __init__(self, invalid: list[dict[str, str]]) -> None:
+        self.invalid = invalid
+        first = "; ".join(f"{e['number']!r}: {e['reason']}" for e in invalid[:3])
+        super().__init__("destnumber", f"no valid number among {len(invalid)} ({first})")
+
+
+class UnknownService(ValidationError):
+    """The `service` names no method ivrcast offers."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__("service", f"unknown service {service!r}")
+
+
+class TaskEnded(ConflictError):
+    """The task has ended; it cannot be changed."""

@@ -1,0 +1,76 @@
+"""Reading request parameters, each failure naming the parameter.
+
+Both interfaces hand their parameters over as plain strings (form fields, or REST fields
+turned into strings), so there is one set of rules and one wording for every error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ivrcast.errors import ValidationError
+
+Params = Mapping[str, str]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def required(params: Params, name: str) -> str:
+    value = params.get(name, "").strip()
+    if not value:
+        raise ValidationError(name, "is required")
+    return value
+
+
+def optional(params: Params, name: str) -> str | None:
+    value = params.get(name, "").strip()
+    return value or None
+
+
+def integer(params: Params, name: str, *, default: int, low: int, high: int) -> int:
+    """An integer within [low, high]; absent or blank gives `default`."""
+    raw = params.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(
+            name, f"must be an integer from {low} to {high}, got {raw!r}"
+        ) from None
+    if not low <= value <= high:
+        raise ValidationError(name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def choice(params: Params, name: str, allowed: Mapping[int, str], *, default: int | None) -> int:
+    """One of the integer codes in `allowed` (code → meaning, used in the message)."""
+    raw = params.get(name, "").strip()
+    if not raw and default is not None:
+        return default
+    if not raw:
+        raise ValidationError(name, "is required")
+    options = ", ".join(f"{code} ({meaning})" for code, meaning in allowed.items())
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, f"must be {options}; got {raw!r}") from None
+    if value not in allowed:
+        raise ValidationError(name, f"must be {options}; got {value}")
+    return value
+
+
+def text(params: Params, name: str, *, max_bytes: int) -> str:
+    """Free customer data, kept byte for byte (no trimming) within a UTF-8 length limit."""
+    value = params.get(name, "")
+    size = len(value.encode())
+    if size > max_bytes:
+        raise ValidationError(name, f"is {size} bytes long; at most {max_bytes} are allowed")
+    return value
+
+
+def no_control_characters(name: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValidationError(name, "must not contain control characters")
+    return value

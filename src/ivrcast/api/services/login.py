@@ -1,0 +1,27 @@
+"""`App.Sip_Auth.Login`: a token for the vendor's token-based services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivrcast.api import params
+from ivrcast.api.auth import authenticate, issue_token
+from ivrcast.api.context import ApiContext
+
+
+async def login(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    appid = params.required(form, "appid")
+    accesskey = params.required(form, "accesskey")
+    ttl = ctx.settings.security.token_ttl_hours
+
+    def write() -> tuple[str, int]:
+        now = ctx.clock.now()
+        with ctx.db.write() as conn:
+            account = authenticate(
+                conn, ctx.key, appid=appid, accesskey=accesskey, client_ip=client_ip, now=now
+            )
+            token, expires_at = issue_token(conn, ctx.key, account, now=now, ttl_hours=ttl)
+        return token, int(expires_at.timestamp())
+
+    token, expires = await ctx.in_thread(write)
+    return {"status": 0, "desc": "Login successful", "token": token, "expiretime": expires}

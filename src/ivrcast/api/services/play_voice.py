@@ -1,0 +1,170 @@
+"""`App.Sip_Call.PlayVoice`: validate a batch, store the task and its calls, answer.
+
+Cheap parameters are checked first and the voice (a lookup, or a download for
+`voicetype=2`) last, so a bad request is refused before any expensive work, and the error
+names the first parameter at fault in the seed's order of importance.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ivrcast.api import params
+from ivrcast.api.context import ApiContext
+from ivrcast.api.errors import NationNotAllowed
+from ivrcast.api.services.voice_errors import voice_errors_for
+from ivrcast.errors import ValidationError
+from ivrcast.numbers import Nation, ParsedNumbers, get_nation, parse_destnumbers
+from ivrcast.store.accounts import Account
+from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.voices import VoiceInfo, VoiceNotFound
+from ivrcast.voices.library import named_voice, voice_from_url
+
+VOICETYPES = {1: "offline voice file", 2: "online voice URL"}
+USERKEYS = {0: "no key press", 1: "collect a key press"}
+TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
+
+# What a SIP From user part can carry; trunks decide which values they accept.
+_CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
+
+
+@dataclass(frozen=True)
+class PlayVoiceRequest:
+    nation: Nation
+    voicetype: int
+    voicefile: str
+    userkey: bool
+    todayonly: int
+    waittime: int
+    conntime: int | None
+    disnumber: str | None
+    chengshudu: str
+    customuuid: str
+    destnumber: str
+
+
+def read_request(ctx: ApiContext, account: Account, form: params.Params) -> PlayVoiceRequest:
+    limits = ctx.settings.limits
+    nation = get_nation(params.required(form, "nationcode").lower())
+    if not account.may_call(nation.code):
+        raise NationNotAllowed(nation.code)
+    voicetype = params.choice(form, "voicetype", VOICETYPES, default=None)
+    voicefile = params.required(form, "voicefile")
+    if voicetype == 2 and not re.match(r"(?i)https?://", voicefile):
+        raise ValidationError("voicefile", "an online voice must be an http:// or https:// URL")
+    userkey = params.choice(form, "userkey", USERKEYS, default=0)
+    todayonly = params.choice(form, "todayonly", TODAYONLY, default=1)
+    waittime = params.integer(
+        form, "waittime", default=limits.waittime_default, low=1, high=limits.waittime_max
+    )
+    conntime = (
+        params.integer(form, "conntime", default=0, low=1, high=limits.conntime_max)
+        if params.optional(form, "conntime")
+        else None
+    )
+    chengshudu = params.text(form, "chengshudu", max_bytes=limits.custom_field_max)
+    customuuid = params.text(form, "customuuid", max_bytes=limits.custom_field_max)
+    disnumber = params.optional(form, "disnumber")
+    if disnumber is not None:
+        check_caller_id(ctx, account, nation.code, disnumber)
+    if "destnumber" not in form:
+        raise ValidationError("destnumber", "is required")
+    return PlayVoiceRequest(
+        nation=nation,
+        voicetype=voicetype,
+        voicefile=voicefile,
+        userkey=userkey == 1,
+        todayonly=todayonly,
+        waittime=waittime,
+        conntime=conntime,
+        disnumber=disnumber,
+        chengshudu=chengshudu,
+        customuuid=customuuid,
+        destnumber=form["destnumber"],
+    )
+
+
+def check_caller_id(ctx: ApiContext, account: Account, nationcode: str, disnumber: str) -> None:
+    """`disnumber` must be one the account may present: its own caller IDs or the pools of
+    the trunks serving the nation. Where neither lists any (the demo carrier), any well-formed
+    value is accepted, since there is nothing to check it against."""
+    if not _CALLER_ID.fullmatch(disnumber):
+        raise ValidationError(
+            "disnumber", "must be 1 to 32 letters, digits or + * # . _ - characters"
+        )
+    allowed = set(account.callerids)
+    for trunk in ctx.settings.trunks:
+        if nationcode in trunk.countries:
+            allowed.update(trunk.callerids)
+    if allowed and disnumber.lstrip("+") not in {c.lstrip("+") for c in allowed}:
+        raise ValidationError("disnumber", f"{disnumber!r} is not a caller ID this account may use")
+
+
+def default_conntime(ctx: ApiContext, voice: VoiceInfo, userkey: bool) -> int:
+    """Long enough to play the voice and wait for a key, and no longer."""
+    limits = ctx.settings.limits
+    seconds = voice.duration_ms / 1000 + (limits.key_wait_seconds if userkey else 0) + 1
+    return min(limits.conntime_max, math.ceil(seconds))
+
+
+async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    account = await ctx.in_thread(lambda: ctx.account_from(form, client_ip))
+    request = read_request(ctx, account, form)
+    parsed = parse_destnumbers(
+        request.destnumber, request.nation, limit=ctx.settings.limits.max_numbers
+    )
+    voice = await resolve_voice(ctx, account, request)
+    now = ctx.clock.now()
+    new_task = NewTask(
+        account_id=account.id,
+        nationcode=request.nation.code,
+        voice_id=voice.id,
+        numbers=parsed.valid,
+        userkey=request.userkey,
+        todayonly=request.todayonly,
+        waittime=request.waittime,
+        conntime=request.conntime or default_conntime(ctx, voice, request.userkey),
+        disnumber=request.disnumber,
+        chengshudu=request.chengshudu,
+        customuuid=request.customuuid,
+        duplicates=parsed.duplicates,
+        invalid=len(parsed.invalid),
+        local_day=now.astimezone(ZoneInfo(request.nation.timezone)).date(),
+    )
+
+    def store() -> str:
+        with ctx.db.write() as conn:
+            return create_task(conn, new_task, now=now)
+
+    task_id = await ctx.in_thread(store)
+    return answer(task_id, parsed)
+
+
+async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceRequest) -> VoiceInfo:
+    if request.voicetype == 2:
+        with voice_errors_for("voicefile"):
+            return await voice_from_url(
+                ctx.db,
+                ctx.settings,
+                account_id=account.id,
+                url=request.voicefile,
+                now=ctx.clock.now(),
+            )
+    voice = await ctx.in_thread(lambda: named_voice(ctx.db, account.id, request.voicefile))
+    if voice is None:
+        raise VoiceNotFound(f"voicefile: no voice named {request.voicefile!r}; upload it first")
+    return voice
+
+
+def answer(task_id: str, parsed: ParsedNumbers) -> dict[str, Any]:
+    return {
+        "desc": "Play command sent successfully",
+        "taskid": task_id,
+        "accepted": len(parsed.valid),
+        "duplicates": parsed.duplicates,
+        "invalid": [{"number": e.number, "reason": e.reason} for e in parsed.invalid],
+    }

@@ -1,0 +1,151 @@
+"""REST `/v1`: the same operations as `/api/yunhu`, with HTTP statuses and OpenAPI.
+
+Credentials travel in the `Authorization` header, as HTTP Basic (`appid:accesskey`) or as
+a Bearer token from `POST /v1/token`. Bodies are JSON; each field has the meaning and the
+validation of its `/api/yunhu` namesake, since both end in the same service functions.
+Errors answer the status of `envelope.ERROR_TABLE` with `{"code", "msg"}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ivrcast.api.context import ApiContext
+from ivrcast.api.envelope import classify, public_message
+from ivrcast.api.errors import BadCredentials
+from ivrcast.api.services import login, play_voice, records, tasks, voices
+from ivrcast.api.yunhu import client_ip
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def credentials(request: Request) -> dict[str, str]:
+    """The `Authorization` header as the parameters the services authenticate with."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return {"token": value.strip()}
+    if scheme.lower() == "basic" and value:
+        try:
+            appid, _, accesskey = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadCredentials(
+                "the Basic credentials are not base64 of appid:accesskey"
+            ) from None
+        return {"appid": appid, "accesskey": accesskey}
+    raise BadCredentials("send Authorization: Basic base64(appid:accesskey) or Bearer TOKEN")
+
+
+Credentials = Annotated[dict[str, str], Depends(credentials)]
+Ctx = Annotated[ApiContext, Depends(_ctx)]
+
+
+class TaskBody(BaseModel):
+    """A broadcast: the `App.Sip_Call.PlayVoice` parameters as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nationcode: str = Field(examples=["id"])
+    destnumber: str | list[str] = Field(
+        description="Numbers, as a list or joined with `,` or `，`", examples=[["081234567890"]]
+    )
+    voicetype: int | str = Field(description="1: a voice from the library, 2: a URL")
+    voicefile: str = Field(description="The voice's name, or its http(s) URL")
+    userkey: int | str | None = None
+    todayonly: int | str | None = None
+    waittime: int | str | None = None
+    conntime: int | str | None = None
+    disnumber: str | None = None
+    chengshudu: str | None = None
+    customuuid: str | None = None
+
+    def as_params(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            fields[name] = ",".join(value) if isinstance(value, list) else str(value)
+        return fields
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    appid: str
+    accesskey: str
+
+
+@router.post("/token", summary="Exchange appid and accesskey for a token")
+async def create_token(body: TokenBody, request: Request, ctx: Ctx) -> dict[str, Any]:
+    return await login.login(ctx, body.model_dump(), client_ip(request))
+
+
+@router.post("/tasks", status_code=201, summary="Submit a broadcast")
+async def create_task(
+    body: TaskBody, request: Request, ctx: Ctx, auth: Credentials
+) -> dict[str, Any]:
+    return await play_voice.play_voice(ctx, {**body.as_params(), **auth}, client_ip(request))
+
+
+@router.get("/tasks/{taskid}", summary="A task's progress: calls by state")
+async def get_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.task_status(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.post("/tasks/{taskid}/cancel", summary="Cancel what is still queued")
+async def cancel_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.cancel(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.get("/voices", summary="The voice library")
+async def list_voices(request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await voices.voice_list(ctx, auth, client_ip(request))
+
+
+@router.post("/voices", status_code=201, summary="Upload a voice (any common audio format)")
+async def upload_voice(
+    request: Request,
+    ctx: Ctx,
+    auth: Credentials,
+    name: Annotated[str, Form()],
+    file: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    data = await file.read(ctx.settings.limits.max_upload_bytes + 1)
+    return await voices.upload_voice(ctx, {"name": name, **auth}, data, client_ip(request))
+
+
+@router.get("/records", summary="Pull call records (syncflag as in App.Sip_Cdr.GetBill)")
+async def pull_records(
+    request: Request,
+    ctx: Ctx,
+    auth: Credentials,
+    syncflag: Annotated[int, Query(ge=1, le=3)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    form = {"syncflag": str(syncflag), "limit": str(limit), **auth}
+    return await records.get_bill(ctx, form, client_ip(request))
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    entry = classify(exc)
+    return JSONResponse(
+        {"code": entry.code, "msg": public_message(exc, entry)}, status_code=entry.http_status
+    )
+
+
+async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own body checks, worded like ours: the first error, naming its field."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    name = ".".join(location) or "body"
+    return JSONResponse({"code": 400, "msg": f"{name}: {first.get('msg')}"}, status_code=400)

@@ -1,0 +1,129 @@
+"""`POST /api/yunhu`: the vendor-compatible dispatcher, selected by the `service` field.
+
+It accepts what the vendor's clients send (multipart form-data, as in the seed's PHP
+example, and URL-encoded forms; JSON objects too) and always answers HTTP 200 with the
+`{"code", "msg", "data"}` envelope. `POST /api/cdrs` is the vendor's paged record query,
+with its own convention of `code` 1 for success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from ivrcast.api import params
+from ivrcast.api.context import ApiContext
+from ivrcast.api.envelope import failure, success
+from ivrcast.api.errors import UnknownService
+from ivrcast.api.services import login, play_voice, records, tasks, voices
+from ivrcast.errors import ValidationError
+
+Handler = Callable[[ApiContext, params.Params, str | None], Awaitable[dict[str, Any]]]
+
+SERVICES: dict[str, Handler] = {
+    "App.Sip_Call.PlayVoice": play_voice.play_voice,
+    "App.Sip_Call.TaskStatus": tasks.task_status,
+    "App.Sip_Call.CancelTask": tasks.cancel,
+    "App.Sip_Voice.List": voices.voice_list,
+    "App.Sip_Auth.Login": login.login,
+    "App.Sip_Cdr.GetBill": records.get_bill,
+}
+UPLOAD_SERVICE = "App.Sip_Voice.Upload"
+_BY_FOLDED_NAME = {name.lower(): name for name in [*SERVICES, UPLOAD_SERVICE]}
+
+router = APIRouter(include_in_schema=False)
+
+
+class RequestForm:
+    """The fields of a request as strings, and the uploaded file if there is one."""
+
+    def __init__(self, fields: dict[str, str], file: UploadFile | None) -> None:
+        self.fields = fields
+        self.file = file
+
+
+async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
+    limits = ctx.settings.limits
+    declared = int(request.headers.get("content-length") or 0)
+    # Room for the form's other fields beside the largest file allowed.
+    if declared > limits.max_upload_bytes + 1024 * 1024:
+        raise ValidationError(
+            "file", f"the request is larger than the limit of {limits.max_upload_bytes} bytes"
+        )
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ValidationError("body", "is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ValidationError("body", "must be a JSON object")
+        return RequestForm({k: _as_text(v) for k, v in body.items()}, None)
+    form = await request.form(max_files=1, max_fields=200)
+    fields: dict[str, str] = {}
+    file: UploadFile | None = None
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            file = value
+        else:
+            fields[key] = value
+    return RequestForm(fields, file)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("/api/yunhu")
+@router.post("/")
+async def yunhu(request: Request) -> JSONResponse:
+    ctx: ApiContext = request.app.state.ctx
+    reqtime = int(ctx.clock.now().timestamp())
+    try:
+        form = await read_form(request, ctx)
+        data = await dispatch(ctx, form, client_ip(request))
+    except Exception as exc:  # every failure is answered in the envelope
+        body = failure(exc, reqtime=reqtime, rsptime=int(ctx.clock.now().timestamp()))
+    else:
+        body = success(
+            data,
+            reqtime=reqtime,
+            rsptime=int(ctx.clock.now().timestamp()),
+            msg="successful request",
+        )
+    return JSONResponse(body)
+
+
+async def dispatch(ctx: ApiContext, form: RequestForm, ip: str | None) -> dict[str, Any]:
+    requested = params.required(form.fields, "service")
+    service = _BY_FOLDED_NAME.get(requested.lower())
+    if service is None:
+        raise UnknownService(requested)
+    if service == UPLOAD_SERVICE:
+        limit = ctx.settings.limits.max_upload_bytes
+        # One byte past the limit is enough to refuse the file without reading it all.
+        data = await form.file.read(limit + 1) if form.file is not None else None
+        return await voices.upload_voice(ctx, form.fields, data, ip)
+    return await SERVICES[service](ctx, form.fields, ip)
+
+
+@router.post("/api/cdrs")
+async def cdrs(request: Request) -> JSONResponse:
+    ctx: ApiContext = request.app.state.ctx
+    reqtime = int(ctx.clock.now().timestamp())
+    try:
+        form = await read_form(request, ctx)
+        data = await records.cdrs(ctx, form.fields, client_ip(request))
+    except Exception as exc:
+        return JSONResponse(failure(exc, reqtime=reqtime, rsptime=int(ctx.clock.now().timestamp())))
+    return JSONResponse({"code": 1, "msg": "ok", "data": data})

@@ -1,0 +1,103 @@
+"""The voice library: turning an upload or a URL into a stored, pre-encoded voice.
+
+Decoding is CPU-bound and the store is synchronous, so both run in worker threads and
+the caller's event loop stays free. Online voices (`voicetype=2`) are cached per account
+by their exact URL: a URL is fetched once, and later tasks naming it reuse the stored
+audio. A customer who changes the audio behind a URL gives it a new URL (for instance a
+`?v=2` query), as with any cached media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from ivrcast.config import Settings
+from ivrcast.store.engine import Database
+from ivrcast.store.voices import (
+    VoiceInfo,
+    find_voice_by_name,
+    find_voice_by_url,
+    insert_voice,
+)
+from ivrcast.voices.errors import VoiceTooLarge
+from ivrcast.voices.fetch import fetch_audio
+from ivrcast.voices.transcode import transcode, validate_voice_name
+
+
+async def add_uploaded_voice(
+    db: Database, settings: Settings, *, account_id: int, name: str, data: bytes, now: datetime
+) -> VoiceInfo:
+    """Validate, transcode and store an uploaded file under `name`."""
+    validate_voice_name(name)
+    if len(data) > settings.limits.max_upload_bytes:
+        raise VoiceTooLarge(settings.limits.max_upload_bytes)
+    encoded = await asyncio.to_thread(
+        transcode, data, max_duration=settings.limits.max_voice_seconds
+    )
+
+    def store() -> VoiceInfo:
+        with db.write() as conn:
+            return insert_voice(
+                conn,
+                account_id=account_id,
+                name=name,
+                source_url=None,
+                source_format=encoded.source_format,
+                source_bytes=len(data),
+                duration_ms=encoded.duration_ms,
+                pcmu=encoded.pcmu,
+                pcma=encoded.pcma,
+                now=now,
+            )
+
+    return await asyncio.to_thread(store)
+
+
+async def voice_from_url(
+    db: Database, settings: Settings, *, account_id: int, url: str, now: datetime
+) -> VoiceInfo:
+    """The stored voice for `url`, fetching and transcoding it on first use."""
+
+    def cached() -> VoiceInfo | None:
+        with db.read() as conn:
+            return find_voice_by_url(conn, account_id, url)
+
+    voice = await asyncio.to_thread(cached)
+    if voice is not None:
+        return voice
+    limits = settings.limits
+    data = await fetch_audio(
+        url,
+        allow_private=settings.security.allow_private_urls,
+        max_bytes=limits.max_upload_bytes,
+        connect_timeout=limits.fetch_connect_timeout,
+        total_timeout=limits.fetch_total_timeout,
+    )
+    encoded = await asyncio.to_thread(transcode, data, max_duration=limits.max_voice_seconds)
+
+    def store() -> VoiceInfo:
+        with db.write() as conn:
+            # A concurrent submission may have cached the same URL meanwhile.
+            existing = find_voice_by_url(conn, account_id, url)
+            if existing is not None:
+                return existing
+            return insert_voice(
+                conn,
+                account_id=account_id,
+                name=None,
+                source_url=url,
+                source_format=encoded.source_format,
+                source_bytes=len(data),
+                duration_ms=encoded.duration_ms,
+                pcmu=encoded.pcmu,
+                pcma=encoded.pcma,
+                now=now,
+            )
+
+    return await asyncio.to_thread(store)
+
+
+def named_voice(db: Database, account_id: int, name: str) -> VoiceInfo | None:
+    with db.read() as conn:
+        return find_voice_by_name(conn, account_id, name)
