@@ -51,7 +51,10 @@ def choice(params: Params, name: str, allowed: Mapping[int, str], *, default: in
         return default
     if not raw:
         raise ValidationError(name, "is required")
-    options = ", ".join(f"{code} ({meaning})" for code, meaning in allowed.items())
+    described = [f"{code} ({meaning})" for code, meaning in allowed.items()]
+    options = " or ".join(
+        [", ".join(described[:-1]), described[-1]] if len(described) > 1 else described
+    )
     try:
         value = int(raw)
     except ValueError:

@@ -1,0 +1,281 @@
+"""The `ivrcast` command. Every command takes `--config PATH` (or `IVRCAST_CONFIG`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ivrcast.clock import SystemClock
+from ivrcast.config import Settings, load_settings
+from ivrcast.credentials import hash_secret, load_secret_key
+from ivrcast.errors import IvrcastError
+from ivrcast.store import accounts as account_store
+from ivrcast.store.engine import Database
+from ivrcast.store.migrate import upgrade_to_head
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ivrcast: batch IVR over SIP.")
+account_app = typer.Typer(no_args_is_help=True, help="Manage customer accounts.")
+voice_app = typer.Typer(no_args_is_help=True, help="Manage the voice library.")
+app.add_typer(account_app, name="account")
+app.add_typer(voice_app, name="voice")
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config file (default: $IVRCAST_CONFIG, else built-ins)."),
+]
+
+
+def settings_from(config: Path | None) -> Settings:
+    return load_settings(config, os.environ)
+
+
+def open_database(settings: Settings) -> Database:
+    db = Database(settings.database_url)
+    upgrade_to_head(db)
+    return db
+
+
+def _split(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Bring the database schema up to date."""
+    settings = settings_from(config)
+    open_database(settings).dispose()
+    console.print(f"schema up to date: {Database(settings.database_url).engine.url!r}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: [server] host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port; 0 picks a free one.")] = None,
+    dialer: Annotated[bool, typer.Option(help="Start the dialer process beside the API.")] = True,
+    demo_account: Annotated[
+        bool, typer.Option(help="On an empty database, create a demo account and voice.")
+    ] = False,
+) -> None:
+    """Migrate, then serve the API (and start the dialer in its own process)."""
+    import uvicorn
+
+    from ivrcast.api.app import create_app
+    from ivrcast.demo_account import ensure_demo_account
+
+    settings = settings_from(config)
+    _configure_logging()
+    db = open_database(settings)
+    if demo_account:
+        created = ensure_demo_account(settings, db, now=SystemClock().now())
+        if created is not None:
+            console.print(
+                "[bold]demo account created[/bold] (also in "
+                f"{settings.data_dir}/demo-account.txt)\n"
+                f"  appid     = {created.appid}\n  accesskey = {created.accesskey}\n"
+                f"  voice     = {created.voice}"
+            )
+    db.dispose()
+    listener = socket.create_server(
+        (host or settings.server.host, settings.server.port if port is None else port)
+    )
+    bound_host, bound_port = listener.getsockname()[:2]
+    supervisor = DialerSupervisor(config or settings.config_path) if dialer else None
+    if supervisor is not None:
+        supervisor.start()
+    console.print(f"ivrcast listening on http://{bound_host}:{bound_port}", highlight=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
+    )
+    try:
+        server.run(sockets=[listener])
+    finally:
+        if supervisor is not None:
+            supervisor.stop(grace=settings.dialer.shutdown_grace + 5)
+
+
+class DialerSupervisor:
+    """Runs `python -m ivrcast.dialer` as a child and restarts it if it dies.
+
+    The dialer and its media clock live in their own process so that API work never
+    delays RTP (design section 6).
+    """
+
+    def __init__(self, config: Path | None) -> None:
+        self.command = [sys.executable, "-m", "ivrcast.dialer"]
+        if config is not None:
+            self.command += ["--config", str(config)]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name="dialer-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.is_set():
+            assert self.process is not None
+            code = self.process.wait()
+            if self.stopping.is_set():
+                return
+            logging.getLogger(__name__).error("dialer exited with %s; restarting", code)
+            if self.stopping.wait(1.0):
+                return
+            self.process = subprocess.Popen(self.command)
+
+    def stop(self, *, grace: float) -> None:
+        self.stopping.set()
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@app.command("dialer")
+def run_dialer(config: ConfigOption = None) -> None:
+    """Run the dialer alone (claims queued calls and dials them)."""
+    from ivrcast.dialer.service import main
+
+    settings = settings_from(config)
+    _configure_logging()
+    open_database(settings).dispose()
+    main(settings)
+
+
+@account_app.command("create")
+def account_create(
+    appid: Annotated[str, typer.Option(help="The account's appid.")],
+    accesskey: Annotated[str, typer.Option(help="Its accesskey (stored only as a keyed hash).")],
+    config: ConfigOption = None,
+    callback_url: Annotated[str | None, typer.Option(help="Where call records are POSTed.")] = None,
+    callback_secret: Annotated[str | None, typer.Option(help="Key that signs them.")] = None,
+    countries: Annotated[str | None, typer.Option(help="Nation codes allowed, e.g. in,id.")] = None,
+    callerids: Annotated[str | None, typer.Option(help="Caller IDs allowed as disnumber.")] = None,
+    allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Calls at once, at most.")] = 30,
+) -> None:
+    """Create an account, usable at once by a running server."""
+    from ivrcast.numbers import get_nation
+
+    settings = settings_from(config)
+    nations = [get_nation(code.lower()).code for code in _split(countries)]
+    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--callback-url")
+    db = open_database(settings)
+    with db.write() as conn:
+        account = account_store.create_account(
+            conn,
+            appid=appid,
+            accesskey_hash=hash_secret(load_secret_key(settings), accesskey),
+            now=SystemClock().now(),
+            callback_url=callback_url,
+            callback_secret=callback_secret,
+            countries=nations,
+            callerids=_split(callerids),
+            allowed_ips=_split(allowed_ips),
+            max_concurrency=max_concurrency,
+        )
+    console.print(f"account {account.appid} created")
+
+
+@account_app.command("list")
+def account_list(config: ConfigOption = None) -> None:
+    """List accounts."""
+    db = open_database(settings_from(config))
+    with db.read() as conn:
+        rows = account_store.list_accounts(conn)
+    table = Table("appid", "state", "countries", "max concurrency", "callback URL", "created")
+    for account in rows:
+        table.add_row(
+            account.appid,
+            "disabled" if account.disabled else "active",
+            ",".join(account.countries) or "all",
+            str(account.max_concurrency),
+            account.callback_url or "",
+            _when(account.created_at),
+        )
+    console.print(table)
+
+
+@account_app.command("disable")
+def account_disable(
+    appid: Annotated[str, typer.Argument(help="The account to disable.")],
+    config: ConfigOption = None,
+) -> None:
+    """Refuse the account's requests from now on (its data is kept)."""
+    db = open_database(settings_from(config))
+    with db.write() as conn:
+        account_store.update_account(conn, appid, disabled=True)
+    console.print(f"account {appid} disabled")
+
+
+@voice_app.command("upload")
+def voice_upload(
+    name: Annotated[str, typer.Argument(help="The voice's name (voicefile with voicetype=1).")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Any common audio.")],
+    appid: Annotated[str, typer.Option(help="The account that owns the voice.")],
+    config: ConfigOption = None,
+) -> None:
+    """Transcode an audio file and add it to an account's library."""
+    from ivrcast.voices.library import add_uploaded_voice
+
+    settings = settings_from(config)
+    db = open_database(settings)
+    with db.read() as conn:
+        account = account_store.find_account(conn, appid)
+    if account is None:
+        raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid")
+    voice = asyncio.run(
+        add_uploaded_voice(
+            db,
+            settings,
+            account_id=account.id,
+            name=name,
+            data=file.read_bytes(),
+            now=SystemClock().now(),
+        )
+    )
+    console.print(
+        f"voice {voice.name} added: {voice.duration_ms / 1000:.1f} s, {voice.source_format}"
+    )
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except IvrcastError as exc:
+        errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise SystemExit(2) from None
