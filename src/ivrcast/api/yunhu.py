@@ -39,21 +39,19 @@ router = APIRouter(include_in_schema=False)
 
 
 class RequestForm:
-    """The fields of a request as strings, and the uploaded file if there is one."""
+    """The fields of a request as strings, and the uploaded file's bytes if there is one."""
 
-    def __init__(self, fields: dict[str, str], file: UploadFile | None) -> None:
+    def __init__(self, fields: dict[str, str], file: bytes | None) -> None:
         self.fields = fields
         self.file = file
 
 
 async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
-    limits = ctx.settings.limits
+    limit = ctx.settings.limits.max_upload_bytes
     declared = int(request.headers.get("content-length") or 0)
     # Room for the form's other fields beside the largest file allowed.
-    if declared > limits.max_upload_bytes + 1024 * 1024:
-        raise ValidationError(
-            "file", f"the request is larger than the limit of {limits.max_upload_bytes} bytes"
-        )
+    if declared > limit + 1024 * 1024:
+        raise ValidationError("file", f"the request is larger than the limit of {limit} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
@@ -63,14 +61,15 @@ async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
         if not isinstance(body, dict):
             raise ValidationError("body", "must be a JSON object")
         return RequestForm({k: _as_text(v) for k, v in body.items()}, None)
-    form = await request.form(max_files=1, max_fields=200)
     fields: dict[str, str] = {}
-    file: UploadFile | None = None
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            file = value
-        else:
-            fields[key] = value
+    file: bytes | None = None
+    async with request.form(max_files=1, max_fields=200) as form:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                # One byte past the limit is enough to refuse the file without reading it all.
+                file = await value.read(limit + 1)
+            else:
+                fields[key] = value
     return RequestForm(fields, file)
 
 
@@ -110,10 +109,7 @@ async def dispatch(ctx: ApiContext, form: RequestForm, ip: str | None) -> dict[s
     if service is None:
         raise UnknownService(requested)
     if service == UPLOAD_SERVICE:
-        limit = ctx.settings.limits.max_upload_bytes
-        # One byte past the limit is enough to refuse the file without reading it all.
-        data = await form.file.read(limit + 1) if form.file is not None else None
-        return await voices.upload_voice(ctx, form.fields, data, ip)
+        return await voices.upload_voice(ctx, form.fields, form.file, ip)
     return await SERVICES[service](ctx, form.fields, ip)
 
 
