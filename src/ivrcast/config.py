@@ -52,11 +52,23 @@ class CallbackSettings(_Section):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 50
     per_host: Annotated[int, Field(ge=1, le=100)] = 8
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Retry delays double from the base up to the cap, each drawn with jitter.
+    backoff_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    backoff_cap_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
+    # Only the status matters; the start of an error body is kept for the operator.
+    max_response_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> CallbackSettings:
+        if self.backoff_cap_seconds < self.backoff_base_seconds:
+            raise ValueError("backoff_cap_seconds must not be below backoff_base_seconds")
+        return self
 
 
 class LimitSettings(_Section):

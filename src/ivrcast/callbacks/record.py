@@ -3,6 +3,12 @@
 Field names and meanings are the vendor's documented call-record callback (shared
 reference `call-record-callback.md`) so existing receivers keep working; ivrcast's own
 additions have names of their own and never change the meaning of a vendor field.
+`docs/callbacks.md` lists every field.
+
+`hangupcause` and `hangupdirection` come from the call row, where the engine's outcome
+table (`ivrcast.sip.outcome`, documented in `docs/telephony.md`) put them. The final
+states the platform reaches without the engine (a call never dialed, or cut off by a
+crash) carry no codes, and get theirs from `PLATFORM_CODES` here.
 """
 
 from __future__ import annotations
@@ -14,6 +20,33 @@ from zoneinfo import ZoneInfo
 
 CALLMETHOD_IVR = 6
 """The vendor's `callmethod` for IVR/group calls: every ivrcast record."""
+
+# Vendor hang-up codes, one table for both fields (call-record-callback.md).
+CALL_CANCELLED = 10002
+SERVER_HUNG_UP = 10007
+TIMER_EXPIRED = 10011
+UNKNOWN = 10031
+BY_CALLER = 10040
+
+PLATFORM_CODES: dict[str, tuple[int, int]] = {
+    # status: (hangupcause, hangupdirection). The caller's side (ivrcast) ended each.
+    "canceled": (CALL_CANCELLED, BY_CALLER),  # the task was canceled before dialing
+    "expired": (TIMER_EXPIRED, BY_CALLER),  # todayonly=1 and the calling window closed
+    "interrupted": (SERVER_HUNG_UP, BY_CALLER),  # the dialer stopped mid-call (crash)
+}
+
+# The vendor's PBX bookkeeping fields; ivrcast has no PBX, so they go out empty (receivers
+# written for the vendor may read them unconditionally).
+VENDOR_EMPTY_FIELDS = (
+    "id",
+    "companycode",
+    "memberid",
+    "userid",
+    "crmid",
+    "extnumber",
+    "recordfilename",
+    "downloadip",
+)
 
 
 def build_call_record(
@@ -29,20 +62,19 @@ def build_call_record(
     started: datetime | None = call["invited_at"]
     answered: datetime | None = call["answered_at"]
     ended: datetime | None = call["ended_at"] if started else None
-    duration = _seconds(started, ended)
-    billsec = _seconds(answered, ended)
     keys: str = call["keys"] or ""
-    return {
+    cause, direction = _hangup_codes(call)
+    record: dict[str, Any] = {
         "callmethod": CALLMETHOD_IVR,
         "type": "callout",
         "direction": "outbound",
         "starttime": _local(started, timezone),
         "answertime": _local(answered, timezone),
         "endtime": _local(ended, timezone),
-        "duration": duration,
-        "billsec": billsec,
-        "hangupdirection": call["hangup_direction"] or 0,
-        "hangupcause": call["hangup_cause"] or 0,
+        "duration": _seconds(started, ended),
+        "billsec": _seconds(answered, ended),
+        "hangupdirection": direction,
+        "hangupcause": cause,
         "disnumber": call["disnumber"] or "",
         "destnumber": call["number"].lstrip("+"),
         "uuid": call["uuid"],
@@ -52,19 +84,34 @@ def build_call_record(
         "taskid": task["id"],
         "round": call["round"],
         "recordurl": "",
-        # ivrcast's extras.
-        "status": call["status"],
-        "sipcode": call["sip_code"],
-        "sipreason": call["sip_reason"] or "",
-        "keys": list(keys),
-        "nationcode": call["nationcode"],
-        "e164": call["number"],
-        "trunk": call["trunk"] or "",
-        "queuedat": _iso(call["queued_at"]),
-        "startedat": _iso(started),
-        "answeredat": _iso(answered),
-        "endedat": _iso(call["ended_at"]),
     }
+    record.update(dict.fromkeys(VENDOR_EMPTY_FIELDS, ""))
+    record.update(
+        {
+            # ivrcast's extras.
+            "status": call["status"],
+            "sipcode": call["sip_code"],
+            "sipreason": call["sip_reason"] or "",
+            "q850cause": call["q850_cause"],
+            "keys": list(keys),
+            "nationcode": call["nationcode"],
+            "e164": call["number"],
+            "trunk": call["trunk"] or "",
+            "queuedtime_iso": _iso(call["queued_at"], timezone),
+            "starttime_iso": _iso(started, timezone),
+            "answertime_iso": _iso(answered, timezone),
+            "endtime_iso": _iso(ended, timezone),
+            # When the call reached its final state, also for calls never dialed.
+            "finishtime_iso": _iso(call["ended_at"], timezone),
+        }
+    )
+    return record
+
+
+def _hangup_codes(call: Mapping[str, Any]) -> tuple[int, int]:
+    # Engine outcomes always carry both codes; 10031 "unknown" marks a row that lost them.
+    cause, direction = PLATFORM_CODES.get(call["status"], (UNKNOWN, BY_CALLER))
+    return call["hangup_cause"] or cause, call["hangup_direction"] or direction
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int:
@@ -79,5 +126,10 @@ def _local(at: datetime | None, timezone: ZoneInfo) -> str:
     return "" if at is None else at.astimezone(timezone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(at: datetime | None, timezone: ZoneInfo) -> str | None:
+    """ISO 8601 in the configured zone with its offset (`Z` for UTC): the same instant as
+    the vendor field beside it, unambiguous."""
+    if at is None:
+        return None
+    text = at.astimezone(timezone).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")

@@ -1,0 +1,325 @@
+"""The callback outbox: one row per record to push, and the transitions of its delivery.
+
+    pending --2xx--> delivered
+    pending --failure--> pending (next_attempt_at moved by the backoff)
+    pending --failure after the maximum age--> dead
+    delivered | dead | pending --requeue (replay)--> pending, a fresh delivery window
+
+A sender claims due rows with one UPDATE that also moves their `next_attempt_at` forward
+by a lease, so another sender (in this process or another) skips them until the lease
+ends. A sender that dies mid-delivery therefore leaves nothing behind: its rows become due
+again when their lease runs out. On PostgreSQL the claim's subquery locks with `FOR UPDATE
+SKIP LOCKED`, so concurrent claims take disjoint rows without waiting; on SQLite the
+`BEGIN IMMEDIATE` of `Database.write()` serialises them.
+
+`created_at` is the start of the current delivery window: set when the record is written,
+and again when a replay requeues the row. The maximum age counts from it.
+
+The transitions are guarded by `status = 'pending'` and return whether they applied: a
+row whose lease ran out can be delivered by two senders at once, and the second to finish
+must not undo the first (receivers dedupe on `uuid`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, select
+
+from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
+
+MAX_ERROR_CHARS = 500
+"""`last_error` is for the operator's eye, not an archive of the receiver's pages."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed delivery, with what is needed to send it."""
+
+    id: int
+    record_id: int
+    account_id: int
+    uuid: str
+    url: str
+    """The account's callback URL at claim time (the recorded one if it has none now)."""
+    payload: str
+    """The record's JSON text, sent byte for byte."""
+    secret: str | None
+    """The account's callback secret at claim time; None: send unsigned."""
+    attempts: int
+    """Attempts finished before this one."""
+    created_at: datetime
+    """Start of the delivery window: the maximum age counts from here."""
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    pending: int
+    due: int
+    """Pending and due now (neither leased nor waiting out a backoff)."""
+    delivered: int
+    dead: int
+    oldest_due_at: datetime | None
+    """The earliest `next_attempt_at` among the due rows: how far the senders lag."""
+
+
+def _current_url() -> ColumnElement[Any]:
+    """The account's callback URL now, falling back to the one the row holds."""
+    account_url = (
+        select(accounts.c.callback_url)
+        .where(accounts.c.id == outbox.c.account_id)
+        .scalar_subquery()
+    )
+    return func.coalesce(func.nullif(account_url, ""), outbox.c.url)
+
+
+def claim_due_deliveries(
+    conn: Connection,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    skip_accounts: Collection[int] = (),
+) -> list[Delivery]:
+    """pending and due -> pending and leased until `lease_until`: up to `limit` rows, the
+    longest-waiting first. Rows of `skip_accounts` (whose receivers are busy) are left."""
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if skip_accounts:
+        due = due.where(outbox.c.account_id.not_in(list(skip_accounts)))
+    claimed = conn.execute(
+        outbox.update()
+        .where(outbox.c.id.in_(due))
+        .values(next_attempt_at=lease_until, url=_current_url())
+        .returning(
+            outbox.c.id,
+            outbox.c.record_id,
+            outbox.c.account_id,
+            outbox.c.url,
+            outbox.c.attempts,
+            outbox.c.created_at,
+        )
+    ).all()
+    if not claimed:
+        return []
+    details = {
+        row.id: row
+        for row in conn.execute(
+            select(
+                call_records.c.id,
+                call_records.c.uuid,
+                call_records.c.payload,
+                accounts.c.callback_secret,
+            )
+            .join(accounts, accounts.c.id == call_records.c.account_id)
+            .where(call_records.c.id.in_([row.record_id for row in claimed]))
+        )
+    }
+    return [
+        Delivery(
+            id=row.id,
+            record_id=row.record_id,
+            account_id=row.account_id,
+            uuid=details[row.record_id].uuid,
+            url=row.url,
+            payload=details[row.record_id].payload,
+            secret=details[row.record_id].callback_secret or None,
+            attempts=row.attempts,
+            created_at=row.created_at,
+        )
+        for row in claimed
+    ]
+
+
+def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at: datetime) -> int:
+    """Claimed but not attempted -> pending, due at `next_attempt_at`; no attempt counted."""
+    if not ids:
+        return 0
+    result = conn.execute(
+        outbox.update()
+        .where(outbox.c.id.in_(list(ids)), outbox.c.status == "pending")
+        .values(next_attempt_at=next_attempt_at)
+    )
+    return result.rowcount
+
+
+def mark_delivered(
+    conn: Connection, delivery_id: int, *, now: datetime, url: str, status_code: int
+) -> bool:
+    """pending -> delivered: the receiver answered 2xx."""
+    result = conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
+        .values(
+            status="delivered",
+            attempts=outbox.c.attempts + 1,
+            delivered_at=now,
+            url=url,
+            last_status=status_code,
+            last_error=None,
+        )
+    )
+    return result.rowcount == 1
+
+
+def schedule_retry(
+    conn: Connection,
+    delivery_id: int,
+    *,
+    next_attempt_at: datetime,
+    url: str,
+    error: str,
+    status_code: int | None,
+) -> bool:
+    """pending -> pending: the attempt failed; try again at `next_attempt_at`."""
+    result = conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
+        .values(
+            attempts=outbox.c.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            url=url,
+            last_status=status_code,
+            last_error=error[:MAX_ERROR_CHARS],
+        )
+    )
+    return result.rowcount == 1
+
+
+def mark_dead(
+    conn: Connection, delivery_id: int, *, url: str, error: str, status_code: int | None
+) -> bool:
+    """pending -> dead: the attempt failed and the delivery is past its maximum age."""
+    result = conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
+        .values(
+            status="dead",
+            attempts=outbox.c.attempts + 1,
+            url=url,
+            last_status=status_code,
+            last_error=error[:MAX_ERROR_CHARS],
+        )
+    )
+    return result.rowcount == 1
+
+
+def requeue_deliveries(
+    conn: Connection,
+    *,
+    now: datetime,
+    account_id: int | None = None,
+    task_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    record_ids: Sequence[int] | None = None,
+    uuids: Sequence[str] | None = None,
+    include_delivered: bool = True,
+) -> int:
+    """Replay: the matching records' deliveries -> pending, due now, with a fresh window.
+
+    Records are chosen by every filter given (all of them must hold): account, task,
+    record time in [`since`, `until`), record ids, call uuids; at least one of task,
+    times, ids or uuids is required, so a replay of everything is never an accident.
+    A record without a delivery row (its account had no callback URL then) gets one when
+    its account has a URL now. With `include_delivered` false, only what was never
+    acknowledged is sent again. Returns how many deliveries were queued.
+    """
+    if task_id is None and since is None and until is None and not record_ids and not uuids:
+        raise ValueError("requeue needs a task, a time range, record ids or uuids")
+    conditions: list[ColumnElement[bool]] = []
+    if account_id is not None:
+        conditions.append(call_records.c.account_id == account_id)
+    if task_id is not None:
+        conditions.append(call_records.c.task_id == task_id)
+    if since is not None:
+        conditions.append(call_records.c.created_at >= since)
+    if until is not None:
+        conditions.append(call_records.c.created_at < until)
+    if record_ids:
+        conditions.append(call_records.c.id.in_(list(record_ids)))
+    if uuids:
+        conditions.append(call_records.c.uuid.in_(list(uuids)))
+    matching = select(call_records.c.id).where(and_(*conditions))
+    statuses = OUTBOX_STATES if include_delivered else ("pending", "dead")
+
+    updated = conn.execute(
+        outbox.update()
+        .where(outbox.c.record_id.in_(matching), outbox.c.status.in_(statuses))
+        .values(
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            delivered_at=None,
+            last_status=None,
+            last_error=None,
+            url=_current_url(),
+        )
+        .returning(outbox.c.id)
+    ).all()
+
+    missing = (
+        select(
+            call_records.c.id,
+            call_records.c.account_id,
+            accounts.c.callback_url,
+            literal("pending"),
+            literal(0),
+            literal(now, Timestamp()),
+            literal(now, Timestamp()),
+        )
+        .join(accounts, accounts.c.id == call_records.c.account_id)
+        .where(
+            *conditions,
+            func.coalesce(accounts.c.callback_url, "") != "",
+            ~exists().where(outbox.c.record_id == call_records.c.id),
+        )
+    )
+    inserted = conn.execute(
+        outbox.insert()
+        .from_select(
+            [
+                "record_id",
+                "account_id",
+                "url",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            missing,
+        )
+        .returning(outbox.c.id)
+    ).all()
+    # RETURNING, not rowcount: SQLAlchemy reports -1 for INSERT ... SELECT on PostgreSQL.
+    return len(updated) + len(inserted)
+
+
+def count_deliveries(conn: Connection, *, now: datetime) -> DeliveryCounts:
+    """Deliveries by state, for metrics and `ivrcast` status pages."""
+    by_status = dict.fromkeys(OUTBOX_STATES, 0)
+    for status, count in conn.execute(
+        select(outbox.c.status, func.count()).group_by(outbox.c.status)
+    ):
+        by_status[status] = count
+    due, oldest = conn.execute(
+        select(func.count(), func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == "pending", outbox.c.next_attempt_at <= now
+        )
+    ).one()
+    return DeliveryCounts(
+        pending=by_status["pending"],
+        due=due,
+        delivered=by_status["delivered"],
+        dead=by_status["dead"],
+        oldest_due_at=oldest,
+    )

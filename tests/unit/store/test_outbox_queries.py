@@ -1,0 +1,227 @@
+"""The outbox queries on both engines: claim with a lease, transitions, replay, counts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
+from ivrcast.store.engine import Database
+from ivrcast.store.outbox import (
+    claim_due_deliveries,
+    count_deliveries,
+    mark_dead,
+    mark_delivered,
+    release_deliveries,
+    requeue_deliveries,
+    schedule_retry,
+)
+
+LEASE = timedelta(seconds=40)
+
+
+def claim(db: Database, *, at: timedelta = timedelta(0), limit: int = 100, **kw: object) -> list:
+    now = T0 + at
+    with db.write() as conn:
+        return claim_due_deliveries(conn, now=now, lease_until=now + LEASE, limit=limit, **kw)  # type: ignore[arg-type]
+
+
+def test_records_of_an_account_with_a_url_get_a_pending_delivery(database: Database) -> None:
+    with_url = make_account(database, "a", callback_url="http://a.example/cb")
+    without = make_account(database, "b", callback_url=None)
+    finish_task(database, with_url, 3)
+    finish_task(database, without, 2)
+    rows = outbox_rows(database)
+    assert [(r["account_id"], r["status"], r["attempts"]) for r in rows] == [
+        (with_url.id, "pending", 0)
+    ] * 3
+
+
+def test_a_claim_leases_rows_until_the_lease_ends(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    finish_task(database, account, 5)
+    first = claim(database, limit=3)
+    assert len(first) == 3
+    second = claim(database)
+    assert len(second) == 2
+    assert {d.id for d in first}.isdisjoint(d.id for d in second)
+    assert claim(database, at=LEASE - timedelta(seconds=1)) == []
+    again = claim(database, at=LEASE)
+    assert len(again) == 5
+    delivery = again[0]
+    assert delivery.secret == "s3cret"
+    assert delivery.attempts == 0
+    assert delivery.created_at == T0
+    assert delivery.url == "http://a.example/cb"
+    assert '"uuid":"' + delivery.uuid + '"' in delivery.payload
+
+
+def test_a_claim_takes_the_accounts_current_url_and_secret(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://old.example/cb")
+    finish_task(database, account, 1)
+    set_callback(database, "a", callback_url="http://new.example/cb", callback_secret=None)
+    (delivery,) = claim(database)
+    assert delivery.url == "http://new.example/cb"
+    assert delivery.secret is None
+    assert outbox_rows(database)[0]["url"] == "http://new.example/cb"
+
+
+def test_clearing_the_url_keeps_queued_deliveries_going_to_the_old_one(
+    database: Database,
+) -> None:
+    account = make_account(database, "a", callback_url="http://old.example/cb")
+    finish_task(database, account, 1)
+    set_callback(database, "a", callback_url="")
+    (delivery,) = claim(database)
+    assert delivery.url == "http://old.example/cb"
+
+
+def test_skip_accounts_leaves_busy_receivers_rows(database: Database) -> None:
+    busy = make_account(database, "busy", callback_url="http://busy.example/cb")
+    other = make_account(database, "other", callback_url="http://other.example/cb")
+    finish_task(database, busy, 3)
+    finish_task(database, other, 2)
+    claimed = claim(database, skip_accounts={busy.id})
+    assert {d.account_id for d in claimed} == {other.id}
+
+
+def test_transitions_apply_once_and_only_from_pending(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    finish_task(database, account, 3)
+    a, b, c = claim(database)
+    later = T0 + timedelta(minutes=1)
+    with database.write() as conn:
+        assert mark_delivered(conn, a.id, now=later, url=a.url, status_code=200)
+        assert not mark_delivered(conn, a.id, now=later, url=a.url, status_code=200)
+        assert not schedule_retry(
+            conn, a.id, next_attempt_at=later, url=a.url, error="x", status_code=500
+        )
+        assert schedule_retry(
+            conn, b.id, next_attempt_at=later, url=b.url, error="e" * 900, status_code=503
+        )
+        assert mark_dead(conn, c.id, url=c.url, error="gone", status_code=None)
+        assert not mark_dead(conn, c.id, url=c.url, error="gone", status_code=None)
+    rows = {r["id"]: r for r in outbox_rows(database)}
+    assert rows[a.id]["status"] == "delivered"
+    assert rows[a.id]["attempts"] == 1
+    assert rows[a.id]["delivered_at"] == later
+    assert rows[a.id]["last_status"] == 200
+    assert rows[b.id]["status"] == "pending"
+    assert rows[b.id]["attempts"] == 1
+    assert rows[b.id]["next_attempt_at"] == later
+    assert rows[b.id]["last_error"] == "e" * 500
+    assert rows[c.id]["status"] == "dead"
+    assert rows[c.id]["last_error"] == "gone"
+
+
+def test_released_rows_are_due_again_without_an_attempt(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    finish_task(database, account, 2)
+    claimed = claim(database)
+    with database.write() as conn:
+        assert release_deliveries(conn, [d.id for d in claimed], next_attempt_at=T0) == 2
+    assert [d.attempts for d in claim(database)] == [0, 0]
+
+
+def test_requeue_by_task_resets_every_delivery_of_its_records(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    replayed = finish_task(database, account, 2)
+    finish_task(database, account, 1)
+    for delivery in claim(database):
+        with database.write() as conn:
+            mark_delivered(conn, delivery.id, now=T0, url=delivery.url, status_code=200)
+    later = T0 + timedelta(days=3)
+    with database.write() as conn:
+        assert requeue_deliveries(conn, now=later, task_id=replayed) == 2
+    rows = outbox_rows(database)
+    assert sorted(r["status"] for r in rows) == ["delivered", "pending", "pending"]
+    pending = [r for r in rows if r["status"] == "pending"]
+    assert all(r["attempts"] == 0 and r["created_at"] == later for r in pending)
+    assert all(r["delivered_at"] is None and r["next_attempt_at"] == later for r in pending)
+
+
+def test_requeue_creates_deliveries_for_records_that_had_none(database: Database) -> None:
+    account = make_account(database, "a", callback_url=None)
+    task = finish_task(database, account, 2)
+    assert outbox_rows(database) == []
+    later = T0 + timedelta(hours=1)
+    with database.write() as conn:
+        assert requeue_deliveries(conn, now=later, task_id=task) == 0
+    set_callback(database, "a", callback_url="http://a.example/late")
+    with database.write() as conn:
+        assert requeue_deliveries(conn, now=later, since=T0 - timedelta(seconds=1)) == 2
+    rows = outbox_rows(database)
+    assert [(r["status"], r["url"], r["next_attempt_at"]) for r in rows] == [
+        ("pending", "http://a.example/late", later)
+    ] * 2
+
+
+def test_requeue_filters_combine(database: Database) -> None:
+    a = make_account(database, "a", callback_url="http://a.example/cb")
+    b = make_account(database, "b", callback_url="http://b.example/cb")
+    finish_task(database, a, 2, now=T0)
+    finish_task(database, b, 2, now=T0 + timedelta(hours=2))
+    (one, *_) = claim(database, at=timedelta(hours=3))
+    with database.write() as conn:
+        mark_dead(conn, one.id, url=one.url, error="x", status_code=None)
+    newer = outbox_rows(database)[2]
+    now = T0 + timedelta(days=1)
+    with database.write() as conn:
+        assert requeue_deliveries(conn, now=now, until=T0 + timedelta(hours=1)) == 2
+        assert (
+            requeue_deliveries(conn, now=now, account_id=a.id, since=T0 + timedelta(hours=1)) == 0
+        )
+        assert requeue_deliveries(conn, now=now, record_ids=[newer["record_id"]]) == 1
+    with pytest.raises(ValueError, match="requeue needs"), database.write() as conn:
+        requeue_deliveries(conn, now=now, account_id=a.id)
+
+
+def test_requeue_without_delivered_resends_only_what_never_arrived(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    task = finish_task(database, account, 3)
+    first, second, _third = claim(database)
+    with database.write() as conn:
+        mark_delivered(conn, first.id, now=T0, url=first.url, status_code=200)
+        mark_dead(conn, second.id, url=second.url, error="x", status_code=500)
+        assert requeue_deliveries(conn, now=T0, task_id=task, include_delivered=False) == 2
+    assert [r["status"] for r in outbox_rows(database)] == ["delivered", "pending", "pending"]
+
+
+def test_counts(database: Database) -> None:
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    finish_task(database, account, 4)
+    first, second = claim(database, limit=2)
+    with database.write() as conn:
+        mark_delivered(conn, first.id, now=T0, url=first.url, status_code=200)
+        mark_dead(conn, second.id, url=second.url, error="x", status_code=None)
+        counts = count_deliveries(conn, now=T0)
+    assert (counts.pending, counts.due, counts.delivered, counts.dead) == (2, 2, 1, 1)
+    assert counts.oldest_due_at == T0
+
+
+def test_concurrent_claims_never_share_a_row(database_url: str) -> None:
+    """Four senders, each with its own engine (as separate processes would be)."""
+    setup = Database(database_url)
+    account = make_account(setup, "a", callback_url="http://a.example/cb")
+    for _ in range(4):
+        finish_task(setup, account, 50)
+    setup.dispose()
+    taken: list[list[int]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def sender(index: int) -> None:
+        db = Database(database_url)
+        start.wait()
+        while batch := claim(db, limit=7):
+            taken[index].extend(d.id for d in batch)
+        db.dispose()
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    every = [row_id for ids in taken for row_id in ids]
+    assert len(every) == len(set(every)) == 200
