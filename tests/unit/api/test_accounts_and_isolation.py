@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import Service
 from sqlalchemy import select
 
+from conftest import Service
 from ivrcast.store.accounts import update_account
 from ivrcast.store.tables import accounts
 
@@ -17,7 +17,8 @@ BATCH = {"nationcode": "id", "destnumber": "081234567890", "voicetype": 1, "voic
 async def test_accesskeys_are_kept_only_as_keyed_hashes(sqlite_service: Service) -> None:
     with sqlite_service.db.read() as conn:
         stored = conn.execute(select(accounts.c.accesskey_hash)).scalars().all()
-    assert stored and all("secret-key" not in value and len(value) == 64 for value in stored)
+    assert stored
+    assert all("secret-key" not in value and len(value) == 64 for value in stored)
 
 
 async def test_a_disabled_account_is_refused(sqlite_service: Service) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Service
 from sqlalchemy import select
 
+from conftest import Service
 from ivrcast.store.tables import calls, tasks
 
 PLAY = "App.Sip_Call.PlayVoice"
@@ -38,7 +38,8 @@ async def test_a_batch_is_queued_with_duplicates_and_invalid_numbers_reported(
     assert data["duplicates"] == 1
     assert [entry["number"] for entry in data["invalid"]] == ["133", "12ab"]
     assert all(entry["reason"] for entry in data["invalid"])
-    assert isinstance(data["reqtime"], int) and isinstance(data["rsptime"], int)
+    assert isinstance(data["reqtime"], int)
+    assert isinstance(data["rsptime"], int)
     with service.db.read() as conn:
         numbers = conn.execute(
             select(calls.c.number, calls.c.status).where(calls.c.task_id == data["taskid"])

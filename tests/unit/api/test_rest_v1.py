@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 from conftest import Service
-
 from ivrcast.demo_account import demo_tone
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}

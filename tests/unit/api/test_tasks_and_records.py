@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Service
 from sqlalchemy import select
 
-from ivrcast.store.tables import call_records, outbox
+from conftest import Service
 from ivrcast.store.accounts import update_account
+from ivrcast.store.tables import call_records, outbox
 
 PLAY = "App.Sip_Call.PlayVoice"
 NUMBERS = ",".join(f"08123456{i:04d}" for i in range(12))
