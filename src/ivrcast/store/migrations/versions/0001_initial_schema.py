@@ -163,15 +163,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_calls_node_id_status"), ["node_id", "status"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_calls_status_nationcode_id"),
             ["status", "nationcode", "id"],
             unique=False,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_calls_task_id_status"), ["task_id", "status"], unique=False
         )
 
     op.create_table(
@@ -253,9 +247,7 @@ def downgrade() -> None:
 
     op.drop_table("call_records")
     with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_calls_task_id_status"))
         batch_op.drop_index(batch_op.f("ix_calls_status_nationcode_id"))
-        batch_op.drop_index(batch_op.f("ix_calls_node_id_status"))
 
     op.drop_table("calls")
     with op.batch_alter_table("tasks", schema=None) as batch_op:

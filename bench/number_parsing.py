@@ -9,32 +9,23 @@ percent invalid) are normalised three ways:
 * request: `parse_destnumbers` on the comma-joined list, i.e. what PlayVoice pays:
   splitting, the fast path, the fallback for the invalid few, and deduplication.
 
-Each figure is the median of several rounds. Run: `.venv/bin/python bench/numbers.py`.
+Each figure is the median of several rounds. Run: `.venv/bin/python bench/number_parsing.py`.
 This is a measurement, not a test: it never asserts.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import random
+import statistics
+import time
+from collections.abc import Callable
 
-# Run as a script, this file would be the `numbers` module for everything imported after
-# it, and the standard library's `numbers` (needed by `decimal`, `fractions` and
-# `statistics`) would be lost; so its folder leaves sys.path before anything else loads.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+import phonenumbers
+from phonenumbers import PhoneNumberType
 
-import random  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-import phonenumbers  # noqa: E402
-from phonenumbers import PhoneNumberType  # noqa: E402
-
-from ivrcast.numbers import NATIONS, InvalidNumber, Nation, parse_destnumbers  # noqa: E402
-from ivrcast.numbers.fastpath import fast_parser  # noqa: E402
-from ivrcast.numbers.normalize import parse_with_phonenumbers  # noqa: E402
+from ivrcast.numbers import NATIONS, InvalidNumber, Nation, parse_destnumbers
+from ivrcast.numbers.fastpath import fast_parser
+from ivrcast.numbers.normalize import parse_with_phonenumbers
 
 COUNT = 5000
 ROUNDS = 7
