@@ -37,8 +37,12 @@ lint: install
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+BENCHMARKS := number_parsing ingest engine dialer callbacks
+
 bench: install
-	$(BIN)/python bench/run_all.py
+	@for b in $(BENCHMARKS); do \
+	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) var test-artifacts
