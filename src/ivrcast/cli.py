@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -29,8 +30,12 @@ from ivrcast.store.migrate import upgrade_to_head
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ivrcast: batch IVR over SIP.")
 account_app = typer.Typer(no_args_is_help=True, help="Manage customer accounts.")
 voice_app = typer.Typer(no_args_is_help=True, help="Manage the voice library.")
+calls_app = typer.Typer(no_args_is_help=True, help="Read calls.")
+callbacks_app = typer.Typer(no_args_is_help=True, help="Call-record deliveries.")
 app.add_typer(account_app, name="account")
 app.add_typer(voice_app, name="voice")
+app.add_typer(calls_app, name="calls")
+app.add_typer(callbacks_app, name="callbacks")
 
 console = Console()
 errors = Console(stderr=True)
@@ -261,6 +266,88 @@ def voice_upload(
     console.print(
         f"voice {voice.name} added: {voice.duration_ms / 1000:.1f} s, {voice.source_format}"
     )
+
+
+def _account_id(db: Database, appid: str | None) -> int | None:
+    """The account named by `--appid`; None (every account) when it is not given."""
+    if appid is None:
+        return None
+    with db.read() as conn:
+        account = account_store.find_account(conn, appid)
+    if account is None:
+        raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid")
+    return account.id
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("must be an ISO 8601 time", param_hint=option) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@calls_app.command("export")
+def calls_export(
+    config: ConfigOption = None,
+    appid: Annotated[str | None, typer.Option(help="Only this account's calls.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task's calls.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    since: Annotated[str | None, typer.Option(help="Queued at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Queued before (ISO 8601).")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV file (default: standard output).")
+    ] = None,
+) -> None:
+    """Write calls as CSV, streamed page by page (flat memory for any number of rows)."""
+    from ivrcast.api.services.calls import call_filter, csv_lines
+    from ivrcast.store.calls import iter_calls
+
+    db = open_database(settings_from(config))
+    query = {
+        name: value
+        for name, value in {"task": task, "status": status, "since": since, "until": until}.items()
+        if value is not None
+    }
+    where = call_filter(_account_id(db, appid), query)
+    with output.open("w", newline="") if output else contextlib.nullcontext(sys.stdout) as out:
+        for chunk in csv_lines(iter_calls(db, where)):
+            out.write(chunk)
+
+
+@callbacks_app.command("replay")
+def callbacks_replay(
+    config: ConfigOption = None,
+    task: Annotated[str | None, typer.Option(help="Re-send this task's records.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Records created at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Records created before (ISO 8601).")] = None,
+    appid: Annotated[str | None, typer.Option(help="Only this account's records.")] = None,
+    undelivered_only: Annotated[
+        bool, typer.Option(help="Skip records the receiver acknowledged already.")
+    ] = False,
+) -> None:
+    """Queue call records for delivery again (receivers dedupe on `uuid`)."""
+    from ivrcast.store.outbox import requeue_deliveries
+
+    if task is None and since is None and until is None:
+        raise typer.BadParameter("give --task or --since/--until", param_hint="--task")
+    db = open_database(settings_from(config))
+    account_id = _account_id(db, appid)
+    with db.write() as conn:
+        queued = requeue_deliveries(
+            conn,
+            now=SystemClock().now(),
+            account_id=account_id,
+            task_id=task,
+            since=_instant(since, "--since"),
+            until=_instant(until, "--until"),
+            include_delivered=not undelivered_only,
+        )
+    console.print(f"{queued} deliveries queued")
 
 
 def _when(at: datetime) -> str:

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, public_message
 from ivrcast.api.errors import BadCredentials
-from ivrcast.api.services import login, play_voice, records, tasks, voices
+from ivrcast.api.services import calls, login, play_voice, records, tasks, voices
 from ivrcast.api.yunhu import client_ip
+from ivrcast.store.calls import call_story, iter_calls, list_calls
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -133,6 +135,74 @@ async def pull_records(
 ) -> dict[str, Any]:
     form = {"syncflag": str(syncflag), "limit": str(limit), **auth}
     return await records.get_bill(ctx, form, client_ip(request))
+
+
+@router.get("/calls", summary="Calls, newest first, filtered; follow `next_cursor` for more")
+async def get_calls(
+    request: Request,
+    ctx: Ctx,
+    auth: Credentials,
+    task: str | None = None,
+    status: str | None = None,
+    number: str | None = None,
+    since: Annotated[str | None, Query(description="ISO 8601, e.g. 2026-11-26T00:00:00Z")] = None,
+    until: str | None = None,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    query = _present(task=task, status=status, number=number, since=since, until=until)
+
+    def read() -> list[dict[str, Any]]:
+        account = ctx.account_from(auth, client_ip(request))
+        where = calls.call_filter(account.id, query)
+        with ctx.db.read() as conn:
+            return list_calls(conn, where, before_id=cursor, limit=limit)
+
+    rows = await ctx.in_thread(read)
+    next_cursor = rows[-1]["id"] if len(rows) == limit else None
+    return {"calls": [calls.describe_call(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/calls.csv", summary="Every matching call as CSV, streamed")
+async def export_calls(
+    request: Request,
+    ctx: Ctx,
+    auth: Credentials,
+    task: str | None = None,
+    status: str | None = None,
+    number: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> StreamingResponse:
+    query = _present(task=task, status=status, number=number, since=since, until=until)
+    account = await ctx.in_thread(lambda: ctx.account_from(auth, client_ip(request)))
+    where = calls.call_filter(account.id, query)
+    return StreamingResponse(
+        calls.csv_lines(iter_calls(ctx.db, where)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+@router.get("/calls/{uuid}", summary="One call: its states, its record, its delivery")
+async def get_call(uuid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    def read() -> dict[str, Any] | None:
+        account = ctx.account_from(auth, client_ip(request))
+        with ctx.db.read() as conn:
+            return call_story(conn, account.id, uuid)
+
+    story = await ctx.in_thread(read)
+    if story is None:
+        raise calls.CallNotFound(f"uuid: no call {uuid!r}")
+    return {
+        "call": calls.describe_call(story["call"]),
+        "record": json.loads(story["record"]["payload"]) if story["record"] else None,
+        "delivery": calls.describe_call(story["delivery"]) if story["delivery"] else None,
+    }
+
+
+def _present(**values: str | None) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value is not None}
 
 
 async def error_response(request: Request, exc: Exception) -> JSONResponse:
