@@ -1,0 +1,7 @@
+"""The demo carrier: an in-process SIP endpoint for trying ivrcast without a trunk."""
+
+from __future__ import annotations
+
+from ivrcast.demo.carrier import MAGIC, Behaviour, DemoCarrier, behaviour_for
+
+__all__ = ["MAGIC", "Behaviour", "DemoCarrier", "behaviour_for"]

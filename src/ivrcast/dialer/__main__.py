@@ -1,0 +1,34 @@
+"""`python -m ivrcast.dialer [--config PATH]`: the dialer process `ivrcast serve` starts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ivrcast.config import load_settings
+from ivrcast.dialer.service import main
+from ivrcast.errors import ConfigError
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ivrcast.dialer")
+    parser.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config, os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"ivrcast dialer: {exc}\n")
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    main(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli(sys.argv[1:]))
