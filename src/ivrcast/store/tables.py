@@ -154,12 +154,19 @@ tasks = Table(
     Column("total", Integer, nullable=False),
     Column("duplicates", Integer, nullable=False),
     Column("invalid", Integer, nullable=False),
+    # The submission's invalid items as JSON [{number, reason}], so that a retried
+    # request (same `requestid`) is answered exactly as the first time.
+    Column("invalid_entries", Text, nullable=False),
+    # The client's idempotency key: a retry after a lost answer finds the task it created
+    # instead of creating a second one, which would dial every number again.
+    Column("request_id", String(64), nullable=True),
     # The destination country's calendar day at submission: todayonly=1 ends with it.
     Column("local_day", Date, nullable=False),
     Column("created_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
     CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
+    UniqueConstraint("account_id", "request_id"),
     Index(None, "account_id", "created_at"),
 )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +38,10 @@ class NewTask:
     duplicates: int
     invalid: int
     local_day: date
+    invalid_entries: Sequence[Mapping[str, str]] = ()
+    """The invalid items with their reasons, as answered to the client."""
+    request_id: str | None = None
+    """The client's idempotency key (`requestid`), if it sent one."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             total=len(new.numbers),
             duplicates=new.duplicates,
             invalid=new.invalid,
+            invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
+            request_id=new.request_id,
             local_day=new.local_day,
             created_at=now,
             ended_at=None if new.numbers else now,
@@ -103,6 +110,15 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             ],
         )
     return task_id
+
+
+def find_task_by_request_id(
+    conn: Connection, account_id: int, request_id: str
+) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(tasks).where(tasks.c.account_id == account_id, tasks.c.request_id == request_id)
+    ).one_or_none()
+    return None if row is None else dict(row._mapping)
 
 
 def get_task(conn: Connection, account_id: int | None, task_id: str) -> dict[str, Any]:

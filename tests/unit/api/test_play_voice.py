@@ -177,3 +177,21 @@ async def test_url_encoded_forms_and_the_root_path_are_accepted(sqlite_service: 
     fields = {"service": PLAY, "appid": "alice", "accesskey": "secret-key", **GOOD}
     response = await sqlite_service.client.post("/", data={k: str(v) for k, v in fields.items()})
     assert response.json()["code"] == 200
+
+
+async def test_a_retried_request_finds_its_task_instead_of_dialing_again(
+    service: Service,
+) -> None:
+    first = await play(service, destnumber="081234567890,133", requestid="batch-7:part-1")
+    again = await play(service, destnumber="081234567890,133", requestid="batch-7:part-1")
+    assert first["data"]["replayed"] is False
+    assert again["data"]["replayed"] is True
+    for key in ("taskid", "accepted", "duplicates", "invalid"):
+        assert again["data"][key] == first["data"][key]
+    other = await play(service, requestid="batch-7:part-2")
+    assert other["data"]["taskid"] != first["data"]["taskid"]
+    with service.db.read() as conn:
+        assert len(conn.execute(select(tasks.c.id)).all()) == 2
+        assert len(conn.execute(select(calls.c.id)).all()) == 2
+    bad = await play(service, requestid="no spaces")
+    assert bad["msg"].startswith("requestid: ")

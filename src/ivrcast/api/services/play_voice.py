@@ -7,6 +7,7 @@ names the first parameter at fault in the seed's order of importance.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import NationNotAllowed
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
-from ivrcast.numbers import Nation, ParsedNumbers, get_nation, parse_destnumbers
+from ivrcast.numbers import Nation, get_nation, parse_destnumbers
 from ivrcast.store.accounts import Account
-from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.engine import IntegrityViolation
+from ivrcast.store.tasks import NewTask, create_task, find_task_by_request_id
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound
 from ivrcast.voices.library import named_voice, voice_from_url
 
@@ -30,6 +32,7 @@ TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
 
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class PlayVoiceRequest:
     chengshudu: str
     customuuid: str
     destnumber: str
+    requestid: str | None
 
 
 def read_request(ctx: ApiContext, account: Account, form: params.Params) -> PlayVoiceRequest:
@@ -71,6 +75,9 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
     disnumber = params.optional(form, "disnumber")
     if disnumber is not None:
         check_caller_id(ctx, account, nation.code, disnumber)
+    requestid = params.optional(form, "requestid")
+    if requestid is not None and not _REQUEST_ID.fullmatch(requestid):
+        raise ValidationError("requestid", "must be 1 to 64 letters, digits or _ . : - characters")
     if "destnumber" not in form:
         raise ValidationError("destnumber", "is required")
     return PlayVoiceRequest(
@@ -85,6 +92,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         chengshudu=chengshudu,
         customuuid=customuuid,
         destnumber=form["destnumber"],
+        requestid=requestid,
     )
 
 
@@ -114,11 +122,16 @@ def default_conntime(ctx: ApiContext, voice: VoiceInfo, userkey: bool) -> int:
 async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
     account = await ctx.in_thread(lambda: ctx.account_from(form, client_ip))
     request = read_request(ctx, account, form)
+    if request.requestid is not None:
+        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
+        if earlier is not None:
+            return earlier
     parsed = parse_destnumbers(
         request.destnumber, request.nation, limit=ctx.settings.limits.max_numbers
     )
     voice = await resolve_voice(ctx, account, request)
     now = ctx.clock.now()
+    invalid = [{"number": e.number, "reason": e.reason} for e in parsed.invalid]
     new_task = NewTask(
         account_id=account.id,
         nationcode=request.nation.code,
@@ -132,16 +145,46 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         chengshudu=request.chengshudu,
         customuuid=request.customuuid,
         duplicates=parsed.duplicates,
-        invalid=len(parsed.invalid),
+        invalid=len(invalid),
         local_day=now.astimezone(ZoneInfo(request.nation.timezone)).date(),
+        invalid_entries=invalid,
+        request_id=request.requestid,
     )
 
-    def store() -> str:
+    def store() -> dict[str, Any]:
         with ctx.db.write() as conn:
-            return create_task(conn, new_task, now=now)
+            # Checked again in the writing transaction: a retry may have raced us here.
+            if request.requestid is not None:
+                task = find_task_by_request_id(conn, account.id, request.requestid)
+                if task is not None:
+                    return answer(task, replayed=True)
+            task_id = create_task(conn, new_task, now=now)
+        return {
+            "desc": "Play command sent successfully",
+            "taskid": task_id,
+            "accepted": len(parsed.valid),
+            "duplicates": parsed.duplicates,
+            "invalid": invalid,
+            "replayed": False,
+        }
 
-    task_id = await ctx.in_thread(store)
-    return answer(task_id, parsed)
+    try:
+        return await ctx.in_thread(store)
+    except IntegrityViolation:
+        # PostgreSQL lets two transactions check at once; the unique key decides.
+        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier_task(
+    ctx: ApiContext, account: Account, request: PlayVoiceRequest
+) -> dict[str, Any] | None:
+    assert request.requestid is not None
+    with ctx.db.read() as conn:
+        task = find_task_by_request_id(conn, account.id, request.requestid)
+    return None if task is None else answer(task, replayed=True)
 
 
 async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceRequest) -> VoiceInfo:
@@ -160,11 +203,13 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
     return voice
 
 
-def answer(task_id: str, parsed: ParsedNumbers) -> dict[str, Any]:
+def answer(task: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
+    """The answer a task was created with, rebuilt from its row for a retried request."""
     return {
         "desc": "Play command sent successfully",
-        "taskid": task_id,
-        "accepted": len(parsed.valid),
-        "duplicates": parsed.duplicates,
-        "invalid": [{"number": e.number, "reason": e.reason} for e in parsed.invalid],
+        "taskid": task["id"],
+        "accepted": task["total"],
+        "duplicates": task["duplicates"],
+        "invalid": json.loads(task["invalid_entries"]),
+        "replayed": replayed,
     }

@@ -100,6 +100,8 @@ def upgrade() -> None:
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("duplicates", sa.Integer(), nullable=False),
         sa.Column("invalid", sa.Integer(), nullable=False),
+        sa.Column("invalid_entries", sa.Text(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.Column("local_day", sa.Date(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
@@ -112,6 +114,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["voice_id"], ["voices.id"], name=op.f("fk_tasks_voice_id_voices")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
+        sa.UniqueConstraint(
+            "account_id", "request_id", name=op.f("uq_tasks_account_id_request_id")
+        ),
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index(
