@@ -22,12 +22,12 @@ must not undo the first (receivers dedupe on `uuid`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, literal, select
 
 from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
 
@@ -82,32 +82,37 @@ def claim_due_deliveries(
     now: datetime,
     lease_until: datetime,
     limit: int,
-    skip_accounts: Collection[int] = (),
+    per_account: int | None = None,
+    account_limits: Mapping[int, int] | None = None,
 ) -> list[Delivery]:
-    """pending and due -> pending and leased until `lease_until`: up to `limit` rows, the
-    longest-waiting first. Rows of `skip_accounts` (whose receivers are busy) are left."""
-    due = (
-        select(outbox.c.id)
-        .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if skip_accounts:
-        due = due.where(outbox.c.account_id.not_in(list(skip_accounts)))
-    claimed = conn.execute(
-        outbox.update()
-        .where(outbox.c.id.in_(due))
-        .values(next_attempt_at=lease_until, url=_current_url())
-        .returning(
-            outbox.c.id,
-            outbox.c.record_id,
-            outbox.c.account_id,
-            outbox.c.url,
-            outbox.c.attempts,
-            outbox.c.created_at,
+    """pending and due -> pending and leased until `lease_until`: up to `limit` rows.
+
+    Without `per_account`, the longest-waiting rows are taken whoever they belong to.
+    With it, the accounts with due rows are served longest-waiting first, each with at
+    most `per_account` rows (or its entry in `account_limits`; 0 skips the account), so
+    one account's backlog cannot fill a batch with rows its receiver cannot take yet.
+    """
+    due = and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+    if per_account is None:
+        claimed = _lease(conn, due, limit, lease_until)
+    else:
+        limits = account_limits or {}
+        accounts_due = (
+            select(outbox.c.account_id)
+            .where(due)
+            .group_by(outbox.c.account_id)
+            .order_by(func.min(outbox.c.next_attempt_at), outbox.c.account_id)
+            .limit(limit)
         )
-    ).all()
+        full = [account_id for account_id, room in limits.items() if room <= 0]
+        if full:
+            accounts_due = accounts_due.where(outbox.c.account_id.not_in(full))
+        claimed = []
+        for account_id in conn.scalars(accounts_due).all():
+            room = min(limits.get(account_id, per_account), limit - len(claimed))
+            if room <= 0:
+                break
+            claimed += _lease(conn, and_(due, outbox.c.account_id == account_id), room, lease_until)
     if not claimed:
         return []
     details = {
@@ -137,6 +142,33 @@ def claim_due_deliveries(
         )
         for row in claimed
     ]
+
+
+def _lease(
+    conn: Connection, where: ColumnElement[bool], limit: int, lease_until: datetime
+) -> list[Row[Any]]:
+    """One UPDATE: the first `limit` rows matching `where`, oldest due first, leased."""
+    chosen = (
+        select(outbox.c.id)
+        .where(where)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    update = (
+        outbox.update()
+        .where(outbox.c.id.in_(chosen))
+        .values(next_attempt_at=lease_until, url=_current_url())
+        .returning(
+            outbox.c.id,
+            outbox.c.record_id,
+            outbox.c.account_id,
+            outbox.c.url,
+            outbox.c.attempts,
+            outbox.c.created_at,
+        )
+    )
+    return list(conn.execute(update).all())
 
 
 def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at: datetime) -> int:

@@ -78,13 +78,18 @@ def test_clearing_the_url_keeps_queued_deliveries_going_to_the_old_one(
     assert delivery.url == "http://old.example/cb"
 
 
-def test_skip_accounts_leaves_busy_receivers_rows(database: Database) -> None:
+def test_a_per_account_claim_serves_every_due_account(database: Database) -> None:
     busy = make_account(database, "busy", callback_url="http://busy.example/cb")
     other = make_account(database, "other", callback_url="http://other.example/cb")
-    finish_task(database, busy, 3)
-    finish_task(database, other, 2)
-    claimed = claim(database, skip_accounts={busy.id})
-    assert {d.account_id for d in claimed} == {other.id}
+    third = make_account(database, "third", callback_url="http://third.example/cb")
+    finish_task(database, busy, 6, now=T0 - timedelta(seconds=2))
+    finish_task(database, other, 3, now=T0 - timedelta(seconds=1))
+    finish_task(database, third, 3)
+    claimed = claim(database, limit=5, per_account=2, account_limits={busy.id: 1})
+    # Oldest account first, each within its room, until the limit.
+    assert [d.account_id for d in claimed] == [busy.id, other.id, other.id, third.id, third.id]
+    claimed = claim(database, per_account=10, account_limits={busy.id: 0})
+    assert sorted(d.account_id for d in claimed) == [other.id, third.id]
 
 
 def test_transitions_apply_once_and_only_from_pending(database: Database) -> None:

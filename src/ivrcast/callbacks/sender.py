@@ -1,0 +1,434 @@
+"""Pushing call records from the outbox to the customers' callback URLs.
+
+`CallbackSender.run` loops: write down the results of finished attempts, claim due rows
+(`store.outbox.claim_due_deliveries`, with a lease), and start one POST per row. All
+state is in the database, so any number of senders, in one process or several, can run
+against it, and a sender that is killed loses nothing: what it had claimed becomes due
+again when the lease ends (`lease_seconds`), and may then arrive twice (receivers dedupe
+on `uuid`).
+
+One receiver cannot hold up the others:
+
+* at most `concurrency` POSTs at once in all, and at most `per_host` to one origin
+  (scheme, host, port); the claim takes from each account only what its origin can take
+  now, so the free slots go to other receivers and nothing waits on a full origin;
+* each attempt (DNS, SSRF check, connect, request, response) must finish within
+  `timeout_seconds`, and at most `max_response_bytes` of the answer are read;
+* redirects are not followed: the signed record goes only to the configured URL, and a
+  3xx counts as a failed attempt (the message names the `Location`).
+
+A 2xx answer acknowledges the record. Anything else (another status, a timeout, a refused
+connection, an address the SSRF guard refuses) is retried with `backoff.Backoff` until
+the delivery's maximum age, then the delivery is dead. The URL and the signing secret are
+the account's at the time of each attempt; an account without a secret gets unsigned
+callbacks. The SSRF guard runs on every attempt, since DNS may have changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import httpx
+
+from ivrcast.callbacks.backoff import Backoff, Uniform
+from ivrcast.callbacks.signing import HEADER, sign
+from ivrcast.clock import Clock, SystemClock
+from ivrcast.config import Settings
+from ivrcast.errors import StoreError
+from ivrcast.store.engine import Database
+from ivrcast.store.outbox import (
+    Delivery,
+    claim_due_deliveries,
+    mark_dead,
+    mark_delivered,
+    release_deliveries,
+    schedule_retry,
+)
+from ivrcast.voices.ssrf import (
+    ResolvedUrl,
+    UnresolvableHost,
+    UrlNotAllowed,
+    check_url,
+    resolve_public,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "ivrcast-callbacks/1"
+LEASE_MARGIN_SECONDS = 30.0
+"""A lease is two attempt timeouts plus this: room for the result to be written down."""
+HOST_BUSY_DELAY = timedelta(seconds=1)
+"""A claimed row whose origin turned out to be full goes back, due again after this."""
+CLIENT_IDLE_SECONDS = 60.0
+"""An origin's connection pool is closed after this long without a delivery."""
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST came to."""
+
+    delivered: bool
+    status_code: int | None
+    error: str
+    finished_at: datetime
+
+
+@dataclass
+class _Pool:
+    client: httpx.AsyncClient
+    last_used: float
+
+
+class CallbackSender:
+    """Delivers due outbox rows; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        rng: Uniform | None = None,
+    ) -> None:
+        config = settings.callbacks
+        self._db = db
+        self._clock: Clock = clock or SystemClock()
+        self._rng: Uniform = rng or random.Random()
+        self._allow_private = settings.security.allow_private_urls
+        self._concurrency = config.concurrency
+        self._per_host = config.per_host
+        self._timeout = config.timeout_seconds
+        self._max_response_bytes = config.max_response_bytes
+        self._poll_seconds = config.poll_seconds
+        self._lease = timedelta(seconds=2 * config.timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._backoff = Backoff(
+            base=config.backoff_base_seconds,
+            cap=config.backoff_cap_seconds,
+            max_age=timedelta(hours=config.max_age_hours),
+        )
+        self._http_timeout = httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0))
+        self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
+        self._load: Counter[Origin] = Counter()
+        self._results: list[tuple[Delivery, Attempt]] = []
+        self._pools: dict[Origin, _Pool] = {}
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then let the attempts in flight finish (each is
+        bounded by the timeout) and write down their results. Cancelling instead abandons
+        them: their rows are retried when the lease ends."""
+        logger.info("callback sender started", extra={"event": "callback_sender_started"})
+        try:
+            while not stop.is_set():
+                try:
+                    await self._pass()
+                except StoreError as exc:
+                    # The database may be restarting; the outbox waits for it.
+                    logger.warning(
+                        "callback sender cannot reach the database: %s",
+                        exc,
+                        extra={"event": "callback_sender_db_error"},
+                    )
+                await self._sleep(stop)
+            await self._drain()
+        except asyncio.CancelledError:
+            for _delivery, _origin, task in self._in_flight.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks(), return_exceptions=True)
+            raise
+        finally:
+            await self.aclose()
+            logger.info("callback sender stopped", extra={"event": "callback_sender_stopped"})
+
+    async def deliver_due(self) -> int:
+        """One pass: claim what is due (up to the free slots), post it, write down the
+        results. Returns the number of attempts made."""
+        started = await self._pass()
+        await self._drain()
+        return started
+
+    async def aclose(self) -> None:
+        """Close the connection pools (`run` does this itself when it ends)."""
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            await pool.client.aclose()
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        return [task for _delivery, _origin, task in self._in_flight.values()]
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*self._tasks())
+        await self._flush()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until an attempt finishes, `poll_seconds` pass, or `stop` is set."""
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._poll_seconds, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _pass(self) -> int:
+        await self._flush()
+        await self._close_idle_pools()
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        # An account's room is what its receiver's origin can still take; accounts not in
+        # flight get `per_host`.
+        account_limits = {
+            delivery.account_id: self._per_host - self._load[origin]
+            for delivery, origin, _task in self._in_flight.values()
+            if origin is not None
+        }
+        now = self._clock.now()
+        claimed = await asyncio.to_thread(self._claim, now, free, account_limits)
+        postponed: list[int] = []
+        for delivery in claimed:
+            origin = _origin(delivery.url)
+            if origin is not None and self._load[origin] >= self._per_host:
+                # Another account whose receiver shares the origin got there first.
+                postponed.append(delivery.id)
+                continue
+            if origin is not None:
+                self._load[origin] += 1
+            task = asyncio.create_task(
+                self._deliver(delivery, origin), name=f"callback-{delivery.id}"
+            )
+            self._in_flight[delivery.id] = (delivery, origin, task)
+        if postponed:
+            await asyncio.to_thread(self._release, postponed, now + HOST_BUSY_DELAY)
+        return len(claimed) - len(postponed)
+
+    def _claim(self, now: datetime, limit: int, account_limits: dict[int, int]) -> list[Delivery]:
+        with self._db.write() as conn:
+            return claim_due_deliveries(
+                conn,
+                now=now,
+                lease_until=now + self._lease,
+                limit=limit,
+                per_account=self._per_host,
+                account_limits=account_limits,
+            )
+
+    def _release(self, ids: list[int], at: datetime) -> None:
+        with self._db.write() as conn:
+            release_deliveries(conn, ids, next_attempt_at=at)
+
+    async def _deliver(self, delivery: Delivery, origin: Origin | None) -> None:
+        try:
+            attempt = await self._attempt(delivery, origin)
+            self._results.append((delivery, attempt))
+        finally:
+            del self._in_flight[delivery.id]
+            if origin is not None:
+                self._load[origin] -= 1
+                if not self._load[origin]:
+                    del self._load[origin]
+            self._wake.set()
+
+    async def _flush(self) -> None:
+        """Write down the finished attempts, all in one transaction."""
+        if not self._results:
+            return
+        results = self._results
+        self._results = []
+        try:
+            outcomes = await asyncio.to_thread(self._write_results, results)
+        except BaseException:
+            # Kept for the next pass: the rows stay leased meanwhile.
+            self._results = results + self._results
+            raise
+        for (delivery, attempt), outcome in zip(results, outcomes, strict=True):
+            _log_attempt(delivery, attempt, outcome)
+
+    def _write_results(self, results: list[tuple[Delivery, Attempt]]) -> list[str]:
+        outcomes = []
+        with self._db.write() as conn:
+            for delivery, attempt in results:
+                if attempt.delivered:
+                    assert attempt.status_code is not None
+                    mark_delivered(
+                        conn,
+                        delivery.id,
+                        now=attempt.finished_at,
+                        url=delivery.url,
+                        status_code=attempt.status_code,
+                    )
+                    outcomes.append("delivered")
+                    continue
+                retry_at = self._backoff.next_attempt_at(
+                    delivery.attempts + 1,
+                    queued_at=delivery.created_at,
+                    now=attempt.finished_at,
+                    rng=self._rng,
+                )
+                if retry_at is None:
+                    mark_dead(
+                        conn,
+                        delivery.id,
+                        url=delivery.url,
+                        error=attempt.error,
+                        status_code=attempt.status_code,
+                    )
+                    outcomes.append("dead")
+                else:
+                    schedule_retry(
+                        conn,
+                        delivery.id,
+                        next_attempt_at=retry_at,
+                        url=delivery.url,
+                        error=attempt.error,
+                        status_code=attempt.status_code,
+                    )
+                    outcomes.append("retry")
+        return outcomes
+
+    async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Attempt:
+        body = delivery.payload.encode("utf-8")
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            # A compressed answer could inflate past the read limit inside one chunk.
+            "Accept-Encoding": "identity",
+            "X-Ivrcast-Uuid": delivery.uuid,
+            "X-Ivrcast-Attempt": str(delivery.attempts + 1),
+        }
+        if delivery.secret:
+            timestamp = int(self._clock.now().timestamp())
+            headers[HEADER] = sign(body, delivery.secret, timestamp=timestamp)
+        status: int | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                resolved = await resolve_public(delivery.url, allow_private=self._allow_private)
+                assert origin is not None  # check_url passed inside resolve_public
+                async with self._post(self._pool(origin), resolved, body, headers) as response:
+                    status = response.status_code
+                    answer = await self._read_limited(response)
+        except TimeoutError:
+            error = f"no complete answer within {self._timeout:g} s"
+        except (UrlNotAllowed, UnresolvableHost) as exc:
+            error = exc.message
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        else:
+            if response.is_success:
+                return Attempt(True, status, "", self._clock.now())
+            error = _describe_answer(response, answer)
+        return Attempt(False, status, error, self._clock.now())
+
+    def _pool(self, origin: Origin) -> httpx.AsyncClient:
+        """One client per origin: a pinned connection is keyed by address, so sharing a
+        pool between host names could send one host's request over another's TLS session."""
+        pool = self._pools.get(origin)
+        if pool is None:
+            client = httpx.AsyncClient(
+                trust_env=False,
+                timeout=self._http_timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=self._per_host,
+                    max_keepalive_connections=self._per_host,
+                    keepalive_expiry=CLIENT_IDLE_SECONDS / 2,
+                ),
+            )
+            pool = self._pools[origin] = _Pool(client, 0.0)
+        pool.last_used = self._clock.monotonic()
+        return pool.client
+
+    async def _close_idle_pools(self) -> None:
+        now = self._clock.monotonic()
+        for origin, pool in list(self._pools.items()):
+            if origin not in self._load and now - pool.last_used > CLIENT_IDLE_SECONDS:
+                del self._pools[origin]
+                await pool.client.aclose()
+
+    @asynccontextmanager
+    async def _post(
+        self,
+        client: httpx.AsyncClient,
+        resolved: ResolvedUrl,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> AsyncIterator[httpx.Response]:
+        """POST to the first checked address that accepts a connection."""
+        for address in resolved.addresses:
+            target = resolved.pinned(address)
+            request = client.build_request(
+                "POST",
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                extensions=target.extensions,
+            )
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError:
+                if address == resolved.addresses[-1]:
+                    raise
+                continue
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+
+    async def _read_limited(self, response: httpx.Response) -> bytes:
+        """At most `max_response_bytes` of the answer; the rest is never read."""
+        answer = bytearray()
+        async for chunk in response.aiter_raw():
+            answer += chunk
+            if len(answer) >= self._max_response_bytes:
+                break
+        return bytes(answer[: self._max_response_bytes])
+
+
+def _origin(url: str) -> Origin | None:
+    try:
+        target = check_url(url)
+    except UrlNotAllowed:
+        return None
+    return Origin(target.url.scheme, target.host, target.port)
+
+
+def _describe_answer(response: httpx.Response, answer: bytes) -> str:
+    code = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    if response.status_code in _REDIRECTS:
+        location = response.headers.get("Location", "")
+        return f"{code} to {location!r}: redirects are not followed"
+    text = answer[:200].decode("utf-8", "replace").strip()
+    return f"{code}: {text}" if text else code
+
+
+def _log_attempt(delivery: Delivery, attempt: Attempt, outcome: str) -> None:
+    extra = {
+        "event": f"callback_{outcome}",
+        "delivery_id": delivery.id,
+        "call_uuid": delivery.uuid,
+        "account_id": delivery.account_id,
+        "attempt": delivery.attempts + 1,
+        "status_code": attempt.status_code,
+    }
+    if outcome == "delivered":
+        logger.debug("callback delivered", extra=extra)
+    elif outcome == "retry":
+        logger.info("callback failed, will retry: %s", attempt.error, extra=extra)
+    else:
+        logger.warning("callback dead after its maximum age: %s", attempt.error, extra=extra)
