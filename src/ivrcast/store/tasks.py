@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ivrcast.errors import NotFoundError
+from ivrcast.store.bulk import insert_rows
+from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder, finish_calls
 from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks
 
@@ -93,21 +95,19 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
         )
     )
     if new.numbers:
-        conn.execute(
-            calls.insert(),
-            [
-                {
-                    "uuid": str(uuid.uuid4()),
-                    "task_id": task_id,
-                    "account_id": new.account_id,
-                    "nationcode": new.nationcode,
-                    "number": number,
-                    "status": "queued",
-                    "round": 1,
-                    "queued_at": now,
-                }
-                for number in new.numbers
-            ],
+        insert_rows(
+            conn,
+            calls,
+            constant={
+                "task_id": task_id,
+                "account_id": new.account_id,
+                "nationcode": new.nationcode,
+                "status": "queued",
+                "round": 1,
+                "queued_at": now,
+            },
+            varying=("uuid", "number"),
+            rows=zip(time_ordered_uuids(len(new.numbers), now), new.numbers, strict=True),
         )
     return task_id
 

@@ -1,0 +1,34 @@
+"""Identifiers of calls: UUIDv7 (RFC 9562 §5.7), generated a batch at a time.
+
+A call's `uuid` is what customers dedupe records on, so it must be unique everywhere;
+it is also a unique index that every submission writes 5000 entries into. Random
+(version 4) UUIDs land all over that index; time-ordered ones append to its end, which
+is cheaper for SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+_COUNTER_BITS = 26  # RFC 9562 §6.2 method 1: 12 bits in rand_a, 14 at the top of rand_b
+_LOW_BITS = 14
+
+
+def time_ordered_uuids(count: int, at: datetime) -> list[str]:
+    """`count` UUIDv7 strings for instant `at`, in increasing order.
+
+    Layout: 48-bit Unix milliseconds, version 7, the counter's high 12 bits (rand_a),
+    variant 0b10, its low 14 bits, then 48 random bits. Built as hex text directly, since
+    this runs 5000 times per submission.
+    """
+    if count >= 1 << _COUNTER_BITS:
+        raise ValueError(f"at most {(1 << _COUNTER_BITS) - 1} uuids per batch")
+    unix_ms = f"{int(at.timestamp() * 1000) & ((1 << 48) - 1):012x}"
+    head = f"{unix_ms[:8]}-{unix_ms[8:]}-7"
+    entropy = os.urandom(6 * count).hex()
+    mask = (1 << _LOW_BITS) - 1
+    return [
+        f"{head}{i >> _LOW_BITS:03x}-{0x8000 | (i & mask):04x}-{entropy[12 * i : 12 * i + 12]}"
+        for i in range(count)
+    ]
