@@ -44,6 +44,8 @@ class SecuritySettings(_Section):
     secret_key: str | None = None
     operator_token: str | None = None
     token_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    # A console sign-in lasts this long, however active the user is; then they sign in again.
+    console_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 8 * 60
 
 
 class CallbackSettings(_Section):

@@ -13,6 +13,7 @@ from ivrcast.api import v1, yunhu
 from ivrcast.api.context import ApiContext
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
+from ivrcast.console import install
 from ivrcast.credentials import load_secret_key
 from ivrcast.errors import IvrcastError
 from ivrcast.store.engine import Database
@@ -44,4 +45,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(v1.router)
     app.add_exception_handler(IvrcastError, v1.error_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
+    install(app)
     return app

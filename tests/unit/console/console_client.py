@@ -1,0 +1,97 @@
+"""A browser-like client of the console app in process (the fixture is in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ivrcast.clock import FrozenClock
+from ivrcast.config import Settings
+from ivrcast.credentials import hash_secret, load_secret_key
+from ivrcast.demo_account import demo_tone
+from ivrcast.store.accounts import create_account
+from ivrcast.store.engine import Database
+from ivrcast.store.voices import insert_voice
+from ivrcast.voices.transcode import transcode
+
+START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # 10:00 in Jakarta
+OPERATOR_TOKEN = "operator-token-for-tests"
+HTML = {"accept": "text/html"}
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Console:
+    """The app, its database and clock, and helpers that act as a browser would."""
+
+    settings: Settings
+    db: Database
+    clock: FrozenClock
+    transport: httpx.ASGITransport
+    accounts: dict[str, int]
+
+    def browser(self) -> httpx.AsyncClient:
+        """A client with its own cookie jar, like a separate browser."""
+        return httpx.AsyncClient(
+            transport=self.transport, base_url="http://ivrcast.test", headers=HTML
+        )
+
+    def add_account(self, appid: str, accesskey: str = "secret-key", **extra: Any) -> int:
+        with self.db.write() as conn:
+            account = create_account(
+                conn,
+                appid=appid,
+                accesskey_hash=hash_secret(load_secret_key(self.settings), accesskey),
+                now=self.clock.now(),
+                **extra,
+            )
+        self.accounts[appid] = account.id
+        return account.id
+
+    def add_voice(self, account_id: int, name: str = "welcome") -> int:
+        tone = demo_tone(seconds=1.0)
+        encoded = transcode(tone)
+        with self.db.write() as conn:
+            voice = insert_voice(
+                conn,
+                account_id=account_id,
+                name=name,
+                source_url=None,
+                source_format=encoded.source_format,
+                source_bytes=len(tone),
+                duration_ms=encoded.duration_ms,
+                pcmu=encoded.pcmu,
+                pcma=encoded.pcma,
+                now=self.clock.now(),
+            )
+        return voice.id
+
+    async def sign_in(
+        self, client: httpx.AsyncClient, appid: str = "alice", accesskey: str = "secret-key"
+    ) -> httpx.Response:
+        csrf = csrf_of(await client.get("/console/signin"))
+        return await client.post(
+            "/console/signin", data={"appid": appid, "accesskey": accesskey, "csrf": csrf}
+        )
+
+    @contextlib.asynccontextmanager
+    async def signed_in(self, appid: str = "alice") -> AsyncIterator[httpx.AsyncClient]:
+        async with self.browser() as client:
+            response = await self.sign_in(client, appid)
+            assert response.status_code == 303, response.text
+            yield client
+
+    async def csrf(self, client: httpx.AsyncClient, page: str = "/console/tasks") -> str:
+        return csrf_of(await client.get(page))
+
+
+def csrf_of(response: httpx.Response) -> str:
+    found = _CSRF.search(response.text)
+    assert found, f"no CSRF field in {response.status_code} {response.text[:300]}"
+    return found.group(1)
