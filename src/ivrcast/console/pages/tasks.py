@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -140,6 +141,7 @@ async def task_page(task_id: str, request: Request, ctx: Ctx, viewer: CurrentVie
             "page": "tasks",
             **data,
             "nation": NATIONS.get(data["task"]["nationcode"]),
+            "invalid": json.loads(data["task"]["invalid_entries"]),
             "states": CALL_STATES,
             "more_calls": data["task"]["total"] > TASK_CALLS_SHOWN,
             "notice": request.query_params.get("notice"),

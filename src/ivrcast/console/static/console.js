@@ -67,7 +67,10 @@
     for (let i = 0; i < minutes; i++) {
       const when = new Date((chart.start + i * chart.step) * 1000);
       if (when.getUTCMinutes() % 30 === 0) {
-        const label = svgElement("text", { x: left + i * barWidth, y: height - 6, "text-anchor": "middle", class: "tick" });
+        const x = left + i * barWidth;
+        // Labels near the right edge are right-aligned so that they are not cut off.
+        const anchor = x > width - 24 ? "end" : "middle";
+        const label = svgElement("text", { x, y: height - 6, "text-anchor": anchor, class: "tick" });
         label.textContent = format.format(when);
         svg.appendChild(label);
       }
@@ -149,9 +152,31 @@
 
   // ---- Task page: live progress ---------------------------------------------------
 
+  const REFRESH_MS = 5000;
+  let refreshedAt = Date.now();
+
+  // The calls table and details are re-read from the page itself now and then, so that
+  // they follow the progress without a second, per-call stream.
+  async function refreshSections(ids) {
+    refreshedAt = Date.now();
+    const response = await fetch(window.location.pathname, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ids) {
+      const current = document.getElementById(id), replacement = fresh.getElementById(id);
+      if (current && replacement) current.replaceWith(document.importNode(replacement, true));
+    }
+  }
+
   const taskProgress = $("#task-progress");
   if (taskProgress && taskProgress.dataset.done !== "true") {
+    let shownFinished = Number(taskProgress.querySelector('[data-field="finished"]').textContent);
     listen(taskProgress.dataset.events, "progress", (progress) => {
+      if (progress.finished !== shownFinished &&
+          (progress.done || Date.now() - refreshedAt >= REFRESH_MS)) {
+        refreshSections(["task-details", "task-calls"]);
+      }
+      shownFinished = progress.finished;
       const bar = $("#task-bar");
       bar.max = progress.total || 1;
       bar.value = progress.total ? progress.finished : 1;

@@ -1,0 +1,55 @@
+"""The console in a real browser: Debian's Chromium, driven by Playwright, against the
+real `ivrcast serve` (API, dialer process and demo carrier) in a fresh data folder.
+
+Playwright never downloads a browser here: it launches `/usr/bin/chromium`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_console import ARTIFACTS, CHROMIUM, Server, start_server, stop_server
+from playwright.sync_api import Browser, Page, sync_playwright
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the suite, with accounts `alice` (records go to a closed port, so
+    deliveries fail and can be replayed) and `bob`."""
+    running = start_server(tmp_path_factory.mktemp("browser") / "data")
+    try:
+        running.cli(
+            "account", "create", "--appid", "alice", "--accesskey", "alice-key",
+            "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records",
+        )  # fmt: skip
+        running.cli("account", "create", "--appid", "bob", "--accesskey", "bob-key")
+        yield running
+    finally:
+        stop_server(running)
+        (ARTIFACTS / "server.log").parent.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "server.log").write_bytes(running.log.read_bytes())
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make install does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    """A fresh browser context (its own cookies), closed after the test so that no live
+    stream is left open when the server stops."""
+    context = browser.new_context(
+        base_url=server.url, viewport={"width": 1280, "height": 900}, accept_downloads=True
+    )
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
