@@ -1,7 +1,7 @@
 """Helpers of the browser tests: the server they drive, signing in, screenshots.
 
 Screenshots go to `test-artifacts/browser/` (kept by CI, ignored by git); the README's
-pictures are written to `docs/img/`.
+pictures in `docs/img/` are refreshed with `IVRCAST_DOC_IMAGES=1 make test`.
 """
 
 from __future__ import annotations
@@ -92,9 +92,12 @@ def sign_in(page: Page, appid: str, accesskey: str) -> None:
 
 
 def screenshot(page: Page, name: str, *, doc: bool = False) -> None:
+    """Keep a screenshot as a test artifact; with `doc`, and `IVRCAST_DOC_IMAGES=1` in the
+    environment, also refresh the README's picture of it (not on every run, which would
+    leave the work tree changed after each test run)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
-    if doc:
+    if doc and os.environ.get("IVRCAST_DOC_IMAGES") == "1":
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=DOC_IMAGES / f"{name}.png", full_page=False)
 

@@ -8,6 +8,7 @@ token take effect at once, not when the cookie runs out.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,11 +135,15 @@ async def current_viewer(request: Request) -> Viewer:
     return viewer
 
 
-async def posting_viewer(request: Request) -> Viewer:
-    """The viewer of a POST, after its CSRF token has been checked."""
+async def posting_viewer(request: Request) -> AsyncIterator[Viewer]:
+    """The viewer of a POST, after its CSRF token has been checked. The form is closed
+    after the request, so that uploaded files' temporary copies are removed at once."""
     viewer = await current_viewer(request)
-    await check_csrf(request, viewer.session)
-    return viewer
+    try:
+        await check_csrf(request, viewer.session)
+        yield viewer
+    finally:
+        await (await request.form()).close()
 
 
 async def check_csrf(request: Request, session: Session) -> None:

@@ -90,6 +90,46 @@ class Console:
     async def csrf(self, client: httpx.AsyncClient, page: str = "/console/tasks") -> str:
         return csrf_of(await client.get(page))
 
+    @contextlib.asynccontextmanager
+    async def operator(self) -> AsyncIterator[httpx.AsyncClient]:
+        async with self.browser() as client:
+            csrf = csrf_of(await client.get("/console/signin"))
+            response = await client.post(
+                "/console/signin/operator", data={"token": OPERATOR_TOKEN, "csrf": csrf}
+            )
+            assert response.status_code == 303, response.text
+            yield client
+
+    async def send(self, client: httpx.AsyncClient, numbers: str, **fields: str) -> str:
+        """Send a broadcast as the page's script does; returns the task id."""
+        csrf = await self.csrf(client, "/console/send")
+        form = {"nationcode": "id", "voicefile": "welcome", "destnumber": numbers, **fields}
+        response = await client.post(
+            "/console/send",
+            data=form,
+            headers={"accept": "application/json", "x-csrf-token": csrf},
+        )
+        assert response.status_code == 200, response.text
+        task_id: str = response.json()["taskid"]
+        return task_id
+
+    def finish_calls(self, task_id: str, status: str = "completed", **values: Any) -> None:
+        """End the task's calls as the dialer would: final state, record, outbox row."""
+        from ivrcast.api.context import ApiContext
+        from ivrcast.store.records import finish_calls
+        from ivrcast.store.tables import calls
+
+        ctx: ApiContext = self.transport.app.state.ctx  # type: ignore[attr-defined]
+        with self.db.write() as conn:
+            finish_calls(
+                conn,
+                calls.c.task_id == task_id,
+                from_states=("queued",),
+                values={"status": status, **values},
+                build_record=ctx.build_record,
+                now=self.clock.now(),
+            )
+
 
 def csrf_of(response: httpx.Response) -> str:
     found = _CSRF.search(response.text)
