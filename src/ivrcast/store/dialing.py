@@ -95,7 +95,12 @@ def claim_due_calls(
     conn: Connection, *, task_id: str, limit: int, node_id: str, now: datetime
 ) -> list[ClaimedCall]:
     """queued -> dialing: take up to `limit` calls of a task, in submission order, for
-    `node_id`. Rows another dialer holds locked are skipped, not waited for."""
+    `node_id`. Rows another dialer holds locked are skipped, not waited for.
+
+    Two statements, not `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+    LOCKED)`: PostgreSQL may rescan such a subquery and update more than `limit` rows,
+    and a claimed call nobody dials would sit in `dialing` until recovery.
+    """
     if limit <= 0:
         return []
     due = (
@@ -105,9 +110,12 @@ def claim_due_calls(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    ids = list(conn.execute(due).scalars())
+    if not ids:
+        return []
     claim = (
         calls.update()
-        .where(calls.c.id.in_(due), calls.c.status == "queued")
+        .where(calls.c.id.in_(ids), calls.c.status == "queued")
         .values(status="dialing", node_id=node_id, claimed_at=now)
         .returning(
             calls.c.id,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,9 @@ def settings_for(
             "data_dir": data_dir,
             "database_url": database_url,
             "demo": demo,
-            "countries": {code: ALWAYS_OPEN for code in ("id", "in", "ph", "mx", "co", "tha", "vn")},
+            "countries": {
+                code: ALWAYS_OPEN for code in ("id", "in", "ph", "mx", "co", "tha", "vn")
+            },
             "trunks": list(trunks),
             "dialer": {"poll_interval": 0.05, "heartbeat_seconds": 1.0, **dialer},
         }
@@ -47,7 +52,9 @@ def settings_for(
 
 
 def tone(seconds: float) -> tuple[bytes, bytes]:
-    samples = [int(6000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000))]
+    samples = [
+        int(6000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000))
+    ]
     return encode_ulaw(samples), encode_alaw(samples)
 
 
@@ -188,3 +195,187 @@ async def running_dialer(
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+
+
+# -- SIPp as the trunk -----------------------------------------------------------------
+
+HERE = Path(__file__).parent
+SIPP = "/usr/bin/sipp"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def udp_port_bound(port: int) -> bool:
+    needle = f":{port:04X}"
+    try:
+        lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(line.split()[1].endswith(needle) for line in lines)
+
+
+@dataclass(frozen=True)
+class SipEntry:
+    at: datetime
+    received: bool
+    first_line: str
+    call_id: str
+    cseq_method: str
+
+
+@dataclass
+class SippTrunk:
+    """A SIPp UAS standing in for a carrier; its message log is the ground truth of
+    what reached the trunk."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    workdir: Path
+    scenario: str
+
+    @property
+    def proxy(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def trunk(self, name: str, **settings: Any) -> dict[str, Any]:
+        return {"name": name, "countries": ["id"], "proxy": self.proxy, **settings}
+
+    async def finish(self, limit: float = 30) -> None:
+        """Wait for SIPp to exit by itself (its -m count reached), so its log is whole."""
+        try:
+            await asyncio.wait_for(self.process.wait(), limit)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise AssertionError(f"SIPp did not finish\n{self.logs()}") from None
+
+    async def stop(self) -> None:
+        """End SIPp before its -m count (SIGINT: it closes its logs on the way out)."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def logs(self) -> str:
+        parts = [f"--- SIPp {self.scenario}, exit {self.process.returncode}"]
+        for path in sorted(self.workdir.glob("*.log")):
+            if path.stat().st_size:
+                parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}")
+        return "\n".join(parts)
+
+    def entries(self) -> list[SipEntry]:
+        path = self.workdir / "messages.log"
+        if not path.exists():
+            return []
+        out = []
+        for block in path.read_text(errors="replace").split("-" * 47 + " ")[1:]:
+            lines = block.splitlines()
+            stamp = datetime.strptime(lines[0].strip(), "%Y-%m-%d %H:%M:%S.%f")
+            body = [line for line in lines[2:] if line.strip()]
+            if not body:
+                continue
+            headers = {}
+            for line in body[1:]:
+                name, _, value = line.partition(":")
+                headers.setdefault(name.strip().lower(), value.strip())
+            out.append(
+                SipEntry(
+                    at=stamp,
+                    received="received" in lines[1],
+                    first_line=body[0],
+                    call_id=headers.get("call-id", ""),
+                    cseq_method=headers.get("cseq", " ").split()[-1],
+                )
+            )
+        return out
+
+    def invites(self) -> dict[str, list[str]]:
+        """Call-IDs of the INVITEs received, per dialed number (retransmissions of an
+        INVITE share its Call-ID, so a number dialed twice shows two Call-IDs)."""
+        seen: dict[str, list[str]] = {}
+        for entry in self.entries():
+            if entry.received and entry.first_line.startswith("INVITE "):
+                number = entry.first_line.split()[1].removeprefix("sip:").split("@")[0]
+                ids = seen.setdefault(number, [])
+                if entry.call_id not in ids:
+                    ids.append(entry.call_id)
+        return seen
+
+    def invite_times(self) -> list[datetime]:
+        """When each distinct INVITE (first copy) arrived."""
+        first: dict[str, datetime] = {}
+        for entry in self.entries():
+            if entry.received and entry.first_line.startswith("INVITE "):
+                first.setdefault(entry.call_id, entry.at)
+        return sorted(first.values())
+
+    def max_concurrent(self) -> int:
+        """Most calls up at once as the trunk saw them: from the first INVITE of a call
+        to its final response (a failure) or the BYE that ended it."""
+        live: set[str] = set()
+        peak = 0
+        for entry in self.entries():
+            line = entry.first_line
+            if entry.received and line.startswith("INVITE "):
+                live.add(entry.call_id)
+                peak = max(peak, len(live))
+            elif (entry.received and line.startswith(("BYE ", "CANCEL "))) or (
+                (
+                    not entry.received
+                    and line.startswith("SIP/2.0 ")
+                    and entry.cseq_method == "INVITE"
+                )
+                and int(line.split()[1]) >= 300
+            ):
+                live.discard(entry.call_id)
+        return peak
+
+
+def cps_bound_holds(
+    times: list[datetime], rate: float, window: float = 1.0, slack: int = 1
+) -> tuple[bool, int, int]:
+    """Whether every `window` seconds hold at most floor(window * rate) + 1 INVITEs (the
+    pacer's bound), plus `slack` for one INVITE the event loop sent late."""
+    allowed = int(window * rate) + 1 + slack
+    worst = 0
+    start = 0
+    for end, at in enumerate(times):
+        while (at - times[start]).total_seconds() >= window:
+            start += 1
+        worst = max(worst, end - start + 1)
+    return worst <= allowed, worst, allowed
+
+
+async def start_sipp(workdir: Path, scenario: str, calls: int) -> SippTrunk:
+    """A SIPp UAS on a free port that exits after `calls` calls."""
+    await asyncio.to_thread(workdir.mkdir, parents=True)
+    port = free_udp_port()
+    args = [
+        "-k", "5", "240", SIPP,
+        "-sf", str(HERE / scenario),
+        "-i", "127.0.0.1", "-p", str(port),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+        "-m", str(calls), "-nostdin",
+        "-trace_msg", "-message_file", str(workdir / "messages.log"),
+        "-trace_err", "-error_file", str(workdir / "errors.log"),
+    ]  # fmt: skip
+    out = (workdir / "stdout.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        "timeout", *args, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=workdir
+    )
+    out.close()
+    trunk = SippTrunk(process, port, workdir, scenario)
+    await wait_until(
+        lambda: udp_port_bound(port) or process.returncode is not None, 10, "SIPp to bind"
+    )
+    if process.returncode is not None:
+        raise AssertionError(f"SIPp exited at start\n{trunk.logs()}")
+    return trunk
