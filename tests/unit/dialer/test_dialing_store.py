@@ -1,0 +1,192 @@
+"""The dialer's statements on SQLite and PostgreSQL: claim, release, task ends, recovery."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from ivrcast.callbacks.record import build_call_record
+from ivrcast.dialer.recovery import process_alive, recover
+from ivrcast.store import dialing
+from ivrcast.store.accounts import create_account
+from ivrcast.store.engine import Database
+from ivrcast.store.tables import call_records, calls, tasks
+from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.voices import insert_voice
+
+NOW = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
+BUILD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
+
+
+def seed(db: Database, count: int, *, appid: str = "acme") -> str:
+    with db.write() as conn:
+        account = create_account(conn, appid=appid, accesskey_hash="0" * 64, now=NOW)
+        voice = insert_voice(
+            conn,
+            account_id=account.id,
+            name="v",
+            source_url=None,
+            source_format="wav",
+            source_bytes=160,
+            duration_ms=20,
+            pcmu=b"\xff" * 160,
+            pcma=b"\xd5" * 160,
+            now=NOW,
+        )
+        return create_task(
+            conn,
+            NewTask(
+                account_id=account.id,
+                nationcode="id",
+                voice_id=voice.id,
+                numbers=[f"+62812000{n:04d}" for n in range(count)],
+                userkey=False,
+                todayonly=1,
+                waittime=30,
+                conntime=60,
+                disnumber=None,
+                chengshudu="",
+                customuuid="",
+                duplicates=0,
+                invalid=0,
+                local_day=date(2025, 3, 10),
+            ),
+            now=NOW,
+        )
+
+
+def rows(db: Database) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(calls).order_by(calls.c.id))]
+
+
+def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -> None:
+    task_id = seed(database, 10)
+    with database.write() as conn:
+        due = dialing.due_tasks(conn)
+        first = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n1", now=NOW)
+        second = dialing.claim_due_calls(conn, task_id=task_id, limit=100, node_id="n1", now=NOW)
+    assert [(t.id, t.queued) for t in due] == [(task_id, 10)]
+    assert [c.number for c in first] == [f"+62812000{n:04d}" for n in range(4)]
+    assert len(second) == 6
+    assert {(r["status"], r["node_id"], r["claimed_at"]) for r in rows(database)} == {
+        ("dialing", "n1", NOW)
+    }
+    with database.read() as conn:
+        assert dialing.due_tasks(conn) == []
+        assert list(dialing.active_calls_by_account(conn).values()) == [10]
+
+
+@pytest.mark.postgres
+def test_concurrent_claims_on_postgresql_skip_locked_rows(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        task_id = seed(db, 20)
+        with db.write() as first:
+            taken = dialing.claim_due_calls(first, task_id=task_id, limit=8, node_id="a", now=NOW)
+            # A second dialer claims while the first transaction still holds its rows.
+            with db.write() as second:
+                other = dialing.claim_due_calls(
+                    second, task_id=task_id, limit=100, node_id="b", now=NOW
+                )
+        assert len(taken) == 8
+        assert len(other) == 12
+        assert not {c.id for c in taken} & {c.id for c in other}
+    finally:
+        db.dispose()
+
+
+def test_progress_then_finish_writes_one_record(database: Database) -> None:
+    task_id = seed(database, 1)
+    with database.write() as conn:
+        (call,) = dialing.claim_due_calls(conn, task_id=task_id, limit=1, node_id="n", now=NOW)
+        dialing.mark_invited(conn, call.id, trunk="t", disnumber="100", at=NOW)
+        dialing.mark_ringing(conn, call.id, at=NOW + timedelta(seconds=1))
+        dialing.mark_answered(conn, call.id, at=NOW + timedelta(seconds=2))
+        values = {"status": "completed", "sip_code": 200, "ended_at": NOW + timedelta(seconds=9)}
+        assert dialing.finish_call(conn, call.id, values, build_record=BUILD, now=NOW)
+        # A second end (a race with recovery) changes nothing and writes no record.
+        assert not dialing.finish_call(
+            conn, call.id, {"status": "interrupted"}, build_record=BUILD, now=NOW
+        )
+        assert dialing.finish_ended_tasks(conn, now=NOW) == 1
+        records = conn.execute(select(call_records)).all()
+        task = conn.execute(select(tasks)).one()
+    (row,) = rows(database)
+    assert (row["status"], row["trunk"], row["disnumber"], row["node_id"]) == (
+        "completed",
+        "t",
+        "100",
+        None,
+    )
+    assert row["answered_at"] == NOW + timedelta(seconds=2)
+    assert len(records) == 1
+    assert (task.status, task.ended_at) == ("finished", NOW)
+
+
+def test_release_returns_only_calls_never_invited(database: Database) -> None:
+    task_id = seed(database, 3)
+    with database.write() as conn:
+        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        dialing.mark_invited(conn, claimed[0].id, trunk="t", disnumber="1", at=NOW)
+        assert dialing.release_calls(conn, [c.id for c in claimed], node_id="n") == 2
+    assert [r["status"] for r in rows(database)] == ["dialing", "queued", "queued"]
+
+
+def test_expiry_ends_queued_calls_with_records(database: Database) -> None:
+    task_id = seed(database, 5)
+    with database.write() as conn:
+        dialing.claim_due_calls(conn, task_id=task_id, limit=2, node_id="n", now=NOW)
+        assert dialing.expire_queued_calls(conn, [task_id], build_record=BUILD, now=NOW) == 3
+        assert dialing.finish_ended_tasks(conn, now=NOW) == 0  # two calls still active
+        assert len(conn.execute(select(call_records)).all()) == 3
+    assert [r["status"] for r in rows(database)] == ["dialing"] * 2 + ["expired"] * 3
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_recovery_interrupts_calls_of_dead_nodes_only(database: Database) -> None:
+    task_id = seed(database, 6)
+    later = NOW + timedelta(seconds=2)
+    with database.write() as conn:
+        for node, host, pid in (
+            ("crashed", "here", dead_pid()),
+            ("silent", "elsewhere", 1),
+            ("alive", "elsewhere", 1),
+        ):
+            dialing.register_node(conn, node_id=node, hostname=host, pid=pid, now=NOW)
+            dialing.claim_due_calls(conn, task_id=task_id, limit=2, node_id=node, now=NOW)
+        dialing.heartbeat(conn, node_id="alive", now=NOW + timedelta(seconds=30))
+        dialing.register_node(conn, node_id="me", hostname="here", pid=1, now=later)
+        result = recover(
+            conn,
+            node_id="me",
+            hostname="here",
+            heartbeat_seconds=5,
+            build_record=BUILD,
+            now=NOW + timedelta(seconds=31),
+        )
+    assert result.interrupted == 4
+    assert set(result.dead_nodes) == {"crashed", "silent"}
+    assert result.live_nodes == 2
+    by_node = [(r["status"], r["node_id"]) for r in rows(database)]
+    assert by_node[:4] == [("interrupted", None)] * 4
+    assert by_node[4:] == [("dialing", "alive")] * 2
+    with database.read() as conn:
+        assert len(conn.execute(select(call_records)).all()) == 4
+        assert {n.id for n in dialing.running_nodes(conn)} == {"alive", "me"}
+
+
+def test_process_alive() -> None:
+    assert process_alive(1)
+    assert not process_alive(dead_pid())
