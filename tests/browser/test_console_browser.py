@@ -125,6 +125,7 @@ def test_a_customer_broadcasts_and_follows_every_call(page: Page, server: Server
         f"Done: {2 * MAX_NUMBERS + 5} numbers sent in 3 task(s)."
     )
     expect(page.locator("#send-results li")).to_have_count(3)
+    expect(page.get_by_role("button", name="Retry the remaining parts")).to_be_hidden()
     expect(page.locator("#send-bar")).to_have_attribute("value", str(2 * MAX_NUMBERS + 5))
     screenshot(page, "send")
 
