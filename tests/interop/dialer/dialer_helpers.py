@@ -35,16 +35,19 @@ def settings_for(
     *,
     trunks: Sequence[dict[str, Any]] = (),
     demo: str = "auto",
+    countries: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
     **dialer: Any,
 ) -> Settings:
+    if countries is None:
+        countries = {code: ALWAYS_OPEN for code in ("id", "in", "ph", "mx", "co", "tha", "vn")}
     return Settings.model_validate(
         {
             "data_dir": data_dir,
             "database_url": database_url,
             "demo": demo,
-            "countries": {
-                code: ALWAYS_OPEN for code in ("id", "in", "ph", "mx", "co", "tha", "vn")
-            },
+            "countries": countries,
+            "limits": limits or {},
             "trunks": list(trunks),
             "dialer": {"poll_interval": 0.05, "heartbeat_seconds": 1.0, **dialer},
         }
