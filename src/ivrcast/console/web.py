@@ -32,6 +32,8 @@ from ivrcast.store.accounts import Account, AccountNotFound, get_account
 logger = logging.getLogger(__name__)
 
 PREFIX = "/console"
+NO_ACCOUNT = 0
+"""An account id no row has (ids start at 1)."""
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
@@ -218,7 +220,10 @@ def account_scope(request: Request, viewer: Viewer, appids: dict[int, str]) -> i
     if viewer.account is not None:
         return viewer.account.id
     wanted = request.query_params.get("account")
-    return next((i for i, appid in appids.items() if appid == wanted), None)
+    if not wanted:
+        return None
+    # An unknown appid shows nothing, rather than silently every account's rows.
+    return next((i for i, appid in appids.items() if appid == wanted), NO_ACCOUNT)
 
 
 def not_found(request: Request, viewer: Viewer, message: str) -> Response:

@@ -176,11 +176,13 @@ async def test_the_operator_sees_every_account_and_sends_nothing(console: Consol
         )
         listing = await operator.get("/console/tasks")
         only_bob = await operator.get("/console/tasks?account=bob")
+        nobody = await operator.get("/console/tasks?account=nobody")
         page = await operator.get(f"/console/tasks/{alice_task}")
         send_form = await operator.get("/console/send")
     assert listing.status_code == 200
     assert alice_task[:12] in listing.text
     assert "bob" in listing.text
     assert alice_task[:12] not in only_bob.text
+    assert "No task yet." in nobody.text
     assert page.status_code == 200
     assert send_form.status_code == 403
