@@ -371,8 +371,8 @@ def queue_depth(conn: Connection) -> list[tuple[str, str, int]]:
 def active_by_trunk(conn: Connection) -> list[tuple[str, int]]:
     """(trunk, calls in progress) over every node; calls not yet sent have trunk ""."""
     rows = conn.execute(
-        select(func.coalesce(calls.c.trunk, ""), func.count())
+        select(calls.c.trunk, func.count())
         .where(calls.c.status.in_(ACTIVE_STATES))
-        .group_by(func.coalesce(calls.c.trunk, ""))
+        .group_by(calls.c.trunk)
     )
-    return [(trunk, count) for trunk, count in rows]
+    return [(trunk or "", count) for trunk, count in rows]

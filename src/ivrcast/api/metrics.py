@@ -1,0 +1,88 @@
+"""`GET /metrics`: Prometheus text format, for the whole platform.
+
+Two sources, merged at scrape time:
+- gauges derived from the database when scraped (calls by state and nation, queue depth
+  per nation and account, calls in progress per trunk across every dialer node), so
+  they are right whichever process or host did the work;
+- the dialer processes' own counters and histograms (INVITEs per trunk, whose rate is
+  calls per second; calls in progress per trunk on each node; claim latency; failovers),
+  which each dialer writes to `<data_dir>/metrics/` (`ivrcast.dialer.metrics`).
+
+Like most exporters it asks for no credentials: the server listens on loopback unless
+configured otherwise, and the labels carry appids and trunk names, not secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ivrcast.api.context import ApiContext
+from ivrcast.dialer.metrics import read_snapshots
+from ivrcast.store import dialing
+from ivrcast.store.engine import Database
+
+router = APIRouter()
+
+
+class _ScrapeCollector(Collector):
+    def __init__(
+        self,
+        by_state: list[tuple[str, str, int]],
+        depth: list[tuple[str, str, int]],
+        by_trunk: list[tuple[str, int]],
+        data_dir: Path,
+    ) -> None:
+        self._by_state = by_state
+        self._depth = depth
+        self._by_trunk = by_trunk
+        self._data_dir = data_dir
+
+    def collect(self) -> Iterable[Metric]:
+        calls = GaugeMetricFamily(
+            "ivrcast_calls", "Calls by state and nation.", labels=["nationcode", "status"]
+        )
+        for nation, status, count in self._by_state:
+            calls.add_metric([nation, status], count)
+        yield calls
+        depth = GaugeMetricFamily(
+            "ivrcast_queue_depth",
+            "Calls queued for dialing, by nation and account.",
+            labels=["nationcode", "appid"],
+        )
+        for nation, appid, count in self._depth:
+            depth.add_metric([nation, appid], count)
+        yield depth
+        active = GaugeMetricFamily(
+            "ivrcast_active_calls",
+            "Calls dialing, ringing or answered on every dialer node, by trunk "
+            '("" for calls claimed but not yet sent).',
+            labels=["trunk"],
+        )
+        for trunk, count in self._by_trunk:
+            active.add_metric([trunk], count)
+        yield active
+        yield from read_snapshots(self._data_dir)
+
+
+def render(db: Database, data_dir: Path) -> bytes:
+    """The exposition text. Blocking (reads the database and the dialers' files)."""
+    with db.read() as conn:
+        by_state = dialing.calls_by_state(conn)
+        depth = dialing.queue_depth(conn)
+        by_trunk = dialing.active_by_trunk(conn)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ScrapeCollector(by_state, depth, by_trunk, data_dir))
+    return generate_latest(registry)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    ctx: ApiContext = request.app.state.ctx
+    body = await ctx.in_thread(lambda: render(ctx.db, ctx.settings.data_dir))
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
