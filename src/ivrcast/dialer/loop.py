@@ -136,31 +136,26 @@ class ProgressWriter:
                 self._idle.set()
 
     def _apply(self, batch: list[Update]) -> None:
+        # Grouped by kind in this order, a call's updates keep their own order: its
+        # INVITE(s), 18x and 2xx always come before its end.
+        invites = [
+            dialing.Invite(u.call_id, u.trunk, u.disnumber, u.at)
+            for u in batch
+            if isinstance(u, Invited)
+        ]
+        progress = [u for u in batch if isinstance(u, Progress)]
+        finished = [(u.call_id, u.values) for u in batch if isinstance(u, Finished)]
         now = self._clock.now()
         with self._dbt.db.write() as conn:
-            for update in batch:
-                if isinstance(update, Invited):
-                    dialing.mark_invited(
-                        conn,
-                        update.call_id,
-                        trunk=update.trunk,
-                        disnumber=update.disnumber,
-                        at=update.at,
-                    )
-                elif isinstance(update, Progress):
-                    if update.kind == "ringing":
-                        dialing.mark_ringing(conn, update.call_id, at=update.at)
-                    else:
-                        dialing.mark_answered(conn, update.call_id, at=update.at)
-                else:
-                    dialing.finish_call(
-                        conn,
-                        update.call_id,
-                        update.values,
-                        build_record=self._build_record,
-                        now=now,
-                    )
-            if any(isinstance(update, Finished) for update in batch):
+            dialing.mark_invited(conn, invites)
+            dialing.mark_ringing(conn, [(p.call_id, p.at) for p in progress if p.kind == "ringing"])
+            dialing.mark_answered(
+                conn, [(p.call_id, p.at) for p in progress if p.kind == "answered"]
+            )
+            if finished:
+                dialing.finish_active_calls(
+                    conn, finished, build_record=self._build_record, now=now
+                )
                 dialing.finish_ended_tasks(conn, now=now)
 
 

@@ -9,15 +9,24 @@ row; on SQLite `BEGIN IMMEDIATE` serialises writers and the lock clause is dropp
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import ColumnElement, Connection, bindparam, exists, func, or_, select
 
-from ivrcast.store.records import RecordBuilder, finish_calls
-from ivrcast.store.tables import ACTIVE_STATES, accounts, calls, nodes, tasks, voices
+from ivrcast.store.records import RecordBuilder, finish_calls, write_records
+from ivrcast.store.tables import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    Timestamp,
+    accounts,
+    calls,
+    nodes,
+    tasks,
+    voices,
+)
 
 
 @dataclass(frozen=True)
@@ -149,55 +158,112 @@ def release_calls(conn: Connection, call_ids: Collection[int], *, node_id: str) 
     return result.rowcount
 
 
-def mark_invited(
-    conn: Connection, call_id: int, *, trunk: str, disnumber: str, at: datetime
-) -> None:
-    """dialing (no change of state): the INVITE left through `trunk` with caller ID
-    `disnumber`. A failover to another trunk records the new trunk."""
+@dataclass(frozen=True)
+class Invite:
+    """An INVITE left for a call: through `trunk`, with caller ID `disnumber`."""
+
+    call_id: int
+    trunk: str
+    disnumber: str
+    at: datetime
+
+
+# The dialer writes progress in batches: one statement, many parameter sets. Bound
+# names differ from column names, which SQLAlchemy reserves for the SET clause.
+
+
+def _status_is(*states: str) -> ColumnElement[bool]:
+    """`status IN (...)` spelt as equalities: an executemany cannot expand an IN list."""
+    return or_(*(calls.c.status == state for state in states))
+
+
+def mark_invited(conn: Connection, invites: Sequence[Invite]) -> None:
+    """dialing (no change of state): record the trunk, caller ID and first INVITE time.
+    A failover to another trunk records the new trunk and keeps the first time."""
+    if not invites:
+        return
     conn.execute(
         calls.update()
-        .where(calls.c.id == call_id, calls.c.status == "dialing")
-        .values(trunk=trunk, disnumber=disnumber, invited_at=func.coalesce(calls.c.invited_at, at))
+        .where(calls.c.id == bindparam("b_id"), calls.c.status == "dialing")
+        .values(
+            trunk=bindparam("b_trunk"),
+            disnumber=bindparam("b_disnumber"),
+            invited_at=func.coalesce(calls.c.invited_at, bindparam("b_at", type_=Timestamp())),
+        ),
+        [
+            {"b_id": i.call_id, "b_trunk": i.trunk, "b_disnumber": i.disnumber, "b_at": i.at}
+            for i in invites
+        ],
     )
 
 
-def mark_ringing(conn: Connection, call_id: int, *, at: datetime) -> None:
-    """dialing -> ringing: the far end sent a 18x."""
+def mark_ringing(conn: Connection, events: Sequence[tuple[int, datetime]]) -> None:
+    """dialing -> ringing: the far end sent a 18x. `events` are (call id, time)."""
+    if not events:
+        return
     conn.execute(
         calls.update()
-        .where(calls.c.id == call_id, calls.c.status == "dialing")
-        .values(status="ringing", ringing_at=at)
+        .where(calls.c.id == bindparam("b_id"), calls.c.status == "dialing")
+        .values(status="ringing", ringing_at=bindparam("b_at")),
+        [{"b_id": call_id, "b_at": at} for call_id, at in events],
     )
 
 
-def mark_answered(conn: Connection, call_id: int, *, at: datetime) -> None:
-    """dialing | ringing -> answered: the far end sent a 2xx."""
+def mark_answered(conn: Connection, events: Sequence[tuple[int, datetime]]) -> None:
+    """dialing | ringing -> answered: the far end sent a 2xx. `events` are (call id, time)."""
+    if not events:
+        return
     conn.execute(
         calls.update()
-        .where(calls.c.id == call_id, calls.c.status.in_(("dialing", "ringing")))
-        .values(status="answered", answered_at=at)
+        .where(calls.c.id == bindparam("b_id"), _status_is("dialing", "ringing"))
+        .values(status="answered", answered_at=bindparam("b_at")),
+        [{"b_id": call_id, "b_at": at} for call_id, at in events],
     )
 
 
-def finish_call(
+def finish_active_calls(
     conn: Connection,
-    call_id: int,
-    values: Mapping[str, Any],
+    outcomes: Sequence[tuple[int, Mapping[str, Any]]],
     *,
     build_record: RecordBuilder,
     now: datetime,
-) -> bool:
-    """dialing | ringing | answered -> a final state, with its record. False when the
-    call had already ended another way (recovery by another node marked it interrupted)."""
-    finished = finish_calls(
-        conn,
-        calls.c.id == call_id,
-        from_states=ACTIVE_STATES,
-        values=values,
-        build_record=build_record,
-        now=now,
+) -> int:
+    """dialing | ringing | answered -> a final state, each with its record and outbox
+    row: the dialer's outcomes, many per transaction. Every `values` mapping has the
+    same keys, `status` (a final state) among them. Returns how many calls ended; a call
+    that had already ended another way (another node's recovery) is left as it is.
+
+    This is `records.finish_calls` for a batch with a value set per call: the rows are
+    locked and read first, so the guarded UPDATE runs once, as one statement with many
+    parameter sets, and the records of the whole batch are written by one
+    `records.write_records`.
+    """
+    if not outcomes:
+        return 0
+    by_id = {call_id: values for call_id, values in outcomes}
+    for values in by_id.values():
+        if values["status"] not in FINAL_STATES:
+            raise ValueError(f"{values['status']!r} is not a final state")
+    still_active = (
+        select(calls.c.id)
+        .where(calls.c.id.in_(list(by_id)), calls.c.status.in_(ACTIVE_STATES))
+        .with_for_update()
     )
-    return bool(finished)
+    live = sorted(conn.execute(still_active).scalars())
+    if not live:
+        return 0
+    columns = sorted(next(iter(by_id.values())))
+    conn.execute(
+        calls.update()
+        .where(calls.c.id == bindparam("b_id"), _status_is(*ACTIVE_STATES))
+        .values(node_id=None, **{column: bindparam(f"b_{column}") for column in columns}),
+        [{"b_id": call_id, **{f"b_{c}": by_id[call_id][c] for c in columns}} for call_id in live],
+    )
+    finished = [
+        dict(row._mapping) for row in conn.execute(select(calls).where(calls.c.id.in_(live)))
+    ]
+    write_records(conn, finished, build_record=build_record, now=now)
+    return len(finished)
 
 
 def expire_queued_calls(

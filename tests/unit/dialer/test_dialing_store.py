@@ -106,14 +106,15 @@ def test_progress_then_finish_writes_one_record(database: Database) -> None:
     task_id = seed(database, 1)
     with database.write() as conn:
         (call,) = dialing.claim_due_calls(conn, task_id=task_id, limit=1, node_id="n", now=NOW)
-        dialing.mark_invited(conn, call.id, trunk="t", disnumber="100", at=NOW)
-        dialing.mark_ringing(conn, call.id, at=NOW + timedelta(seconds=1))
-        dialing.mark_answered(conn, call.id, at=NOW + timedelta(seconds=2))
+        dialing.mark_invited(conn, [dialing.Invite(call.id, "t", "100", NOW)])
+        dialing.mark_ringing(conn, [(call.id, NOW + timedelta(seconds=1))])
+        dialing.mark_answered(conn, [(call.id, NOW + timedelta(seconds=2))])
         values = {"status": "completed", "sip_code": 200, "ended_at": NOW + timedelta(seconds=9)}
-        assert dialing.finish_call(conn, call.id, values, build_record=BUILD, now=NOW)
+        assert dialing.finish_active_calls(conn, [(call.id, values)], build_record=BUILD, now=NOW)
         # A second end (a race with recovery) changes nothing and writes no record.
-        assert not dialing.finish_call(
-            conn, call.id, {"status": "interrupted"}, build_record=BUILD, now=NOW
+        again = {"status": "interrupted", "sip_code": None, "ended_at": NOW}
+        assert not dialing.finish_active_calls(
+            conn, [(call.id, again)], build_record=BUILD, now=NOW
         )
         assert dialing.finish_ended_tasks(conn, now=NOW) == 1
         records = conn.execute(select(call_records)).all()
@@ -130,11 +131,42 @@ def test_progress_then_finish_writes_one_record(database: Database) -> None:
     assert (task.status, task.ended_at) == ("finished", NOW)
 
 
+def test_a_batch_of_outcomes_ends_each_call_once_with_its_own_values(
+    database: Database,
+) -> None:
+    task_id = seed(database, 4)
+    with database.write() as conn:
+        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+        dialing.interrupt_calls(conn, ["n"], build_record=BUILD, now=NOW)  # ends all four
+        queued = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+    assert queued == []
+    task_id = seed(database, 3, appid="other")
+    with database.write() as conn:
+        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        outcomes = [
+            (call.id, {"status": status, "sip_code": code, "keys": keys})
+            for call, (status, code, keys) in zip(
+                claimed,
+                [("completed", 200, "12"), ("busy", 486, ""), ("failed", 503, "")],
+                strict=True,
+            )
+        ]
+        assert dialing.finish_active_calls(conn, outcomes, build_record=BUILD, now=NOW) == 3
+        records = conn.execute(select(call_records.c.call_id)).scalars().all()
+    got = [(r["status"], r["sip_code"], r["keys"], r["node_id"]) for r in rows(database)[4:]]
+    assert got == [
+        ("completed", 200, "12", None),
+        ("busy", 486, "", None),
+        ("failed", 503, "", None),
+    ]
+    assert sorted(records) == sorted([r["id"] for r in rows(database)])
+
+
 def test_release_returns_only_calls_never_invited(database: Database) -> None:
     task_id = seed(database, 3)
     with database.write() as conn:
         claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
-        dialing.mark_invited(conn, claimed[0].id, trunk="t", disnumber="1", at=NOW)
+        dialing.mark_invited(conn, [dialing.Invite(claimed[0].id, "t", "1", NOW)])
         assert dialing.release_calls(conn, [c.id for c in claimed], node_id="n") == 2
     assert [r["status"] for r in rows(database)] == ["dialing", "queued", "queued"]
 
