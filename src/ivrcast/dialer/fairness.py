@@ -43,9 +43,10 @@ class FairShare:
         account_active: Mapping[int, int],
         allowance: dict[str, int],
         router: Router,
+        limit: int | None = None,
     ) -> list[Slot]:
-        """Slots for this round, in the order they were given. `allowance` (calls each
-        trunk may take now) is consumed as slots are handed out."""
+        """Slots for this round (at most `limit`), in the order they were given.
+        `allowance` (calls each trunk may take now) is consumed as slots are handed out."""
         headroom: dict[int, int] = {}
         remaining: dict[str, int] = {}
         by_account: dict[int, list[DueTask]] = {}
@@ -65,7 +66,7 @@ class FairShare:
             return allowance.get(trunk.name, 0) > 0
 
         slots: list[Slot] = []
-        while by_account:
+        while by_account and (limit is None or len(slots) < limit):
             # Tasks are listed oldest first, so ties (never served) go to the oldest.
             account_id = min(by_account, key=lambda a: self._account_served.get(a, -1))
             candidates = by_account[account_id]

@@ -31,6 +31,7 @@ from ivrcast.dialer.routing import Router, caller_id
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.numbers import E164, format_for_trunk, get_nation
 from ivrcast.sip import CallEvent, CallOutcome, CallRequest, EncodedAudio, Engine, Trunk
+from ivrcast.sip.outcome import BY_CALLER, OTHER
 from ivrcast.store import dialing
 from ivrcast.store.dialing import ClaimedCall, DueTask
 from ivrcast.store.engine import Database
@@ -169,6 +170,7 @@ class _Job:
     call: ClaimedCall
     task: DueTask
     trunk: TrunkState
+    audio: EncodedAudio
     tried: list[str] = field(default_factory=list)
     invited_at: datetime | None = None
 
@@ -261,7 +263,8 @@ class Dialer:
             self._voices[voice_id] = EncodedAudio(pcmu=pcmu, pcma=pcma)
         for call, slot in result.claimed:
             slot.trunk.reserved += 1
-            job = _Job(call=call, task=slot.task, trunk=slot.trunk)
+            audio = self._voices[slot.task.voice_id]
+            job = _Job(call=call, task=slot.task, trunk=slot.trunk, audio=audio)
             task = asyncio.create_task(self._run_call(job), name=f"call-{call.uuid}")
             self._jobs.add(task)
             task.add_done_callback(self._job_done)
@@ -290,6 +293,7 @@ class Dialer:
                 account_active=dialing.active_calls_by_account(conn),
                 allowance=allowance,
                 router=self.router,
+                limit=self._settings.dialer.claim_batch,
             )
             wanted: dict[str, list[Slot]] = {}
             for slot in slots:
@@ -354,7 +358,15 @@ class Dialer:
                 self._unsent.append(call.id)
                 await self._notify_capacity()
                 return
-            outcome = await self._attempt(job, trunk)
+            try:
+                outcome = await self._attempt(job, trunk)
+            except Exception as exc:
+                # A bug or a number the trunk's format cannot write: the call must still
+                # end, once, rather than sit in `dialing` until the next restart.
+                logger.exception(
+                    "call failed in the dialer", extra={"event": "dialer.call_error", **extra}
+                )
+                outcome = self._error_outcome(exc)
             trunk.active -= 1
             trunk.reserved -= 1
             self.metrics.active.labels(trunk.name).dec()
@@ -430,7 +442,7 @@ class Dialer:
             ),
             dest=dest,
             caller_id=cid,
-            audio=self._voices[task.voice_id],
+            audio=job.audio,
             wait_time=float(task.waittime),
             conn_time=float(task.conntime),
             collect_keys=task.userkey,
@@ -447,6 +459,22 @@ class Dialer:
         outcome = await self._engine.originate(request, on_event)
         job.invited_at = job.invited_at or outcome.invited_at
         return outcome
+
+    def _error_outcome(self, exc: Exception) -> CallOutcome:
+        now = self._clock.now()
+        return CallOutcome(
+            status="failed",
+            sip_code=None,
+            sip_reason=f"dialer error: {exc}",
+            q850_cause=None,
+            invited_at=None,
+            ringing_at=None,
+            answered_at=None,
+            ended_at=now,
+            hangup_by=None,
+            hangup_cause=OTHER,
+            hangup_direction=BY_CALLER,
+        )
 
     @staticmethod
     def _outcome_values(job: _Job, outcome: CallOutcome) -> dict[str, Any]:

@@ -122,3 +122,16 @@ def test_closed_countries_and_countries_without_capacity_get_nothing() -> None:
 def test_a_nation_with_no_trunk_is_skipped() -> None:
     given = plan(FairShare(), [task("vn", 1, 10, nation="vn"), task("id", 2, 10)], 5)
     assert given == ["id"] * 5
+
+
+def test_a_round_hands_out_at_most_the_claim_batch() -> None:
+    routes = router()
+    slots = FairShare().plan(
+        [task("a", 1, 100), task("b", 2, 100)],
+        dialable=lambda t: True,
+        account_active={},
+        allowance={"t-id": 50},
+        router=routes,
+        limit=7,
+    )
+    assert len(slots) == 7
