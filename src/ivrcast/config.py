@@ -59,7 +59,7 @@ class CallbackSettings(_Section):
     backoff_cap_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
     # Only the status matters; the start of an error body is kept for the operator.
     max_response_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024
-    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.1
 
     @field_validator("timezone")
     @classmethod

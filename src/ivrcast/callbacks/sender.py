@@ -9,9 +9,10 @@ on `uuid`).
 
 One receiver cannot hold up the others:
 
-* at most `concurrency` POSTs at once in all, and at most `per_host` to one origin
-  (scheme, host, port); the claim takes from each account only what its origin can take
-  now, so the free slots go to other receivers and nothing waits on a full origin;
+* at most `concurrency` rows claimed at once in all; per origin (scheme, host, port), at
+  most `per_host` POSTs in flight and as many claimed rows waiting to start the moment a
+  slot frees. The claim offers each account only what its origin has room for, so one
+  receiver's backlog never takes the slots of the others;
 * each attempt (DNS, SSRF check, connect, request, response) must finish within
   `timeout_seconds`, and at most `max_response_bytes` of the answer are read;
 * redirects are not followed: the signed record goes only to the configured URL, and a
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,11 +47,10 @@ from ivrcast.errors import StoreError
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
     Delivery,
+    Outcome,
     claim_due_deliveries,
-    mark_dead,
-    mark_delivered,
+    record_outcomes,
     release_deliveries,
-    schedule_retry,
 )
 from ivrcast.voices.ssrf import (
     ResolvedUrl,
@@ -64,9 +64,11 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "ivrcast-callbacks/1"
 LEASE_MARGIN_SECONDS = 30.0
-"""A lease is two attempt timeouts plus this: room for the result to be written down."""
+"""A lease is two attempt timeouts (one waiting behind the origin's slots, one for its own
+attempt) plus this, for the result to be written down."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
+COALESCE_SECONDS = 0.01
 CLIENT_IDLE_SECONDS = 60.0
 """An origin's connection pool is closed after this long without a delivery."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -76,16 +78,6 @@ class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one POST came to."""
-
-    delivered: bool
-    status_code: int | None
-    error: str
-    finished_at: datetime
 
 
 @dataclass
@@ -124,14 +116,16 @@ class CallbackSender:
         self._http_timeout = httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0))
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
-        self._results: list[tuple[Delivery, Attempt]] = []
+        self._results: list[tuple[Delivery, Outcome]] = []
+        self._waiting: dict[Origin, deque[Delivery]] = {}
         self._pools: dict[Origin, _Pool] = {}
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set, then let the attempts in flight finish (each is
-        bounded by the timeout) and write down their results. Cancelling instead abandons
-        them: their rows are retried when the lease ends."""
+        """Deliver until `stop` is set; then give back the claimed rows not yet started,
+        let the attempts in flight finish (each is bounded by the timeout) and write down
+        their results. Cancelling instead abandons them: their rows are retried when the
+        lease ends."""
         logger.info("callback sender started", extra={"event": "callback_sender_started"})
         try:
             while not stop.is_set():
@@ -145,9 +139,13 @@ class CallbackSender:
                         extra={"event": "callback_sender_db_error"},
                     )
                 await self._sleep(stop)
+            waiting = [d.id for queue in self._waiting.values() for d in queue]
+            self._waiting.clear()
+            await asyncio.to_thread(self._release, waiting, self._clock.now())
             await self._drain()
         except asyncio.CancelledError:
-            for _delivery, _origin, task in self._in_flight.values():
+            self._waiting.clear()
+            for task in self._tasks():
                 task.cancel()
             await asyncio.gather(*self._tasks(), return_exceptions=True)
             raise
@@ -156,8 +154,8 @@ class CallbackSender:
             logger.info("callback sender stopped", extra={"event": "callback_sender_stopped"})
 
     async def deliver_due(self) -> int:
-        """One pass: claim what is due (up to the free slots), post it, write down the
-        results. Returns the number of attempts made."""
+        """One pass: claim what is due (as much as the free slots can take), post it all,
+        write down the results. Returns the number of attempts made."""
         started = await self._pass()
         await self._drain()
         return started
@@ -172,8 +170,10 @@ class CallbackSender:
         return [task for _delivery, _origin, task in self._in_flight.values()]
 
     async def _drain(self) -> None:
-        await asyncio.gather(*self._tasks())
-        await self._flush()
+        # Each finished attempt may start a waiting one.
+        while self._in_flight:
+            await asyncio.gather(*self._tasks())
+        await self._exchange(0, self._clock.now(), {})
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until an attempt finishes, `poll_seconds` pass, or `stop` is set."""
@@ -184,124 +184,110 @@ class CallbackSender:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if self._wake.is_set() and not stop.is_set():
+            # Let the attempts finishing about now join the same pass: its transaction
+            # costs the same for one outcome as for twenty.
+            await asyncio.sleep(COALESCE_SECONDS)
 
     async def _pass(self) -> int:
-        await self._flush()
+        """Write down the finished attempts and claim what the free slots can take, in one
+        transaction; start the claimed attempts. Returns how many were started or queued."""
         await self._close_idle_pools()
-        free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            return 0
-        # An account's room is what its receiver's origin can still take; accounts not in
-        # flight get `per_host`.
-        account_limits = {
-            delivery.account_id: self._per_host - self._load[origin]
-            for delivery, origin, _task in self._in_flight.values()
-            if origin is not None
-        }
+        waiting = sum(len(queue) for queue in self._waiting.values())
+        free = self._concurrency - len(self._in_flight) - waiting
+        # Each origin takes `per_host` attempts at once and as many waiting behind them
+        # (to start the moment a slot frees); an account is offered what its origin has
+        # room for, so no account's backlog crowds out the others.
+        origins = {d.account_id: o for d, o, _task in self._in_flight.values() if o is not None}
+        origins.update({d.account_id: o for o, queue in self._waiting.items() for d in queue})
+        account_limits = {account: self._room(origin) for account, origin in origins.items()}
         now = self._clock.now()
-        claimed = await asyncio.to_thread(self._claim, now, free, account_limits)
+        claimed = await self._exchange(max(free, 0), now, account_limits)
         postponed: list[int] = []
         for delivery in claimed:
             origin = _origin(delivery.url)
-            if origin is not None and self._load[origin] >= self._per_host:
+            if origin is None or self._load[origin] < self._per_host:
+                self._start(delivery, origin)
+            elif len(self._waiting.get(origin, ())) < self._per_host:
+                self._waiting.setdefault(origin, deque()).append(delivery)
+            else:
                 # Another account whose receiver shares the origin got there first.
                 postponed.append(delivery.id)
-                continue
-            if origin is not None:
-                self._load[origin] += 1
-            task = asyncio.create_task(
-                self._deliver(delivery, origin), name=f"callback-{delivery.id}"
-            )
-            self._in_flight[delivery.id] = (delivery, origin, task)
         if postponed:
             await asyncio.to_thread(self._release, postponed, now + HOST_BUSY_DELAY)
         return len(claimed) - len(postponed)
 
-    def _claim(self, now: datetime, limit: int, account_limits: dict[int, int]) -> list[Delivery]:
+    def _room(self, origin: Origin) -> int:
+        return 2 * self._per_host - self._load[origin] - len(self._waiting.get(origin, ()))
+
+    async def _exchange(
+        self, limit: int, now: datetime, account_limits: dict[int, int]
+    ) -> list[Delivery]:
+        """One transaction in a worker thread: the finished attempts' outcomes, then the
+        claim. One commit per pass matters: under a busy event loop each statement a
+        thread runs waits for the GIL."""
+        results, self._results = self._results, []
+        if not results and limit == 0:
+            return []
+        try:
+            claimed = await asyncio.to_thread(
+                self._record_and_claim, [o for _d, o in results], limit, now, account_limits
+            )
+        except BaseException:
+            # Kept for the next pass: their rows stay leased meanwhile.
+            self._results = results + self._results
+            raise
+        for delivery, outcome in results:
+            _log_outcome(delivery, outcome)
+        return claimed
+
+    def _record_and_claim(
+        self, outcomes: list[Outcome], limit: int, now: datetime, account_limits: dict[int, int]
+    ) -> list[Delivery]:
         with self._db.write() as conn:
+            if outcomes:
+                record_outcomes(conn, outcomes)
+            if limit == 0:
+                return []
             return claim_due_deliveries(
                 conn,
                 now=now,
                 lease_until=now + self._lease,
                 limit=limit,
-                per_account=self._per_host,
+                per_account=2 * self._per_host,
                 account_limits=account_limits,
             )
 
     def _release(self, ids: list[int], at: datetime) -> None:
-        with self._db.write() as conn:
-            release_deliveries(conn, ids, next_attempt_at=at)
+        if ids:
+            with self._db.write() as conn:
+                release_deliveries(conn, ids, next_attempt_at=at)
+
+    def _start(self, delivery: Delivery, origin: Origin | None) -> None:
+        if origin is not None:
+            self._load[origin] += 1
+        task = asyncio.create_task(self._deliver(delivery, origin), name=f"callback-{delivery.id}")
+        self._in_flight[delivery.id] = (delivery, origin, task)
 
     async def _deliver(self, delivery: Delivery, origin: Origin | None) -> None:
         try:
-            attempt = await self._attempt(delivery, origin)
-            self._results.append((delivery, attempt))
+            outcome = await self._attempt(delivery, origin)
+            # Only now: `_exchange` swaps the list while attempts are awaited.
+            self._results.append((delivery, outcome))
         finally:
             del self._in_flight[delivery.id]
             if origin is not None:
                 self._load[origin] -= 1
                 if not self._load[origin]:
                     del self._load[origin]
+                queue = self._waiting.get(origin)
+                if queue:
+                    self._start(queue.popleft(), origin)
+                    if not queue:
+                        del self._waiting[origin]
             self._wake.set()
 
-    async def _flush(self) -> None:
-        """Write down the finished attempts, all in one transaction."""
-        if not self._results:
-            return
-        results = self._results
-        self._results = []
-        try:
-            outcomes = await asyncio.to_thread(self._write_results, results)
-        except BaseException:
-            # Kept for the next pass: the rows stay leased meanwhile.
-            self._results = results + self._results
-            raise
-        for (delivery, attempt), outcome in zip(results, outcomes, strict=True):
-            _log_attempt(delivery, attempt, outcome)
-
-    def _write_results(self, results: list[tuple[Delivery, Attempt]]) -> list[str]:
-        outcomes = []
-        with self._db.write() as conn:
-            for delivery, attempt in results:
-                if attempt.delivered:
-                    assert attempt.status_code is not None
-                    mark_delivered(
-                        conn,
-                        delivery.id,
-                        now=attempt.finished_at,
-                        url=delivery.url,
-                        status_code=attempt.status_code,
-                    )
-                    outcomes.append("delivered")
-                    continue
-                retry_at = self._backoff.next_attempt_at(
-                    delivery.attempts + 1,
-                    queued_at=delivery.created_at,
-                    now=attempt.finished_at,
-                    rng=self._rng,
-                )
-                if retry_at is None:
-                    mark_dead(
-                        conn,
-                        delivery.id,
-                        url=delivery.url,
-                        error=attempt.error,
-                        status_code=attempt.status_code,
-                    )
-                    outcomes.append("dead")
-                else:
-                    schedule_retry(
-                        conn,
-                        delivery.id,
-                        next_attempt_at=retry_at,
-                        url=delivery.url,
-                        error=attempt.error,
-                        status_code=attempt.status_code,
-                    )
-                    outcomes.append("retry")
-        return outcomes
-
-    async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Attempt:
+    async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Outcome:
         body = delivery.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -330,9 +316,13 @@ class CallbackSender:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
         else:
             if response.is_success:
-                return Attempt(True, status, "", self._clock.now())
+                return Outcome(delivery.id, delivery.url, status, self._clock.now())
             error = _describe_answer(response, answer)
-        return Attempt(False, status, error, self._clock.now())
+        now = self._clock.now()
+        retry_at = self._backoff.next_attempt_at(
+            delivery.attempts + 1, queued_at=delivery.created_at, now=now, rng=self._rng
+        )
+        return Outcome(delivery.id, delivery.url, status, now, error=error, retry_at=retry_at)
 
     def _pool(self, origin: Origin) -> httpx.AsyncClient:
         """One client per origin: a pinned connection is keyed by address, so sharing a
@@ -417,18 +407,19 @@ def _describe_answer(response: httpx.Response, answer: bytes) -> str:
     return f"{code}: {text}" if text else code
 
 
-def _log_attempt(delivery: Delivery, attempt: Attempt, outcome: str) -> None:
+def _log_outcome(delivery: Delivery, outcome: Outcome) -> None:
+    kind = "delivered" if outcome.delivered else "retry" if outcome.retry_at else "dead"
     extra = {
-        "event": f"callback_{outcome}",
+        "event": f"callback_{kind}",
         "delivery_id": delivery.id,
         "call_uuid": delivery.uuid,
         "account_id": delivery.account_id,
         "attempt": delivery.attempts + 1,
-        "status_code": attempt.status_code,
+        "status_code": outcome.status_code,
     }
-    if outcome == "delivered":
+    if outcome.delivered:
         logger.debug("callback delivered", extra=extra)
-    elif outcome == "retry":
-        logger.info("callback failed, will retry: %s", attempt.error, extra=extra)
+    elif outcome.retry_at:
+        logger.info("callback failed, will retry: %s", outcome.error, extra=extra)
     else:
-        logger.warning("callback dead after its maximum age: %s", attempt.error, extra=extra)
+        logger.warning("callback dead after its maximum age: %s", outcome.error, extra=extra)

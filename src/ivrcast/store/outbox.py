@@ -27,7 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+)
 
 from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
 
@@ -93,6 +103,7 @@ def claim_due_deliveries(
     one account's backlog cannot fill a batch with rows its receiver cannot take yet.
     """
     due = and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+    claimed: list[Row[Any]]
     if per_account is None:
         claimed = _lease(conn, due, limit, lease_until)
     else:
@@ -113,30 +124,15 @@ def claim_due_deliveries(
             if room <= 0:
                 break
             claimed += _lease(conn, and_(due, outbox.c.account_id == account_id), room, lease_until)
-    if not claimed:
-        return []
-    details = {
-        row.id: row
-        for row in conn.execute(
-            select(
-                call_records.c.id,
-                call_records.c.uuid,
-                call_records.c.payload,
-                accounts.c.callback_secret,
-            )
-            .join(accounts, accounts.c.id == call_records.c.account_id)
-            .where(call_records.c.id.in_([row.record_id for row in claimed]))
-        )
-    }
     return [
         Delivery(
             id=row.id,
             record_id=row.record_id,
             account_id=row.account_id,
-            uuid=details[row.record_id].uuid,
+            uuid=row.uuid,
             url=row.url,
-            payload=details[row.record_id].payload,
-            secret=details[row.record_id].callback_secret or None,
+            payload=row.payload,
+            secret=row.secret or None,
             attempts=row.attempts,
             created_at=row.created_at,
         )
@@ -166,9 +162,20 @@ def _lease(
             outbox.c.url,
             outbox.c.attempts,
             outbox.c.created_at,
+            # What the sender needs, in the same round trip.
+            _of_record(call_records.c.uuid).label("uuid"),
+            _of_record(call_records.c.payload).label("payload"),
+            select(accounts.c.callback_secret)
+            .where(accounts.c.id == outbox.c.account_id)
+            .scalar_subquery()
+            .label("secret"),
         )
     )
     return list(conn.execute(update).all())
+
+
+def _of_record(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return select(column).where(call_records.c.id == outbox.c.record_id).scalar_subquery()
 
 
 def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at: datetime) -> int:
@@ -183,65 +190,90 @@ def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at:
     return result.rowcount
 
 
-def mark_delivered(
-    conn: Connection, delivery_id: int, *, now: datetime, url: str, status_code: int
-) -> bool:
-    """pending -> delivered: the receiver answered 2xx."""
-    result = conn.execute(
-        outbox.update()
-        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
-        .values(
-            status="delivered",
-            attempts=outbox.c.attempts + 1,
-            delivered_at=now,
-            url=url,
-            last_status=status_code,
-            last_error=None,
-        )
-    )
-    return result.rowcount == 1
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, and what happens to its delivery next."""
+
+    delivery_id: int
+    url: str
+    """Where the attempt went."""
+    status_code: int | None
+    """The receiver's HTTP status; None when no answer came."""
+    finished_at: datetime
+    error: str = ""
+    """Why the attempt failed; empty when it was acknowledged."""
+    retry_at: datetime | None = None
+    """For a failure: when to try again; None makes the delivery dead."""
+
+    @property
+    def delivered(self) -> bool:
+        return not self.error
 
 
-def schedule_retry(
-    conn: Connection,
-    delivery_id: int,
-    *,
-    next_attempt_at: datetime,
-    url: str,
-    error: str,
-    status_code: int | None,
-) -> bool:
-    """pending -> pending: the attempt failed; try again at `next_attempt_at`."""
-    result = conn.execute(
-        outbox.update()
-        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
-        .values(
-            attempts=outbox.c.attempts + 1,
-            next_attempt_at=next_attempt_at,
-            url=url,
-            last_status=status_code,
-            last_error=error[:MAX_ERROR_CHARS],
-        )
-    )
-    return result.rowcount == 1
+_BY_ID = and_(outbox.c.id == bindparam("b_id"), outbox.c.status == "pending")
 
 
-def mark_dead(
-    conn: Connection, delivery_id: int, *, url: str, error: str, status_code: int | None
-) -> bool:
-    """pending -> dead: the attempt failed and the delivery is past its maximum age."""
-    result = conn.execute(
-        outbox.update()
-        .where(outbox.c.id == delivery_id, outbox.c.status == "pending")
-        .values(
-            status="dead",
-            attempts=outbox.c.attempts + 1,
-            url=url,
-            last_status=status_code,
-            last_error=error[:MAX_ERROR_CHARS],
-        )
-    )
-    return result.rowcount == 1
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
+    """pending -> delivered (acknowledged), pending (retry at `retry_at`) or dead (failed
+    past the maximum age), each counting one attempt; one statement per kind for the
+    whole batch. Returns how many rows changed (rows no longer pending are left alone)."""
+    delivered = [
+        {"b_id": o.delivery_id, "b_url": o.url, "b_status": o.status_code, "b_at": o.finished_at}
+        for o in outcomes
+        if o.delivered
+    ]
+    failed = [
+        {
+            "b_id": o.delivery_id,
+            "b_url": o.url,
+            "b_status": o.status_code,
+            "b_error": o.error[:MAX_ERROR_CHARS],
+            "b_retry": o.retry_at,
+        }
+        for o in outcomes
+        if not o.delivered
+    ]
+    retries = [row for row in failed if row["b_retry"] is not None]
+    dead = [
+        {k: v for k, v in row.items() if k != "b_retry"} for row in failed if row["b_retry"] is None
+    ]
+    common = {
+        "attempts": outbox.c.attempts + 1,
+        "url": bindparam("b_url"),
+        "last_status": bindparam("b_status"),
+    }
+    changed = 0
+    if delivered:
+        changed += conn.execute(
+            outbox.update()
+            .where(_BY_ID)
+            .values(
+                **common,
+                status="delivered",
+                delivered_at=bindparam("b_at", type_=Timestamp()),
+                last_error=None,
+            ),
+            delivered,
+        ).rowcount
+    if retries:
+        changed += conn.execute(
+            outbox.update()
+            .where(_BY_ID)
+            .values(
+                **common,
+                next_attempt_at=bindparam("b_retry", type_=Timestamp()),
+                last_error=bindparam("b_error"),
+            ),
+            retries,
+        ).rowcount
+    if dead:
+        changed += conn.execute(
+            outbox.update()
+            .where(_BY_ID)
+            .values(**common, status="dead", last_error=bindparam("b_error")),
+            dead,
+        ).rowcount
+    return changed
 
 
 def requeue_deliveries(

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
+    Delivery,
+    Outcome,
     claim_due_deliveries,
     count_deliveries,
-    mark_dead,
-    mark_delivered,
+    record_outcomes,
     release_deliveries,
     requeue_deliveries,
-    schedule_retry,
 )
 
 LEASE = timedelta(seconds=40)
+
+
+def delivered(d: Delivery, at: datetime = T0) -> Outcome:
+    return Outcome(d.id, d.url, 200, at)
+
+
+def dead(d: Delivery, error: str = "x", status: int | None = None) -> Outcome:
+    return Outcome(d.id, d.url, status, T0, error=error)
 
 
 def claim(db: Database, *, at: timedelta = timedelta(0), limit: int = 100, **kw: object) -> list:
@@ -97,17 +105,11 @@ def test_transitions_apply_once_and_only_from_pending(database: Database) -> Non
     finish_task(database, account, 3)
     a, b, c = claim(database)
     later = T0 + timedelta(minutes=1)
+    retry = Outcome(b.id, b.url, 503, T0, error="e" * 900, retry_at=later)
     with database.write() as conn:
-        assert mark_delivered(conn, a.id, now=later, url=a.url, status_code=200)
-        assert not mark_delivered(conn, a.id, now=later, url=a.url, status_code=200)
-        assert not schedule_retry(
-            conn, a.id, next_attempt_at=later, url=a.url, error="x", status_code=500
-        )
-        assert schedule_retry(
-            conn, b.id, next_attempt_at=later, url=b.url, error="e" * 900, status_code=503
-        )
-        assert mark_dead(conn, c.id, url=c.url, error="gone", status_code=None)
-        assert not mark_dead(conn, c.id, url=c.url, error="gone", status_code=None)
+        assert record_outcomes(conn, [delivered(a, later), retry, dead(c, "gone")]) == 3
+        # Rows no longer pending are left alone.
+        assert record_outcomes(conn, [dead(a), dead(c, "again"), delivered(c)]) == 0
     rows = {r["id"]: r for r in outbox_rows(database)}
     assert rows[a.id]["status"] == "delivered"
     assert rows[a.id]["attempts"] == 1
@@ -136,7 +138,7 @@ def test_requeue_by_task_resets_every_delivery_of_its_records(database: Database
     finish_task(database, account, 1)
     for delivery in claim(database):
         with database.write() as conn:
-            mark_delivered(conn, delivery.id, now=T0, url=delivery.url, status_code=200)
+            record_outcomes(conn, [delivered(delivery)])
     later = T0 + timedelta(days=3)
     with database.write() as conn:
         assert requeue_deliveries(conn, now=later, task_id=replayed) == 2
@@ -170,7 +172,7 @@ def test_requeue_filters_combine(database: Database) -> None:
     finish_task(database, b, 2, now=T0 + timedelta(hours=2))
     (one, *_) = claim(database, at=timedelta(hours=3))
     with database.write() as conn:
-        mark_dead(conn, one.id, url=one.url, error="x", status_code=None)
+        record_outcomes(conn, [dead(one)])
     newer = outbox_rows(database)[2]
     now = T0 + timedelta(days=1)
     with database.write() as conn:
@@ -188,8 +190,7 @@ def test_requeue_without_delivered_resends_only_what_never_arrived(database: Dat
     task = finish_task(database, account, 3)
     first, second, _third = claim(database)
     with database.write() as conn:
-        mark_delivered(conn, first.id, now=T0, url=first.url, status_code=200)
-        mark_dead(conn, second.id, url=second.url, error="x", status_code=500)
+        record_outcomes(conn, [delivered(first), dead(second, status=500)])
         assert requeue_deliveries(conn, now=T0, task_id=task, include_delivered=False) == 2
     assert [r["status"] for r in outbox_rows(database)] == ["delivered", "pending", "pending"]
 
@@ -199,8 +200,7 @@ def test_counts(database: Database) -> None:
     finish_task(database, account, 4)
     first, second = claim(database, limit=2)
     with database.write() as conn:
-        mark_delivered(conn, first.id, now=T0, url=first.url, status_code=200)
-        mark_dead(conn, second.id, url=second.url, error="x", status_code=None)
+        record_outcomes(conn, [delivered(first), dead(second)])
         counts = count_deliveries(conn, now=T0)
     assert (counts.pending, counts.due, counts.delivered, counts.dead) == (2, 2, 1, 1)
     assert counts.oldest_due_at == T0
