@@ -141,8 +141,16 @@ class CallbackSender:
                 await self._sleep(stop)
             waiting = [d.id for queue in self._waiting.values() for d in queue]
             self._waiting.clear()
-            await asyncio.to_thread(self._release, waiting, self._clock.now())
-            await self._drain()
+            try:
+                await asyncio.to_thread(self._release, waiting, self._clock.now())
+                await self._drain()
+            except StoreError as exc:
+                # Nothing is lost: the rows are retried when their lease ends.
+                logger.warning(
+                    "callback sender stopped without writing its last results: %s",
+                    exc,
+                    extra={"event": "callback_sender_db_error"},
+                )
         except asyncio.CancelledError:
             self._waiting.clear()
             for task in self._tasks():
