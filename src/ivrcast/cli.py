@@ -118,11 +118,19 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
     )
+    # uvicorn turns SIGTERM into a graceful shutdown and then raises it again with the
+    # handler found at start; that handler must end this process through `finally`, or
+    # the dialer child would outlive it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[listener])
     finally:
         if supervisor is not None:
             supervisor.stop(grace=settings.dialer.shutdown_grace + 5)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class DialerSupervisor:

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from e2e_server import IVRCAST, RunningServer
 
-from conftest import IVRCAST, RunningServer
 from ivrcast.demo_account import demo_tone
 
 

@@ -7,38 +7,16 @@ invalid-looking numbers and `disnumber`.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
+from e2e_server import RunningServer, run_example
 
-from conftest import RunningServer
 from ivrcast.demo_account import demo_tone
 
-EXAMPLE = Path(__file__).parents[1] / "data" / "seed" / "playvoice_example.php"
-
 pytestmark = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
-
-
-def run_example(tmp_path: Path, url: str, fields: dict[str, str]) -> dict[str, Any]:
-    script = EXAMPLE.read_text()
-    script = script.replace("'http://127.0.0.1:8080'", repr(url))
-    for name, value in fields.items():
-        script, count = re.subn(rf"('{name}'\s*=>\s*)'[^']*'", rf"\g<1>'{value}'", script)
-        assert count == 1, name
-    path = tmp_path / "example.php"
-    path.write_text(script)
-    result = subprocess.run(["php", str(path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    # var_dump($response) prints: string(N) "<json>"
-    dumped = re.fullmatch(r'string\(\d+\) "(.*)"\s*', result.stdout, re.DOTALL)
-    assert dumped, result.stdout
-    body: dict[str, Any] = json.loads(dumped.group(1))
-    return body
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from ivrcast import __version__
-from ivrcast.api import v1, yunhu
+from ivrcast.api import metrics, v1, yunhu
 from ivrcast.api.context import ApiContext
+from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.console import install
@@ -18,10 +22,32 @@ from ivrcast.credentials import load_secret_key
 from ivrcast.errors import IvrcastError
 from ivrcast.store.engine import Database
 
+logger = logging.getLogger(__name__)
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+
+async def keep_delivering(
+    settings: Settings, db: Database, clock: Clock, stop: asyncio.Event
+) -> None:
+    """Run the callback sender until `stop`; a crash of it is logged and it starts again,
+    since its state is only rows in the outbox."""
+    while not stop.is_set():
+        try:
+            await CallbackSender(settings, db, clock=clock).run(stop)
+        except Exception:
+            logger.exception("callback sender failed; restarting it")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, deliver_callbacks: bool = True
+) -> FastAPI:
     """The app for `settings`. The schema must be migrated already (`ivrcast migrate`,
-    or `ivrcast serve`, which migrates before it listens)."""
+    or `ivrcast serve`, which migrates before it listens).
+
+    While the app runs, its lifespan also runs the callback sender, which is I/O-bound
+    and safe to run in several processes at once (deliveries are leased rows).
+    """
     db = Database(settings.database_url)
     ctx = ApiContext(
         settings=settings, db=db, clock=clock or SystemClock(), key=load_secret_key(settings)
@@ -29,8 +55,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        db.dispose()
+        stop = asyncio.Event()
+        sender: asyncio.Task[None] | None = None
+        if deliver_callbacks:
+            sender = asyncio.create_task(
+                keep_delivering(settings, db, ctx.clock, stop), name="callback-sender"
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            if sender is not None:
+                await sender
+            db.dispose()
 
     app = FastAPI(
         title="ivrcast",
@@ -43,6 +80,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(yunhu.router)
     app.include_router(v1.router)
+    app.include_router(metrics.router)
     app.add_exception_handler(IvrcastError, v1.error_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
     install(app)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from api_service import Service
 from sqlalchemy import select
 
-from conftest import Service
 from ivrcast.store.accounts import update_account
 from ivrcast.store.tables import accounts
 

@@ -6,7 +6,8 @@ import base64
 import csv
 import io
 
-from conftest import Service
+from api_service import Service
+
 from ivrcast.store.calls import EXPORT_COLUMNS
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_service import Service
 from sqlalchemy import select
 
-from conftest import Service
 from ivrcast.store.tables import calls, tasks
 
 PLAY = "App.Sip_Call.PlayVoice"

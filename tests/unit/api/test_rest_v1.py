@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from conftest import Service
+from api_service import Service
+
 from ivrcast.demo_account import demo_tone
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from api_service import Service
 from sqlalchemy import select
 
-from conftest import Service
 from ivrcast.store.accounts import update_account
 from ivrcast.store.tables import call_records, outbox
 

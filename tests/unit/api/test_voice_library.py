@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_service import Service, SettingsFactory, start_service
 
-from conftest import Service, SettingsFactory, start_service
 from ivrcast.demo_account import demo_tone
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head

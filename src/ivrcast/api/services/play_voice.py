@@ -112,6 +112,11 @@ def check_caller_id(ctx: ApiContext, account: Account, nationcode: str, disnumbe
         raise ValidationError("disnumber", f"{disnumber!r} is not a caller ID this account may use")
 
 
+def local_zone(ctx: ApiContext, nation: Nation) -> str:
+    """The nation's zone for "today": `[countries.XX] timezone` when set, as the dialer reads it."""
+    return ctx.settings.country(nation.code).timezone or nation.timezone
+
+
 def default_conntime(ctx: ApiContext, voice: VoiceInfo, userkey: bool) -> int:
     """Long enough to play the voice and wait for a key, and no longer."""
     limits = ctx.settings.limits
@@ -146,7 +151,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         customuuid=request.customuuid,
         duplicates=parsed.duplicates,
         invalid=len(invalid),
-        local_day=now.astimezone(ZoneInfo(request.nation.timezone)).date(),
+        local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
         invalid_entries=invalid,
         request_id=request.requestid,
     )
