@@ -1,10 +1,12 @@
 """Ending calls: the final state, the call record and its outbox row, in one transaction.
 
-Every path that ends a call (the dialer's outcome, cancel, expiry at the window's end,
-recovery after a crash) goes through `finish_calls`, so "exactly one final state and
-exactly one record per call" is held in one place. The state guard in the UPDATE makes
-the call's transition happen at most once even when two paths race: the loser's UPDATE
-matches no row and writes no record.
+Cancel, expiry at the window's end and recovery after a crash end calls through
+`finish_calls`; the dialer ends its outcomes in batches through
+`dialing.finish_active_calls`, which keeps the same state guard. Both write records with
+`write_records`, so "exactly one final state and exactly one record per call" rests on
+two rules held here: a guarded UPDATE makes a call's transition happen at most once even
+when two paths race (the loser's UPDATE matches no row and writes no record), and the
+record is written in the same transaction as the transition.
 """
 
 from __future__ import annotations
