@@ -32,8 +32,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         (ARTIFACTS / "server.log").write_bytes(running.log.read_bytes())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Playwright's sync API runs an event loop in this thread while it is open, so it is
+    closed after the module: asyncio tests run later in the same session need the thread."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make install does)")
     with sync_playwright() as playwright:
