@@ -4,9 +4,10 @@ Starts `ivrcast serve` (API only) on a fresh SQLite data folder (or PostgreSQL w
 `--database postgresql`), creates an account and a voice with the CLI, then sends
 `--requests` PlayVoice requests of 5000 distinct valid numbers each, one at a time, as
 form-data, the way the seed's clients do. Interleaved with them, the baseline writes the
-same 5000 call rows with one bare DB-API `executemany` in one transaction into a
-database of the same kind and schema (a migrated copy), so the machine's noise hits both
-alike. Reports latency p50/p95, numbers per second, and the ratio to the baseline.
+same 5000 call rows (ids and values made before its clock starts) with one bare DB-API
+`executemany` in one transaction into a database of the same kind and schema (a
+migrated copy), so the machine's noise hits both alike. Reports latency p50/p95,
+numbers per second, and the ratio to the baseline.
 
 Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql]`.
 A measurement, not a test: it never asserts.
@@ -32,6 +33,7 @@ import psycopg
 
 from ivrcast.demo_account import demo_tone
 from ivrcast.store.engine import Database
+from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.migrate import upgrade_to_head
 
 NUMBERS_PER_REQUEST = 5000
@@ -41,6 +43,11 @@ POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 def indonesian_mobiles(batch: int) -> list[str]:
     # 0812 + 8 digits: valid Telkomsel mobiles; each batch gets its own range.
     return [f"0812{batch:03d}{i:05d}" for i in range(NUMBERS_PER_REQUEST)]
+
+
+def call_uuids(numbers: list[str]) -> list[str]:
+    """The ids the server would write (UUIDv7), made before the baseline's clock starts."""
+    return time_ordered_uuids(len(numbers), datetime.now(UTC))
 
 
 def start_server(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -89,19 +96,23 @@ def baseline_sqlite(path: Path) -> Callable[[list[str], str], float]:
     )
 
     def insert(numbers: list[str], task_id: str) -> float:
+        rows = [
+            (u, task_id, "+62" + n[1:], now)
+            for u, n in zip(call_uuids(numbers), numbers, strict=True)
+        ]
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO tasks (id, account_id, nationcode, voice_id, userkey, todayonly, "
             "waittime, conntime, chengshudu, customuuid, status, total, duplicates, invalid, "
-            "local_day, created_at) VALUES (?, 1, 'id', 1, 0, 1, 30, 30, '', '', 'active', "
-            "?, 0, 0, '2026-11-26', ?)",
+            "invalid_entries, local_day, created_at) VALUES (?, 1, 'id', 1, 0, 1, 30, 30, '', "
+            "'', 'active', ?, 0, 0, '[]', '2026-11-26', ?)",
             (task_id, len(numbers), now),
         )
         conn.executemany(
             "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, status, round, "
             "queued_at) VALUES (?, ?, 1, 'id', ?, 'queued', 1, ?)",
-            [(str(uuid.uuid4()), task_id, "+62" + n[1:], now) for n in numbers],
+            rows,
         )
         conn.execute("COMMIT")
         return time.perf_counter() - started
@@ -126,19 +137,23 @@ def baseline_postgres(url: str) -> Callable[[list[str], str], float]:
     assert voice_id is not None
 
     def insert(numbers: list[str], task_id: str) -> float:
+        rows = [
+            (u, task_id, "+62" + n[1:], now)
+            for u, n in zip(call_uuids(numbers), numbers, strict=True)
+        ]
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO tasks (id, account_id, nationcode, voice_id, userkey, todayonly, "
                 "waittime, conntime, chengshudu, customuuid, status, total, duplicates, invalid, "
-                "local_day, created_at) SELECT %s, id, 'id', %s, false, 1, 30, 30, '', '', "
-                "'active', %s, 0, 0, '2026-11-26', %s FROM accounts",
+                "invalid_entries, local_day, created_at) SELECT %s, id, 'id', %s, false, 1, 30, "
+                "30, '', '', 'active', %s, 0, 0, '[]', '2026-11-26', %s FROM accounts",
                 (task_id, voice_id[0], len(numbers), now),
             )
             cursor.executemany(
                 "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, status, round, "
                 "queued_at) SELECT %s, %s, id, 'id', %s, 'queued', 1, %s FROM accounts",
-                [(str(uuid.uuid4()), task_id, "+62" + n[1:], now) for n in numbers],
+                rows,
             )
         return time.perf_counter() - started
 
