@@ -71,9 +71,9 @@ def _split(value: str | None) -> list[str]:
 @app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Bring the database schema up to date."""
-    settings = settings_from(config)
-    open_database(settings).dispose()
-    console.print(f"schema up to date: {Database(settings.database_url).engine.url!r}")
+    db = open_database(settings_from(config))
+    console.print(f"schema up to date: {db.engine.url!r}")
+    db.dispose()
 
 
 @app.command()

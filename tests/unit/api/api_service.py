@@ -19,6 +19,7 @@ from ivrcast.credentials import hash_secret, load_secret_key
 from ivrcast.demo_account import demo_tone
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
+from ivrcast.store.migrate import upgrade_to_head
 from ivrcast.store.voices import insert_voice
 from ivrcast.voices.transcode import transcode
 
@@ -110,8 +111,6 @@ async def service(make_settings: SettingsFactory, database_url: str) -> AsyncIte
 @pytest.fixture
 async def sqlite_service(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[Service]:
     """The service on SQLite only, for checks of the interface itself."""
-    from ivrcast.store.migrate import upgrade_to_head
-
     url = f"sqlite:///{tmp_path / 'api.db'}"
     db = Database(url)
     upgrade_to_head(db)
