@@ -6,23 +6,19 @@ pictures in `docs/img/` are refreshed with `IVRCAST_DOC_IMAGES=1 make test`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
+
+from service_process import RunningServer
+from service_process import start_server as start_serve
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 DOC_IMAGES = ROOT / "docs" / "img"
-IVRCAST = [sys.executable, "-m", "ivrcast"]
 OPERATOR_TOKEN = "browser-operator-token"
 MAX_NUMBERS = 20
 """The server's per-submission limit here: small, so that the send page's splitting of a
@@ -41,45 +37,12 @@ window = "00:00-24:00"
 """
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [*IVRCAST, *args], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-
-def start_server(data_dir: Path) -> Server:
-    """`ivrcast serve` on a free port, in a process group of its own (see `stop_server`)."""
+def start_server(data_dir: Path) -> RunningServer:
+    """`ivrcast serve` with the browser tests' configuration."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "ivrcast.toml"
     config.write_text(CONFIG)
-    env = {**os.environ, "IVRCAST_DATA_DIR": str(data_dir), "IVRCAST_CONFIG": str(config)}
-    env.pop("IVRCAST_DATABASE_URL", None)
-    log = data_dir / "server.log"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [*IVRCAST, "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        found = re.search(r"listening on (http://\S+)", log.read_text(errors="replace"))
-        if found:
-            return Server(found.group(1), env, process, log)
-        time.sleep(0.05)  # polling a condition (the log line), with a deadline
-    stop_server(Server("", env, process, log))
-    raise AssertionError("the server did not start:\n" + log.read_text(errors="replace"))
+    return start_serve(data_dir, config=config)
 
 
 def sign_in(page: Page, appid: str, accesskey: str) -> None:
@@ -100,21 +63,3 @@ def screenshot(page: Page, name: str, *, doc: bool = False) -> None:
     if doc and os.environ.get("IVRCAST_DOC_IMAGES") == "1":
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=DOC_IMAGES / f"{name}.png", full_page=False)
-
-
-def stop_server(server: Server) -> None:
-    """Stop the server and its dialer child. The whole process group is signalled: on
-    SIGTERM, `serve` can exit before it stops its dialer, which would outlive the test."""
-    group = os.getpgid(server.process.pid)
-    os.killpg(group, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(group, signal.SIGKILL)
-        server.process.wait()
-    deadline = time.monotonic() + 30
-    with contextlib.suppress(ProcessLookupError):
-        while time.monotonic() < deadline:
-            os.killpg(group, 0)  # raises once the group's last process has exited
-            time.sleep(0.1)  # polling a condition (the dialer's exit), with a deadline
-        os.killpg(group, signal.SIGKILL)

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_console import ARTIFACTS, CHROMIUM, Server, start_server, stop_server
+from browser_console import ARTIFACTS, CHROMIUM, start_server
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from service_process import RunningServer as Server
+from service_process import stop_server
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +23,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     deliveries fail and can be replayed) and `bob`."""
     running = start_server(tmp_path_factory.mktemp("browser") / "data")
     try:
-        running.cli(
-            "account", "create", "--appid", "alice", "--accesskey", "alice-key",
-            "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records",
-        )  # fmt: skip
-        running.cli("account", "create", "--appid", "bob", "--accesskey", "bob-key")
+        for created in (
+            running.cli(
+                "account", "create", "--appid", "alice", "--accesskey", "alice-key",
+                "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records",
+            ),
+            running.cli("account", "create", "--appid", "bob", "--accesskey", "bob-key"),
+        ):  # fmt: skip
+            assert created.returncode == 0, created.stdout + created.stderr
         yield running
     finally:
         stop_server(running)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import csv
 import re
 
-from browser_console import MAX_NUMBERS, Server, screenshot, sign_in
+from browser_console import MAX_NUMBERS, screenshot, sign_in
 from playwright.sync_api import Browser, Page, expect
 
 from ivrcast.demo_account import demo_tone
+from service_process import RunningServer as Server
 
 CALL_WAIT = 60_000
 """Milliseconds to wait for calls to end: a few seconds each, many at once."""

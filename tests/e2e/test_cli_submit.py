@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from e2e_server import IVRCAST, RunningServer
 
 from ivrcast.demo_account import demo_tone
+from service_process import IVRCAST, RunningServer
 
 
 def customer(server: RunningServer, tmp_path: Path) -> list[str]:

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_server import run_example, start_server, stop_server
+from e2e_server import run_example
+
+from service_process import start_server, stop_server
 
 pytestmark = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
 

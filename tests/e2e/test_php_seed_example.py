@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from e2e_server import RunningServer, run_example
+from e2e_server import run_example
 
 from ivrcast.demo_account import demo_tone
+from service_process import RunningServer
 
 pytestmark = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
 
