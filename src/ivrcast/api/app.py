@@ -19,10 +19,12 @@ from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.console import install
 from ivrcast.credentials import load_secret_key
-from ivrcast.errors import IvrcastError
+from ivrcast.errors import IvrcastError, StoreError
 from ivrcast.store.engine import Database
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 1.0
 
 
 async def keep_delivering(
@@ -39,6 +41,18 @@ async def keep_delivering(
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
+async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
+    """SQLite only: keep the WAL short from a worker thread, so request commits never
+    stop to copy it back (see `Database.checkpoint`)."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(db.checkpoint)
+        except StoreError:
+            logger.exception("WAL checkpoint failed; trying again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=CHECKPOINT_SECONDS)
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, deliver_callbacks: bool = True
 ) -> FastAPI:
@@ -48,7 +62,7 @@ def create_app(
     While the app runs, its lifespan also runs the callback sender, which is I/O-bound
     and safe to run in several processes at once (deliveries are leased rows).
     """
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, background_checkpoints=True)
     ctx = ApiContext(
         settings=settings, db=db, clock=clock or SystemClock(), key=load_secret_key(settings)
     )
@@ -61,12 +75,18 @@ def create_app(
             sender = asyncio.create_task(
                 keep_delivering(settings, db, ctx.clock, stop), name="callback-sender"
             )
+        checkpoints = (
+            asyncio.create_task(checkpoint_regularly(db, stop), name="wal-checkpoints")
+            if db.background_checkpoints
+            else None
+        )
         try:
             yield
         finally:
             stop.set()
-            if sender is not None:
-                await sender
+            for task in (sender, checkpoints):
+                if task is not None:
+                    await task
             db.dispose()
 
     app = FastAPI(
