@@ -28,15 +28,6 @@ class NationNotAllowed(ValidationError):
         super().__init__("nationcode", f"nation {code!r} is not enabled for this account")
 
 
-class NoValidNumbers(ValidationError):
-    """Every number of the submission was invalid."""
-
-    def __init__(self, invalid: list[dict[str, str]]) -> None:
-        self.invalid = invalid
-        first = "; ".join(f"{e['number']!r}: {e['reason']}" for e in invalid[:3])
-        super().__init__("destnumber", f"no valid number among {len(invalid)} ({first})")
-
-
 class UnknownService(ValidationError):
     """The `service` names no method ivrcast offers."""
 

@@ -6,14 +6,11 @@ turned into strings), so there is one set of rules and one wording for every err
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from ivrcast.errors import ValidationError
 
 Params = Mapping[str, str]
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def required(params: Params, name: str) -> str:
@@ -70,10 +67,4 @@ def text(params: Params, name: str, *, max_bytes: int) -> str:
     size = len(value.encode())
     if size > max_bytes:
         raise ValidationError(name, f"is {size} bytes long; at most {max_bytes} are allowed")
-    return value
-
-
-def no_control_characters(name: str, value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValidationError(name, "must not contain control characters")
     return value
