@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 PTIME = 0.020  # 20 ms packetisation, 160 G.711 samples
 MAX_CATCH_UP = 3
+# The no-RTP timeout is seconds long: checking it every 10th tick (200 ms) keeps that
+# work off nine ticks in ten.
+TIMEOUT_CHECK_TICKS = 10
 
 
 class MediaClock:
@@ -62,10 +65,11 @@ class MediaClock:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         scheduled = loop.time() + self.interval
+        ticks = 0
         while True:
-            delay = scheduled - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Even a late tick yields to the loop first: under overload the clock must not
+            # starve signalling (answers, BYEs) and the streams' reads.
+            await asyncio.sleep(max(scheduled - loop.time(), 0.0))
             now = loop.time()
             frames = 1 + int((now - scheduled) // self.interval)
             if frames > 1:
@@ -76,18 +80,31 @@ class MediaClock:
             if self.tick_hook is not None:
                 self.tick_hook(scheduled, now)
             for _ in range(frames):
-                self._tick_all(now)
+                self._tick_all()
+            ticks += 1
+            if ticks % TIMEOUT_CHECK_TICKS == 0:
+                self._check_timeouts(now)
             scheduled += frames * self.interval
 
-    def _tick_all(self, now: float) -> None:
+    def _tick_all(self) -> None:
         # A stream's callbacks may end its call and remove it: walk a snapshot.
         for stream in tuple(self._streams.values()):
             try:
-                stream.tick(now)
+                stream.tick()
             except Exception:
-                # One broken stream must not stop the clock for every other call.
-                logger.exception(
-                    "stream tick failed",
-                    extra={"event": "rtp.tick_failed", "call_uuid": stream.label},
-                )
-                self.remove(stream)
+                self._drop_broken(stream)
+
+    def _check_timeouts(self, now: float) -> None:
+        for stream in tuple(self._streams.values()):
+            try:
+                stream.check_rtp_timeout(now)
+            except Exception:
+                self._drop_broken(stream)
+
+    def _drop_broken(self, stream: RtpStream) -> None:
+        # One broken stream must not stop the clock for every other call.
+        logger.exception(
+            "stream tick failed",
+            extra={"event": "rtp.tick_failed", "call_uuid": stream.label},
+        )
+        self.remove(stream)

@@ -1,34 +1,50 @@
 """One call's RTP session: a UDP socket, the send position in the shared audio, and the
 receive side (statistics, RFC 4733 keys, the time of the last packet).
 
-Streams do no timing of their own. `MediaClock` calls `tick()` every 20 ms; the receive
-side runs from the event loop's reader callback. Frames are `memoryview` slices of the
-audio encoded once at upload, handed to `sendmsg` with the 12-byte header as a separate
-buffer, so no call copies the audio.
+Streams do no timing of their own. `MediaClock` calls `tick()` every 20 ms and
+`check_rtp_timeout()` a few times a second; the receive side runs when `SocketReaders`
+finds the socket readable. Frames are cut once per voice (`split_frames`) as `memoryview` slices of
+the audio encoded at upload and handed to `sendmsg` with the 12-byte header as a separate
+buffer, so no call copies or slices the audio: `tick()` is on the path of every packet of
+every call and does only what a packet needs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import random
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ivrcast.rtp.dtmf import DtmfReceiver
 from ivrcast.rtp.errors import RtpError, RtpParseError
 from ivrcast.rtp.g711 import FRAME_SAMPLES
 from ivrcast.rtp.packet import HEADER, HEADER_SIZE, RTP_VERSION
+from ivrcast.rtp.readers import SocketReaders
 from ivrcast.rtp.stats import ReceiveStats
 
 logger = logging.getLogger(__name__)
 
 RECV_SIZE = 2048
-# Packets that arrive before `start()` (early media, a 183's stream) are read and dropped
-# so that the kernel buffer holds no stale audio when the call is answered.
+FIRST_BYTE = RTP_VERSION << 6  # RFC 3550 §5.1: no padding, extension or CSRC
 PORT_ATTEMPTS = 50
+
+Frame = bytes | memoryview
+
+
+def split_frames(audio: bytes, silence: bytes) -> tuple[Frame, ...]:
+    """`audio` as 20 ms frames: views into it, the last one padded with `silence`.
+
+    Done once per voice and codec; every call playing the voice shares the result."""
+    view = memoryview(audio)
+    frames: list[Frame] = [
+        view[start : start + FRAME_SAMPLES] for start in range(0, len(audio), FRAME_SAMPLES)
+    ]
+    if frames and len(frames[-1]) < FRAME_SAMPLES:
+        frames[-1] = bytes(frames[-1]) + silence[len(frames[-1]) :]
+    return tuple(frames)
 
 
 def open_rtp_socket(host: str, port_range: tuple[int, int] | None = None) -> socket.socket:
@@ -63,27 +79,32 @@ class RtpStream:
         self,
         sock: socket.socket,
         *,
+        readers: SocketReaders,
         label: str = "",
         monotonic: Callable[[], float],
     ) -> None:
         self.label = label  # the call's id, for logs
         self._sock = sock
         self._monotonic = monotonic
-        self._loop = asyncio.get_running_loop()
+        self._readers = readers
         self._fd = sock.fileno()
-        self._loop.add_reader(self._fd, self._on_readable)
+        # One buffer per stream, reused for every packet: no allocation per packet.
+        self._buffer = bytearray(RECV_SIZE)
+        self._view = memoryview(self._buffer)
+        readers.add(self._fd, self._read_one)
         self.local_address: tuple[str, int] = sock.getsockname()[:2]
         # Send side, set by start().
         self._remote: tuple[str, int] | None = None
-        self._audio = memoryview(b"")
+        self._frames: Sequence[Frame] = ()
+        self._next_frame = 0
         self._silence = b""
-        self._pos = 0
         self._header = bytearray(HEADER_SIZE)
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
         self.ssrc = random.getrandbits(32)
-        self._first = True
         self._payload_type = 0
+        # The second header byte of the next packet: the marker bit is set on the first.
+        self._second_byte = 0
         self._audio_done = False
         self.packets_sent = 0
         self.send_errors = 0
@@ -93,7 +114,7 @@ class RtpStream:
         self._dtmf_payload_type: int | None = None
         self._started = False
         self.last_received: float = 0.0
-        self._received_at_last_tick = 0
+        self._received_at_last_check = 0
         self._no_rtp_timeout: float | None = None
         self._timed_out = False
         self.on_audio_done: Callable[[], None] | None = None
@@ -105,22 +126,24 @@ class RtpStream:
         self,
         remote: tuple[str, int],
         *,
-        audio: memoryview,
+        frames: Sequence[Frame],
         silence: bytes,
         payload_type: int,
         dtmf_payload_type: int | None,
         no_rtp_timeout: float | None,
     ) -> None:
-        """Begin sending `audio` (then `silence` frames) to `remote` from the next tick."""
+        """Begin sending `frames` (from `split_frames`, then `silence`) to `remote` from the
+        next tick."""
         self._remote = remote
-        self._audio = audio
+        self._frames = frames
         self._silence = silence
         self._payload_type = payload_type
+        self._second_byte = payload_type | 0x80  # RFC 3550 §5.1 marker: talkspurt start
         self._dtmf_payload_type = dtmf_payload_type
         self._no_rtp_timeout = no_rtp_timeout
         self.last_received = self._monotonic()
         self._started = True
-        if len(audio) == 0:
+        if not frames:
             self._audio_done = True
 
     def set_remote(self, remote: tuple[str, int]) -> None:
@@ -131,28 +154,24 @@ class RtpStream:
     def audio_done(self) -> bool:
         return self._audio_done
 
-    def tick(self, now: float) -> None:
+    def tick(self) -> None:
         """Send the next 20 ms frame; called by `MediaClock` only."""
         remote = self._remote
-        if remote is None or self.closed:
+        if remote is None:
             return
-        audio = self._audio
-        pos = self._pos
-        if pos < len(audio):
-            frame: memoryview | bytes = audio[pos : pos + FRAME_SAMPLES]
-            if len(frame) < FRAME_SAMPLES:
-                # The last frame is short: pad it (one 160-byte copy per call).
-                frame = bytes(frame) + self._silence[len(frame) :]
-            self._pos = pos + FRAME_SAMPLES
+        index = self._next_frame
+        frames = self._frames
+        if index < len(frames):
+            frame = frames[index]
+            self._next_frame = index + 1
         else:
             frame = self._silence
-        second = self._payload_type
-        if self._first:
-            second |= 0x80  # RFC 3550 §5.1 marker: the start of a talkspurt
-            self._first = False
-        HEADER.pack_into(self._header, 0, RTP_VERSION << 6, second, self._seq, self._ts, self.ssrc)
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+        seq = self._seq
+        ts = self._ts
+        HEADER.pack_into(self._header, 0, FIRST_BYTE, self._second_byte, seq, ts, self.ssrc)
+        self._second_byte = self._payload_type
+        self._seq = (seq + 1) & 0xFFFF
+        self._ts = (ts + FRAME_SAMPLES) & 0xFFFFFFFF
         try:
             self._sock.sendmsg((self._header, frame), (), 0, remote)
             self.packets_sent += 1
@@ -160,13 +179,17 @@ class RtpStream:
             # UDP: a full buffer or an ICMP error from an earlier packet. RTP tolerates
             # loss; the count shows in the outcome and the no-RTP timer ends dead calls.
             self.send_errors += 1
-        if not self._audio_done and self._pos >= len(audio):
+        if index + 1 == len(frames):
             self._audio_done = True
             if self.on_audio_done is not None:
                 self.on_audio_done()
+
+    def check_rtp_timeout(self, now: float) -> None:
+        """Has the far end sent nothing for `no_rtp_timeout` seconds? Called by
+        `MediaClock` a few times a second."""
         received = self.stats.packets_received
-        if received != self._received_at_last_tick:
-            self._received_at_last_tick = received
+        if received != self._received_at_last_check:
+            self._received_at_last_check = received
             self.last_received = now
         timeout = self._no_rtp_timeout
         if timeout is not None and not self._timed_out and now - self.last_received > timeout:
@@ -174,21 +197,27 @@ class RtpStream:
             if self.on_rtp_timeout is not None:
                 self.on_rtp_timeout()
 
-    def _on_readable(self) -> None:
+    def _read_one(self) -> bool:
+        """Read and account one datagram (see `SocketReaders`); False if none waited."""
         try:
-            data = self._sock.recv(RECV_SIZE)
+            size = self._sock.recv_into(self._buffer)
+        except BlockingIOError:
+            return False
         except OSError:
-            return
-        if not self._started or len(data) < HEADER_SIZE:
-            return
-        first, second, seq, ts, ssrc = HEADER.unpack_from(data)
+            return True  # an ICMP error for an earlier send, not a packet
+        # Packets that arrive before `start()` (early media, a 183's stream) are read and
+        # dropped so that the kernel buffer holds no stale audio when the call is answered.
+        if not self._started or size < HEADER_SIZE:
+            return True
+        first, second, seq, ts, ssrc = HEADER.unpack_from(self._buffer)
         if first >> 6 != RTP_VERSION:
-            return
-        # The time of the last packet is taken at the next tick (see `tick`), which is
+            return True
+        # The time of the last packet is taken at the next `check_rtp_timeout`, which is
         # precise enough for a timeout of seconds and keeps a clock read off this path.
         self.stats.add(ssrc, seq)
         if (second & 0x7F) == self._dtmf_payload_type:
-            self._on_telephone_event(first, ts, data)
+            self._on_telephone_event(first, ts, bytes(self._view[:size]))
+        return True
 
     def _on_telephone_event(self, first: int, timestamp: int, data: bytes) -> None:
         offset = HEADER_SIZE + 4 * (first & 0x0F)
@@ -208,5 +237,6 @@ class RtpStream:
         if self.closed:
             return
         self.closed = True
-        self._loop.remove_reader(self._fd)
+        self._remote = None
+        self._readers.remove(self._fd)
         self._sock.close()

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ivrcast.clock import Clock, SystemClock
-from ivrcast.rtp.clock import MediaClock
+from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import ALAW_SILENCE, FRAME_SAMPLES, ULAW_SILENCE
-from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.readers import SocketReaders
+from ivrcast.rtp.stream import Frame, RtpStream, open_rtp_socket, split_frames
 from ivrcast.sip.call import (
     Action,
     Call,
@@ -77,9 +78,19 @@ class EncodedAudio:
 
     pcmu: bytes
     pcma: bytes
+    _frames: dict[str, tuple[Frame, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def for_codec(self, codec: str) -> bytes:
         return self.pcmu if codec == "PCMU" else self.pcma
+
+    def frames_for(self, codec: str) -> tuple[Frame, ...]:
+        """The voice cut into 20 ms frames, once per codec, for every call that plays it."""
+        frames = self._frames.get(codec)
+        if frames is None:
+            frames = self._frames[codec] = split_frames(self.for_codec(codec), SILENCE[codec])
+        return frames
 
     @property
     def duration(self) -> float:
@@ -138,6 +149,7 @@ class Engine:
         self._stop_grace = stop_grace
         self._transport: SipTransport | None = None
         self.media_clock = MediaClock()
+        self._rtp_readers: SocketReaders | None = None
         self._calls: dict[str, _ActiveCall] = {}
         self._resolved: dict[tuple[str, int], tuple[Address, float]] = {}
 
@@ -149,6 +161,7 @@ class Engine:
         self._transport = await SipTransport.open(
             self._bind_host, self._bind_port, self._on_message
         )
+        self._rtp_readers = SocketReaders(interval=PTIME)
         self.media_clock.start()
         logger.info(
             "SIP engine listening on %s:%s",
@@ -185,6 +198,9 @@ class Engine:
             entry.stream.close()
         self._calls.clear()
         await self.media_clock.stop()
+        if self._rtp_readers is not None:
+            self._rtp_readers.close()
+            self._rtp_readers = None
         self._transport.close()
         self._transport = None
 
@@ -197,7 +213,7 @@ class Engine:
     ) -> CallOutcome:
         """Place one call and return how it ended. Telephony results (busy, no answer,
         failures, timeouts) are outcomes; only misuse raises."""
-        if self._transport is None:
+        if self._transport is None or self._rtp_readers is None:
             raise RuntimeError("Engine.start() first")
         trunk = request.trunk
         log_extra = {"call_uuid": request.call_uuid, "trunk": trunk.name}
@@ -218,7 +234,9 @@ class Engine:
             logger.error("%s", exc, extra={"event": "rtp.no_socket", **log_extra})
             return self._immediate_failure(str(exc), trunk_failed=False)
         loop = asyncio.get_running_loop()
-        stream = RtpStream(sock, label=request.call_uuid, monotonic=loop.time)
+        stream = RtpStream(
+            sock, readers=self._rtp_readers, label=request.call_uuid, monotonic=loop.time
+        )
         sip_port = self.local_address[1]
         domain = trunk.domain or trunk.host
         port_part = "" if trunk.domain else f":{trunk.port}"
@@ -339,10 +357,9 @@ class Engine:
             self._send(entry, action)
         elif isinstance(action, StartMedia):
             choice = action.choice
-            audio = entry.request.audio.for_codec(choice.codec)
             entry.stream.start(
                 (choice.address, choice.port),
-                audio=memoryview(audio),
+                frames=entry.request.audio.frames_for(choice.codec),
                 silence=SILENCE[choice.codec],
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,

@@ -164,20 +164,28 @@ def receiver() -> Iterator[socket.socket]:
 
 
 async def test_stream_sends_shared_frames_then_silence(receiver: socket.socket) -> None:
-    from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+    from ivrcast.rtp.readers import SocketReaders
+    from ivrcast.rtp.stream import RtpStream, open_rtp_socket, split_frames
 
-    stream = RtpStream(open_rtp_socket("127.0.0.1"), monotonic=lambda: 0.0)
-    done: list[bool] = []
-    stream.on_audio_done = lambda: done.append(True)
+    readers = SocketReaders(interval=0.02)
+    stream = RtpStream(open_rtp_socket("127.0.0.1"), readers=readers, monotonic=lambda: 0.0)
+    done: list[int] = []
+    stream.on_audio_done = lambda: done.append(stream.packets_sent)
     audio = bytes(range(160)) * 2 + b"\x01" * 80  # 2.5 frames
+    frames = split_frames(audio, b"\xff" * 160)
+    assert [type(f) for f in frames] == [memoryview, memoryview, bytes]
     stream.start(
-        receiver.getsockname(), audio=memoryview(audio), silence=b"\xff" * 160,
+        receiver.getsockname(), frames=frames, silence=b"\xff" * 160,
         payload_type=0, dtmf_payload_type=101, no_rtp_timeout=None,
     )  # fmt: skip
     for _ in range(4):
-        stream.tick(0.0)
+        stream.tick()
     stream.close()
+    readers.close()
+    stream.tick()  # a closed stream sends nothing
     packets = [RtpPacket.parse(receiver.recv(2048)) for _ in range(4)]
+    with pytest.raises(BlockingIOError):
+        receiver.recv(2048)
     assert [p.marker for p in packets] == [True, False, False, False]
     assert [p.payload for p in packets[:2]] == [audio[:160], audio[160:320]]
     assert packets[2].payload == b"\x01" * 80 + b"\xff" * 80
@@ -195,5 +203,44 @@ async def test_stream_sends_shared_frames_then_silence(receiver: socket.socket) 
         480,
     ]
     assert len({p.ssrc for p in packets}) == 1
-    assert done == [True]
+    assert done == [3]  # once, right after the last frame of the voice
     assert stream.packets_sent == 4
+
+
+def test_split_frames_are_views_of_the_voice() -> None:
+    from ivrcast.rtp.stream import split_frames
+
+    audio = bytes(range(160)) * 3
+    frames = split_frames(audio, b"\xff" * 160)
+    assert [bytes(f) for f in frames] == [bytes(range(160))] * 3
+    assert all(isinstance(f, memoryview) and f.obj is audio for f in frames)
+    assert split_frames(b"", b"\xff" * 160) == ()
+
+
+async def test_rtp_timeout_counts_from_the_last_packet(receiver: socket.socket) -> None:
+    import asyncio
+
+    from ivrcast.rtp.readers import SocketReaders
+    from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+
+    readers = SocketReaders(interval=0.02)
+    stream = RtpStream(open_rtp_socket("127.0.0.1"), readers=readers, monotonic=lambda: 0.0)
+    timeouts: list[float] = []
+    stream.start(
+        receiver.getsockname(), frames=(), silence=b"\xff" * 160,
+        payload_type=0, dtmf_payload_type=101, no_rtp_timeout=1.0,
+    )  # fmt: skip
+    stream.on_rtp_timeout = lambda: timeouts.append(now)
+    for now in (0.5, 0.9):
+        stream.check_rtp_timeout(now)
+    receiver.sendto(bytes(RtpPacket(0, 1, 160, 7, b"\xff" * 160)), stream.local_address)
+    for _ in range(500):  # the reader callback runs on the event loop
+        if stream.stats.packets_received:
+            break
+        await asyncio.sleep(0.01)
+    for now in (1.2, 2.1, 2.3, 3.0):  # the packet is seen at 1.2: silent for 1.0 s at 2.2
+        stream.check_rtp_timeout(now)
+    stream.close()
+    assert timeouts == [2.3]
+    assert len(readers) == 0  # closing the stream stopped watching its socket
+    readers.close()
