@@ -13,8 +13,15 @@ What is measured
   count.  Error = |inter-arrival − 20 ms| per packet, per SSRC, over a steady window.
 - *peak RSS per 1000 calls*: growth of this process's peak RSS during the largest
   concurrency step, divided by the calls held.
-The baseline is SIPp as a UAC (`play_pcap_audio` of a pcap of the same audio at exact
-20 ms spacing, written here) against the same UAS pair, at the same measurements.
+- *CPU*: core-seconds per second of this process and of the echoing SIPp over the window.
+Baselines, in the same run against the same UAS and probe:
+- SIPp as a UAC (`play_pcap_audio` of a pcap of the same audio at exact 20 ms spacing,
+  written here), at the same measurements;
+- the *floors* of the concurrency test: the same N + `PROBES` RTP streams with no SIP at
+  all, sent by a bare Python loop (`--floor`) and by a small C program (`rtp_floor.c`,
+  built here with `cc`) that either sleeps between ticks or spins a whole core. They show
+  what this machine and the echoing peer allow a Python process, and any process; N = 0
+  (the probe streams alone) is the machine's timer jitter.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import logging
 import math
 import os
 import resource
+import select
+import shutil
 import signal
 import socket
 import struct
@@ -44,10 +53,12 @@ PROBES = 20
 RATE_SECONDS = 8
 RATES = [200, 400, 600]
 CONCURRENCY = [1000, 1500, 2000]
+FLOOR_CONCURRENCY = [0, 1000, 1500, 2000]
 BASELINE_RATES = [60, 120, 200]
 BASELINE_CONCURRENCY = [300, 600, 1000, 1300]
 HOLD = 3.0  # seconds of audio per call in the rate test
-STEADY = 5.0  # pacing window once every call of a concurrency step is up
+STEADY = 10.0  # pacing window once every call of a concurrency step is up
+FLOOR_WARMUP = 2.0  # floors: seconds of sending before the pacing window
 PACING_LIMIT_MS = 5.0
 
 UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -240,6 +251,106 @@ class Probe:
         self.process.wait()
 
 
+# -- the floors (separate processes) ----------------------------------------------
+
+
+def run_python_floor(n: int, media_port: int, probe_port: int, seconds: float) -> None:
+    """N streams to the echo UAS and `PROBES` to the probe from a bare loop: the least a
+    Python process can do per packet (no SIP, one epoll, no per-call objects)."""
+    header = struct.Struct("!BBHII")
+    socks = []
+    for i in range(n + PROBES):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        socks.append((sock, ("127.0.0.1", media_port if i < n else probe_port), i))
+    readers = {sock.fileno(): sock for sock, _, _ in socks}
+    poller = select.epoll()
+    for fd in readers:
+        poller.register(fd, select.EPOLLIN)
+    buffer, payload = bytearray(12), memoryview(bytes(160))
+    start = next_tick = time.monotonic()
+    tick = 0
+    while time.monotonic() - start < seconds:
+        if time.monotonic() >= next_tick:
+            for sock, address, ssrc in socks:
+                header.pack_into(buffer, 0, 0x80, 8, tick & 0xFFFF, tick * 160, ssrc)
+                try:  # noqa: SIM105 (a context manager per packet would raise the floor)
+                    sock.sendmsg((buffer, payload), (), 0, address)
+                except OSError:
+                    pass
+            tick += 1
+            next_tick += 0.020
+            continue
+        for fd, _ in poller.poll(max(next_tick - time.monotonic(), 0)):
+            try:  # noqa: SIM105
+                readers[fd].recv(2048)
+            except OSError:
+                pass
+
+
+def build_c_floor(workdir: Path) -> Path | None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = workdir / "rtp_floor"
+    source = Path(__file__).with_name("rtp_floor.c")
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Core-seconds per second of some processes over a window."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self.started = time.monotonic()
+        self.base = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def read(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.started
+        return {f"cpu_{name}": round((cpu_seconds(pid) - self.base[name]) / elapsed, 2)
+                for name, pid in self.pids.items()}  # fmt: skip
+
+
+def measure_floor(command: list[str], echo: Sipp, probe: Probe) -> dict[str, float]:
+    floor = subprocess.Popen(command)
+    try:
+        time.sleep(FLOOR_WARMUP)  # bench only: the floor has no readiness signal
+        meter = CpuMeter(floor=floor.pid, sipp=echo.pid)
+        probe.command("mark")
+        time.sleep(STEADY)
+        pacing = probe.command("stop")
+        cpu = meter.read()
+    finally:
+        floor.kill()
+        floor.wait()
+    return {"p50_ms": round(pacing["p50"], 2), "p99_ms": round(pacing["p99"], 2),
+            "max_ms": round(pacing["max"], 2), **cpu}  # fmt: skip
+
+
+def bench_floors(workdir: Path, echo: Sipp, probe: Probe) -> list[dict[str, object]]:
+    c_floor = build_c_floor(workdir)
+    seconds = str(FLOOR_WARMUP + STEADY + 5)
+    steps: list[dict[str, object]] = []
+    for n in FLOOR_CONCURRENCY:
+        variants = {"python": [sys.executable, __file__, "--floor", str(n), str(echo.media_port),
+                               str(probe.port), seconds]}  # fmt: skip
+        if c_floor is not None:
+            for mode in ("sleep", "spin"):
+                variants[f"c_{mode}"] = [str(c_floor), str(n), str(echo.media_port),
+                                         str(PROBES), str(probe.port), seconds, mode]  # fmt: skip
+        for name, command in variants.items():
+            steps.append({"floor": name, "calls": n, **measure_floor(command, echo, probe)})
+            print(f"floor {steps[-1]}", flush=True)
+    return steps
+
+
 # -- SIPp processes ------------------------------------------------------------------
 
 
@@ -253,6 +364,14 @@ def free_port() -> int:
 class Sipp:
     process: subprocess.Popen[bytes]
     port: int
+    media_port: int
+
+    @property
+    def pid(self) -> int:
+        """SIPp's own pid (it runs under `timeout`)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        children = path.read_text().split()
+        return int(children[0]) if children else self.process.pid
 
 
 def start_uas(workdir: Path, name: str, media_port: int | None, echo: bool) -> Sipp:
@@ -267,7 +386,7 @@ def start_uas(workdir: Path, name: str, media_port: int | None, echo: bool) -> S
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir
     )
     time.sleep(0.5)  # bench only: SIPp binds within a few ms
-    return Sipp(process, port)
+    return Sipp(process, port, mport)
 
 
 def run_sipp_uac(
@@ -364,9 +483,11 @@ async def bench_ours(workdir: Path, echo: Sipp, probe_uas: Sipp, probe: Probe) -
         all_up = round(time.monotonic() - t0, 1)
         up = len(engine.media_clock)
         late0 = engine.media_clock.late_ticks
+        meter = CpuMeter(ours=os.getpid(), sipp=echo.pid)
         probe.command("mark")
         await asyncio.sleep(STEADY)
         pacing = probe.command("stop")
+        cpu = meter.read()
         late = engine.media_clock.late_ticks - late0
         rss1 = current_rss_mb()
         await engine.stop()
@@ -380,9 +501,9 @@ async def bench_ours(workdir: Path, echo: Sipp, probe_uas: Sipp, probe: Probe) -
                       "rtp_echoed": sum(o.rtp_received for o in outcomes),
                       "rtp_lost": sum(o.rtp_lost for o in outcomes),
                       "rss_mb_per_1000": round((rss1 - rss0) / (n + PROBES) * 1000, 1),
-                      })  # fmt: skip
+                      **cpu})  # fmt: skip
         print(f"ours {n} simultaneous: {steps[-1]}", flush=True)
-        if bad or up < n + PROBES or pacing["p99"] >= PACING_LIMIT_MS:
+        if bad or up < n + PROBES:
             break
     results["concurrency"] = steps
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -423,8 +544,10 @@ def best(steps: list[dict[str, object]], key: str) -> int:
     return max(ok, default=0)
 
 
-def main() -> None:
+def main(concurrency_only: bool) -> None:
     logging.basicConfig(level=logging.ERROR)
+    if concurrency_only:
+        RATES.clear()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         pcap = workdir / "tone.pcap"
@@ -434,8 +557,11 @@ def main() -> None:
         echo = start_uas(workdir, "echo", None, echo=True)
         probe_uas = start_uas(workdir, "probe", probe.port, echo=False)
         try:
+            floors = bench_floors(workdir, echo, probe)
             ours = asyncio.run(bench_ours(workdir, echo, probe_uas, probe))
-            sipp = bench_sipp(workdir, echo, probe_uas, probe)
+            sipp: dict[str, object] = {"rates": [], "concurrency": []}
+            if not concurrency_only:
+                sipp = bench_sipp(workdir, echo, probe_uas, probe)
         finally:
             for p in (echo.process, probe_uas.process):
                 p.send_signal(signal.SIGTERM)
@@ -445,8 +571,23 @@ def main() -> None:
     sipp_rate = max((int(str(r["rate"])) for r in sipp["rates"] if r["failed"] == 0), default=0)  # type: ignore[attr-defined]
     ours_conc = best(ours["concurrency"], "calls")  # type: ignore[arg-type]
     sipp_conc = best(sipp["concurrency"], "calls")  # type: ignore[arg-type]
+    pacing = {}
+    for n in FLOOR_CONCURRENCY:
+        row = {str(f["floor"]): f["p99_ms"] for f in floors if f["calls"] == n}
+        for step in ours["concurrency"]:  # type: ignore[attr-defined]
+            if step["calls"] == n:
+                row["ours"] = step["p99_ms"]
+        pacing[n] = row
+    clean_floors = {
+        str(f["floor"]): max((int(str(g["calls"])) for g in floors if g["floor"] == f["floor"]
+                              and float(str(g["p99_ms"])) < PACING_LIMIT_MS), default=0)
+        for f in floors
+    }  # fmt: skip
     summary = {
-        "ours": ours, "sipp": sipp, "cpus": os.cpu_count(),
+        "ours": ours, "sipp": sipp, "floors": floors, "cpus": os.cpu_count(),
+        "p99_pacing_ms_by_calls": pacing,
+        "largest_clean_concurrency": {"ours": best(ours["concurrency"], "calls"),  # type: ignore[arg-type]
+                                      **clean_floors},
         "best_rate": {"ours": ours_rate, "sipp": sipp_rate,
                       "ratio": round(ours_rate / sipp_rate, 2) if sipp_rate else None},
         "best_concurrency": {"ours": ours_conc, "sipp": sipp_conc,
@@ -458,8 +599,17 @@ def main() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=4, type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--concurrency-only",
+        action="store_true",
+        help="skip the set-up rates and the SIPp UAC baseline (a quicker look)",
+    )
     options = parser.parse_args()
     if options.probe:
         run_probe(options.probe)
+    elif options.floor:
+        n, media_port, probe_port, seconds = options.floor
+        run_python_floor(int(n), int(media_port), int(probe_port), seconds)
     else:
-        main()
+        main(options.concurrency_only)
