@@ -244,3 +244,15 @@ async def test_rtp_timeout_counts_from_the_last_packet(receiver: socket.socket) 
     assert timeouts == [2.3]
     assert len(readers) == 0  # closing the stream stopped watching its socket
     readers.close()
+
+
+def test_media_clock_keeps_its_grid_and_restarts_only_when_a_frame_late() -> None:
+    from ivrcast.rtp.clock import tick_time
+
+    scheduled, slots = 0.0, []
+    for overshoot in (0.001, 0.019, 0.0, 0.045, 0.002):
+        scheduled = tick_time(scheduled, scheduled + overshoot, 0.020)
+        slots.append(round(scheduled, 3))
+        scheduled += 0.020
+    # Overshoot under a frame does not drift the grid; 45 ms late restarts it from then.
+    assert slots == [0.0, 0.02, 0.04, 0.105, 0.125]
