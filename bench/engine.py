@@ -1,5 +1,5 @@
 """Benchmark of the call engine against a SIPp UAS on loopback, with SIPp's own UAC as
-the baseline in the same run.  `python bench/engine.py` (about 6-8 minutes); never asserts.
+the baseline in the same run.  `python bench/engine.py` (about 13 minutes); never asserts.
 
 What is measured
 - *set-up rate*: calls launched at R calls/s for `RATE_SECONDS`, each playing 3 s of
@@ -52,8 +52,8 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; missing f
 PROBES = 20
 RATE_SECONDS = 8
 RATES = [200, 400, 600]
-CONCURRENCY = [1000, 1500, 2000]
-FLOOR_CONCURRENCY = [0, 1000, 1500, 2000]
+CONCURRENCY = [500, 1000, 1500, 2000]
+FLOOR_CONCURRENCY = [0, 500, 1000, 1500, 2000]
 BASELINE_RATES = [60, 120, 200]
 BASELINE_CONCURRENCY = [300, 600, 1000, 1300]
 HOLD = 3.0  # seconds of audio per call in the rate test
