@@ -31,13 +31,15 @@ ReadOne = Callable[[], bool]
 
 
 class SocketReaders:
-    def __init__(self, *, interval: float) -> None:
-        """`interval`: how often each socket is expected to receive a datagram."""
+    def __init__(self, *, interval: float, monotonic: Callable[[], float] | None = None) -> None:
+        """`interval`: how often each socket is expected to receive a datagram;
+        `monotonic`: the clock (the loop's by default)."""
         self._loop = asyncio.get_running_loop()
         self._interval = interval
+        self._monotonic = monotonic or self._loop.time
         self._epoll = select.epoll()
         self._callbacks: dict[int, ReadOne] = {}
-        self._last_dispatch = self._loop.time()
+        self._last_dispatch = self._monotonic()
         self._loop.add_reader(self._epoll.fileno(), self._dispatch)
 
     def add(self, fd: int, callback: ReadOne) -> None:
@@ -61,7 +63,7 @@ class SocketReaders:
         self._callbacks.clear()
 
     def _dispatch(self) -> None:
-        now = self._loop.time()
+        now = self._monotonic()
         reads = min(1 + int((now - self._last_dispatch) / self._interval), MAX_READS)
         self._last_dispatch = now
         for fd, _ in self._epoll.poll(0, MAX_EVENTS):

@@ -256,3 +256,47 @@ def test_media_clock_keeps_its_grid_and_restarts_only_when_a_frame_late() -> Non
         scheduled += 0.020
     # Overshoot under a frame does not drift the grid; 45 ms late restarts it from then.
     assert slots == [0.0, 0.02, 0.04, 0.105, 0.125]
+
+
+@pytest.mark.parametrize(("away", "dispatches"), [(0.0, [1, 2, 3]), (0.09, [1, 1, 1])])
+async def test_readers_read_once_per_interval_the_loop_was_away(
+    away: float, dispatches: list[int]
+) -> None:
+    """Three datagrams wait on one socket. A loop back on time reads one per dispatch;
+    one back 4.5 intervals late reads all three in its first dispatch (and stops there)."""
+    import asyncio
+
+    from ivrcast.rtp.readers import SocketReaders
+
+    clock_reads: list[int] = []  # SocketReaders reads the clock once per dispatch
+
+    def monotonic() -> float:
+        clock_reads.append(1)
+        return away if len(clock_reads) > 1 else 0.0
+
+    readers = SocketReaders(interval=0.02, monotonic=monotonic)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    read_in: list[int] = []  # the dispatch (clock reads so far minus the constructor's)
+
+    def read_one() -> bool:
+        try:
+            sock.recv(2048)
+        except BlockingIOError:
+            return False
+        read_in.append(len(clock_reads) - 1)
+        return True
+
+    readers.add(sock.fileno(), read_one)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for i in range(3):
+            sender.sendto(bytes([i]), sock.getsockname())
+    for _ in range(500):
+        if len(read_in) == 3:
+            break
+        await asyncio.sleep(0.01)
+    readers.remove(sock.fileno())
+    readers.close()
+    sock.close()
+    assert read_in == dispatches
