@@ -104,7 +104,7 @@ class MediaClock:
     def _drop_broken(self, stream: RtpStream) -> None:
         # One broken stream must not stop the clock for every other call.
         logger.exception(
-            "stream tick failed",
-            extra={"event": "rtp.tick_failed", "call_uuid": stream.label},
+            "stream failed on the media clock; it is dropped",
+            extra={"event": "rtp.stream_failed", "call_uuid": stream.label},
         )
         self.remove(stream)
