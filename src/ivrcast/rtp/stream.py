@@ -105,7 +105,6 @@ class RtpStream:
         self._payload_type = 0
         # The second header byte of the next packet: the marker bit is set on the first.
         self._second_byte = 0
-        self._audio_done = False
         self.packets_sent = 0
         self.send_errors = 0
         # Receive side.
@@ -143,16 +142,10 @@ class RtpStream:
         self._no_rtp_timeout = no_rtp_timeout
         self.last_received = self._monotonic()
         self._started = True
-        if not frames:
-            self._audio_done = True
 
     def set_remote(self, remote: tuple[str, int]) -> None:
         """The far end moved its media (a re-INVITE)."""
         self._remote = remote
-
-    @property
-    def audio_done(self) -> bool:
-        return self._audio_done
 
     def tick(self) -> None:
         """Send the next 20 ms frame; called by `MediaClock` only."""
@@ -179,10 +172,8 @@ class RtpStream:
             # UDP: a full buffer or an ICMP error from an earlier packet. RTP tolerates
             # loss; the count shows in the outcome and the no-RTP timer ends dead calls.
             self.send_errors += 1
-        if index + 1 == len(frames):
-            self._audio_done = True
-            if self.on_audio_done is not None:
-                self.on_audio_done()
+        if index + 1 == len(frames) and self.on_audio_done is not None:
+            self.on_audio_done()  # the last frame of the voice has just left
 
     def check_rtp_timeout(self, now: float) -> None:
         """Has the far end sent nothing for `no_rtp_timeout` seconds? Called by
