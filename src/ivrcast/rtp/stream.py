@@ -3,10 +3,10 @@ receive side (statistics, RFC 4733 keys, the time of the last packet).
 
 Streams do no timing of their own. `MediaClock` calls `tick()` every 20 ms and
 `check_rtp_timeout()` a few times a second; the receive side runs when `SocketReaders`
-finds the socket readable. Frames are cut once per voice (`split_frames`) as `memoryview` slices of
-the audio encoded at upload and handed to `sendmsg` with the 12-byte header as a separate
-buffer, so no call copies or slices the audio: `tick()` is on the path of every packet of
-every call and does only what a packet needs.
+finds the socket readable. Frames are cut once per voice (`split_frames`) as `memoryview`
+slices of the audio encoded at upload and handed to `sendmsg` with the 12-byte header as a
+separate buffer, so no call copies or slices the audio: `tick()` is on the path of every
+packet of every call and does only what a packet needs.
 """
 
 from __future__ import annotations
