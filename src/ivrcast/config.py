@@ -84,6 +84,11 @@ class LimitSettings(_Section):
     conntime_max: Annotated[int, Field(ge=1)] = 3600
     key_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
     custom_field_max: Annotated[int, Field(ge=1, le=10_000)] = 255
+    # How much of a batch's invalid numbers is kept with its task and echoed in replies:
+    # the first `invalid_listed_max` items, each cut to `invalid_number_chars` characters
+    # (`invalidcount` still counts them all), so a huge bad `destnumber` is not stored.
+    invalid_listed_max: Annotated[int, Field(ge=0, le=100_000)] = 100
+    invalid_number_chars: Annotated[int, Field(ge=8, le=1024)] = 32
 
 
 class Window(BaseModel):

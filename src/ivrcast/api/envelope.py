@@ -21,8 +21,11 @@ from ivrcast.api.errors import (
     AccountExpired,
     BadCredentials,
     IpNotAllowed,
+    NationNotAllowed,
+    NoCallableNumbers,
     TaskEnded,
     TokenInvalid,
+    WithDetails,
 )
 from ivrcast.errors import (
     AuthError,
@@ -54,8 +57,10 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     TokenInvalid: ErrorCode(600, "global", 401, "token invalid, log in again"),
     BadCredentials: ErrorCode(601, "global", 401, "appid not authorized"),
     AccountExpired: ErrorCode(602, "global", 403, "appid authorization expired"),
+    NationNotAllowed: ErrorCode(603, "global", 403, "module not licensed (nation not enabled)"),
     IpNotAllowed: ErrorCode(604, "global", 403, "IP not authorized"),
     AuthError: ErrorCode(601, "global", 401, "appid not authorized"),
+    NoCallableNumbers: ErrorCode(1021, "status", 422, "illegal number: none can be called"),
     TaskNotFound: ErrorCode(1024, "status", 404, "task does not exist"),
     TaskEnded: ErrorCode(1028, "status", 409, "task ended"),
     VoiceNotFound: ErrorCode(1029, "status", 404, "voice file does not exist"),
@@ -85,7 +90,18 @@ def public_message(exc: BaseException, entry: ErrorCode) -> str:
     if entry.code == 500:
         logger.error("request failed", exc_info=exc)
         return SERVER_ERROR_MESSAGE
-    return exc.message if isinstance(exc, IvrcastError) else str(exc)
+    return reply_message(exc.message if isinstance(exc, IvrcastError) else str(exc))
+
+
+def reply_message(text: str) -> str:
+    """Every message an interface answers, worded alike: no closing full stop (the
+    vendor's never have one; docstrings, the default messages, do)."""
+    return text.removesuffix(".") if not text.endswith("..") else text
+
+
+def details(exc: BaseException) -> dict[str, Any]:
+    """What an error adds to its reply beside the message (see `WithDetails`)."""
+    return dict(exc.details) if isinstance(exc, WithDetails) else {}
 
 
 def success(data: dict[str, Any], *, reqtime: int, rsptime: int, msg: str) -> dict[str, Any]:
@@ -104,6 +120,7 @@ def failure(exc: BaseException, *, reqtime: int, rsptime: int) -> dict[str, Any]
             "status": 1,
             "desc": message,
             "errors": {"code": entry.code, "codemsg": message},
+            **details(exc),
             "reqtime": reqtime,
             "rsptime": rsptime,
         },

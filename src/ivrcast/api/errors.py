@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ivrcast.errors import AuthError, ConflictError, ValidationError
 
 
@@ -21,11 +24,32 @@ class TokenInvalid(AuthError):
     """token invalid, log in again."""
 
 
-class NationNotAllowed(ValidationError):
-    """The account may not call this nation."""
+class NationNotAllowed(AuthError):
+    """The account may not call this nation: the vendor's 603, module not licensed."""
 
     def __init__(self, code: str) -> None:
-        super().__init__("nationcode", f"nation {code!r} is not enabled for this account")
+        self.param = "nationcode"
+        super().__init__(f"nationcode: nation {code!r} is not licensed for this account")
+
+
+class WithDetails:
+    """An error whose reply carries data beside its message: `details` joins `data`."""
+
+    details: Mapping[str, Any]
+
+
+class NoCallableNumbers(WithDetails, ValidationError):
+    """Every submitted number is invalid: the vendor's 1021, illegal number.
+
+    The request is well formed but there is nothing to dial, so no task is made; the
+    reply lists the invalid numbers, as a partly valid batch's success does.
+    """
+
+    def __init__(self, invalid: list[dict[str, str]], invalidcount: int) -> None:
+        super().__init__(
+            "destnumber", f"none of the {invalidcount} numbers can be called (see invalid)"
+        )
+        self.details = {"accepted": 0, "invalid": invalid, "invalidcount": invalidcount}
 
 
 class UnknownService(ValidationError):

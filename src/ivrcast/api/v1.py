@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivrcast.api.context import ApiContext
-from ivrcast.api.envelope import classify, public_message
+from ivrcast.api.envelope import classify, details, public_message, reply_message
 from ivrcast.api.errors import BadCredentials
 from ivrcast.api.services import calls, login, play_voice, records, tasks, voices
 from ivrcast.api.yunhu import client_ip
@@ -208,7 +208,8 @@ def _present(**values: str | None) -> dict[str, str]:
 async def error_response(request: Request, exc: Exception) -> JSONResponse:
     entry = classify(exc)
     return JSONResponse(
-        {"code": entry.code, "msg": public_message(exc, entry)}, status_code=entry.http_status
+        {"code": entry.code, "msg": public_message(exc, entry), **details(exc)},
+        status_code=entry.http_status,
     )
 
 
@@ -218,4 +219,5 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
     first = exc.errors()[0]
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
     name = ".".join(location) or "body"
-    return JSONResponse({"code": 400, "msg": f"{name}: {first.get('msg')}"}, status_code=400)
+    message = reply_message(f"{name}: {first.get('msg')}")
+    return JSONResponse({"code": 400, "msg": message}, status_code=400)

@@ -4,6 +4,11 @@ It accepts what the vendor's clients send (multipart form-data, as in the seed's
 example, and URL-encoded forms; JSON objects too) and always answers HTTP 200 with the
 `{"code", "msg", "data"}` envelope. `POST /api/cdrs` is the vendor's paged record query,
 with its own convention of `code` 1 for success.
+
+The vendor's services other than the batch IVR answer with `ret` where PlayVoice answers
+`code`; every service here but PlayVoice answers both, same value, so clients of either
+convention work. Both paths also answer with a trailing slash, and another method gets
+the envelope (naming the method) rather than the framework's own error body.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from ivrcast.api.errors import UnknownService
 from ivrcast.api.services import login, play_voice, records, tasks, voices
 from ivrcast.errors import ValidationError
 
+PLAY_VOICE = "App.Sip_Call.PlayVoice"
+OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
+
 Handler = Callable[[ApiContext, params.Params, str | None], Awaitable[dict[str, Any]]]
 
 SERVICES: dict[str, Handler] = {
-    "App.Sip_Call.PlayVoice": play_voice.play_voice,
+    PLAY_VOICE: play_voice.play_voice,
     "App.Sip_Call.TaskStatus": tasks.task_status,
     "App.Sip_Call.CancelTask": tasks.cancel,
     "App.Sip_Voice.List": voices.voice_list,
@@ -84,13 +92,16 @@ def client_ip(request: Request) -> str | None:
 
 
 @router.post("/api/yunhu")
+@router.post("/api/yunhu/")
 @router.post("/")
 async def yunhu(request: Request) -> JSONResponse:
     ctx: ApiContext = request.app.state.ctx
     reqtime = int(ctx.clock.now().timestamp())
+    service: str | None = None
     try:
         form = await read_form(request, ctx)
-        data = await dispatch(ctx, form, client_ip(request))
+        service = service_named(form.fields)
+        data = await dispatch(ctx, service, form, client_ip(request))
     except Exception as exc:  # every failure is answered in the envelope
         body = failure(exc, reqtime=reqtime, rsptime=int(ctx.clock.now().timestamp()))
     else:
@@ -100,20 +111,45 @@ async def yunhu(request: Request) -> JSONResponse:
             rsptime=int(ctx.clock.now().timestamp()),
             msg="successful request",
         )
+    if service is not None and service != PLAY_VOICE:
+        body = {"code": body["code"], "ret": body["code"], **body}
     return JSONResponse(body)
 
 
-async def dispatch(ctx: ApiContext, form: RequestForm, ip: str | None) -> dict[str, Any]:
-    requested = params.required(form.fields, "service")
+@router.api_route("/api/yunhu", methods=OTHER_METHODS)
+@router.api_route("/api/yunhu/", methods=OTHER_METHODS)
+@router.api_route("/api/cdrs", methods=OTHER_METHODS)
+@router.api_route("/api/cdrs/", methods=OTHER_METHODS)
+async def other_method(request: Request) -> JSONResponse:
+    """The vendor's interface is POST only; clients that try another method still get the
+    envelope they parse, naming what to change."""
+    ctx: ApiContext = request.app.state.ctx
+    now = int(ctx.clock.now().timestamp())
+    refused = ValidationError(
+        "method", f"{request.method} is not served; POST form-data or a URL-encoded form"
+    )
+    return JSONResponse(failure(refused, reqtime=now, rsptime=now))
+
+
+def service_named(fields: params.Params) -> str:
+    """The service's own name for the `service` field, which is matched without case."""
+    requested = params.required(fields, "service")
     service = _BY_FOLDED_NAME.get(requested.lower())
     if service is None:
         raise UnknownService(requested)
+    return service
+
+
+async def dispatch(
+    ctx: ApiContext, service: str, form: RequestForm, ip: str | None
+) -> dict[str, Any]:
     if service == UPLOAD_SERVICE:
         return await voices.upload_voice(ctx, form.fields, form.file, ip)
     return await SERVICES[service](ctx, form.fields, ip)
 
 
 @router.post("/api/cdrs")
+@router.post("/api/cdrs/")
 async def cdrs(request: Request) -> JSONResponse:
     ctx: ApiContext = request.app.state.ctx
     reqtime = int(ctx.clock.now().timestamp())

@@ -36,9 +36,9 @@ PLATFORM_CODES: dict[str, tuple[int, int]] = {
 }
 
 # The vendor's PBX bookkeeping fields; ivrcast has no PBX, so they go out empty (receivers
-# written for the vendor may read them unconditionally).
+# written for the vendor may read them unconditionally). `id` is not one of them: it is the
+# record's number, the same the pull interfaces (`/api/cdrs`, GetBill) show.
 VENDOR_EMPTY_FIELDS = (
-    "id",
     "companycode",
     "memberid",
     "userid",
@@ -55,28 +55,32 @@ def build_call_record(
     """The JSON object for one finished call.
 
     `call` and `task` are rows of the `calls` and `tasks` tables (the call already in its
-    final state). A call never dialed (expired, canceled) has no start time: its vendor
-    times are `""` and its durations 0, which is how the vendor reports calls that never
-    left the platform.
+    final state). A call never dialed (expired, canceled) keeps the vendor's types: its
+    `starttime` and `endtime` are both the moment it reached its final state, so a
+    receiver parsing them as times never meets `""`, and `duration` and `billsec` are 0;
+    `answertime` is `""`, as for every call not answered. The ISO extras tell the two
+    apart: `starttime_iso` and `endtime_iso` are null for a call never dialed.
     """
     started: datetime | None = call["invited_at"]
     answered: datetime | None = call["answered_at"]
     ended: datetime | None = call["ended_at"] if started else None
+    finished: datetime = call["ended_at"]
     keys: str = call["keys"] or ""
     cause, direction = _hangup_codes(call)
     record: dict[str, Any] = {
         "callmethod": CALLMETHOD_IVR,
         "type": "callout",
         "direction": "outbound",
-        "starttime": _local(started, timezone),
+        "starttime": _local(started or finished, timezone),
         "answertime": _local(answered, timezone),
-        "endtime": _local(ended, timezone),
+        "endtime": _local(ended or finished, timezone),
         "duration": _seconds(started, ended),
         "billsec": _seconds(answered, ended),
         "hangupdirection": direction,
         "hangupcause": cause,
         "disnumber": call["disnumber"] or "",
-        "destnumber": call["number"].lstrip("+"),
+        # As the customer wrote it; rows stored before that was kept give E.164 digits.
+        "destnumber": call["submitted_number"] or call["number"].lstrip("+"),
         "uuid": call["uuid"],
         "userkey": keys,
         "customuuid": task["customuuid"],
@@ -84,6 +88,7 @@ def build_call_record(
         "taskid": task["id"],
         "round": call["round"],
         "recordurl": "",
+        "id": call["id"],
     }
     record.update(dict.fromkeys(VENDOR_EMPTY_FIELDS, ""))
     record.update(

@@ -18,6 +18,7 @@ from ivrcast.numbers.normalize import (
     format_for_trunk,
     normalize_number,
     parse_destnumbers,
+    submitted_form,
 )
 from ivrcast.numbers.split import split_numbers
 
@@ -38,4 +39,5 @@ __all__ = [
     "normalize_number",
     "parse_destnumbers",
     "split_numbers",
+    "submitted_form",
 ]

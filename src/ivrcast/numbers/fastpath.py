@@ -9,6 +9,12 @@ through the formatting rules). A 5000-number submission must be ingested in well
   without `+`, or an international call prefix (IDD) and the country code;
 * `+` and ASCII digits.
 
+It also applies ivrcast's one rule beyond phonenumbers, exactly as
+`normalize.parse_with_phonenumbers` does: where phonenumbers refuses digits written
+`00`, the calling code and a number (Indonesia knows only `008`/`009` as international
+prefixes), and the nation's trunk prefix is `0` or none (so no national number can start
+`00`), the `00` is read as the `+` it stands for everywhere else.
+
 For those shapes `FastParser.normalize` replays, step for step, what
 `phonenumbers.parse(item, region)` followed by `is_valid_number` and E.164 formatting do
 in phonenumbers 9.0.43 (`_maybe_extract_country_code`, `_parse_prefix_as_idd`,
@@ -98,6 +104,7 @@ class FastParser:
 
     __slots__ = (
         "_country_code",
+        "_double_zero_country_code",
         "_general",
         "_idd",
         "_local_only_lengths",
@@ -128,6 +135,9 @@ class FastParser:
             raise ValueError(f"region {region!r} has a national prefix transform rule")
         self._country_code = str(metadata.country_code)
         self._plus_country_code = "+" + self._country_code
+        self._double_zero_country_code = (
+            "00" + self._country_code if double_zero_is_international(metadata) else None
+        )
         self._idd = re.compile(metadata.international_prefix or "(?!)")
         self._national_prefix = re.compile(metadata.national_prefix_for_parsing or "(?!)")
         self._general = re.compile(general.national_number_pattern)
@@ -142,6 +152,17 @@ class FastParser:
         None means "not accepted here": `item` is not a plain digit string, carries
         another country code, or is not a valid number of the region.
         """
+        found = self._normalize_as_phonenumbers(item)
+        if (
+            found is None
+            and self._double_zero_country_code is not None
+            and item.startswith(self._double_zero_country_code)
+        ):
+            return self._normalize_as_phonenumbers("+" + item[2:])
+        return found
+
+    def _normalize_as_phonenumbers(self, item: str) -> str | None:
+        """`normalize` without the `00` rule: phonenumbers' decision alone."""
         if item[:1] == "+":
             found = self._national_number_after_plus(item[1:])
         elif item.isdigit() and item.isascii():
@@ -244,6 +265,12 @@ class FastParser:
         """True when `_test_number_length` says TOO_LONG."""
         length = len(national)
         return length not in self._local_only_lengths and length > self._max_length
+
+
+def double_zero_is_international(metadata: PhoneMetadata) -> bool:
+    """True when `00` before the calling code can only be an international prefix: the
+    region's trunk prefix is `0` or none, so a national number never starts with `00`."""
+    return metadata.national_prefix in (None, "", "0")
 
 
 @cache

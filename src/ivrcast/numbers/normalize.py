@@ -7,6 +7,9 @@ nation's region:
   code with `+`, with the region's international call prefix where phonenumbers
   recognises it (`00` in India, but only `008`/`009` in Indonesia), or bare (`62812...`)
   when phonenumbers takes it as the country code;
+* beyond phonenumbers: `00`, the calling code and a number (`006281234567890`) where
+  phonenumbers refuses it and the nation's trunk prefix is `0` or none, since `00` is
+  the international prefix customers everywhere write (see `fastpath`);
 * `is_valid_number_for_region` must hold for the nation's region, so a valid number of
   another country given with `+` is rejected ("belongs to another country") rather than
   silently called abroad;
@@ -25,10 +28,10 @@ from dataclasses import dataclass
 from typing import NewType
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
 
 from ivrcast.errors import ConfigError, ValidationError
-from ivrcast.numbers.fastpath import fast_parser
+from ivrcast.numbers.fastpath import double_zero_is_international, fast_parser
 from ivrcast.numbers.nations import Nation
 from ivrcast.numbers.split import split_numbers
 
@@ -37,6 +40,9 @@ E164 = NewType("E164", str)
 
 DEFAULT_LIMIT = 5000
 """The vendor's limit on numbers in one submission."""
+
+SUBMITTED_MAX = 32
+"""The longest submitted form kept (`ParsedNumbers.submitted`); valid numbers are shorter."""
 
 _PARSE_REASONS = {
     NumberParseException.NOT_A_NUMBER: "not a number",
@@ -104,6 +110,9 @@ class ParsedNumbers:
 
     valid: list[E164]
     """Accepted numbers in the order they first appeared, each once."""
+    submitted: list[str]
+    """Each accepted number as the customer wrote it, index for index with `valid`: its
+    digits, with the `+` it started with, separators stripped (`081234567890`)."""
     duplicates: int
     """Accepted items dropped because an earlier item had the same E.164 form."""
     invalid: list[InvalidEntry]
@@ -113,10 +122,39 @@ class ParsedNumbers:
 
 
 def parse_with_phonenumbers(raw: str, nation: Nation) -> E164:
-    """Normalise `raw` with phonenumbers alone: the reference the fast path must equal.
+    """Normalise `raw` with phonenumbers (and the `00` rule): the reference the fast path
+    must equal.
 
     Raises `InvalidNumber` with the reason for the customer.
     """
+    try:
+        return _parse_strictly(raw, nation)
+    except InvalidNumber:
+        as_plus = _double_zero_as_plus(raw, nation)
+        if as_plus is None:
+            raise
+    try:
+        return _parse_strictly(as_plus, nation)
+    except InvalidNumber as refused:
+        # The reason is the one for what the customer wrote.
+        raise InvalidNumber(raw, refused.reason) from None
+
+
+def _double_zero_as_plus(raw: str, nation: Nation) -> str | None:
+    """`+` and the rest of `raw` when `raw` is `00` and the nation's calling code and the
+    nation's trunk prefix lets `00` mean only "international"; else None."""
+    metadata = PhoneMetadata.metadata_for_region(nation.region)
+    if (
+        metadata is None
+        or not double_zero_is_international(metadata)
+        or not raw.startswith(f"00{nation.calling_code}")
+    ):
+        return None
+    return "+" + raw[2:]
+
+
+def _parse_strictly(raw: str, nation: Nation) -> E164:
+    """phonenumbers' own decision for `raw` in the nation's region."""
     try:
         number = phonenumbers.parse(raw, nation.region)
     except NumberParseException as error:
@@ -160,24 +198,38 @@ def parse_destnumbers(raw: str, nation: Nation, *, limit: int = DEFAULT_LIMIT) -
     fast = fast_parser(nation.region).normalize
     seen: set[str] = set()
     valid: list[E164] = []
+    submitted: list[str] = []
     invalid: list[InvalidEntry] = []
     for item in items:
         number = fast(item)
+        # The fast path takes only `+`? and ASCII digits: the item is its submitted form.
+        written = item
         if number is None:
             try:
                 number = parse_with_phonenumbers(item, nation)
             except InvalidNumber as error:
                 invalid.append(InvalidEntry(item, error.reason))
                 continue
+            written = submitted_form(item)
         if number not in seen:
             seen.add(number)
             valid.append(E164(number))
+            submitted.append(written)
     return ParsedNumbers(
         valid=valid,
+        submitted=submitted,
         duplicates=len(items) - len(valid) - len(invalid),
         invalid=invalid,
         total=len(items),
     )
+
+
+def submitted_form(raw: str) -> str:
+    """`raw` without its separators: the digits (any script's, as ASCII) after the `+` it
+    started with, if any. Also the key a record filter compares with what was submitted."""
+    text = raw.strip()
+    plus = "+" if text[:1] in ("+", "＋") else ""
+    return (plus + phonenumbers.normalize_digits_only(text))[:SUBMITTED_MAX]
 
 
 _NUMBER_FORMAT = re.compile(r"e164|plus|national|prefix:[0-9*#]{0,16}")

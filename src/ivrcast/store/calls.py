@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, or_, select
 
+from ivrcast.numbers import submitted_form
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import call_records, calls, outbox, tasks
 
@@ -23,6 +24,7 @@ EXPORT_COLUMNS = (
     "task_id",
     "nationcode",
     "number",
+    "submitted_number",
     "status",
     "round",
     "trunk",
@@ -63,12 +65,22 @@ class CallFilter:
         if self.status is not None:
             found.append(calls.c.status == self.status)
         if self.number is not None:
-            found.append(calls.c.number == "+" + self.number.lstrip("+"))
+            found.append(number_matches(self.number))
         if self.since is not None:
             found.append(calls.c.queued_at >= self.since)
         if self.until is not None:
             found.append(calls.c.queued_at < self.until)
         return found
+
+
+def number_matches(number: str) -> ColumnElement[bool]:
+    """Calls to `number`, written either way: in E.164 (with or without `+`) or as the
+    customer submitted it (`081234567890`), separators ignored in both."""
+    written = submitted_form(number)
+    return or_(
+        calls.c.number == "+" + written.lstrip("+"),
+        calls.c.submitted_number == written,
+    )
 
 
 def _calls_query(where: CallFilter) -> Select[Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ivrcast.store.calls import number_matches
 from ivrcast.store.tables import call_records, calls
 
 SYNC_UNFETCHED = 1
@@ -22,7 +23,7 @@ def pull_records(
     """Records by `syncflag`: 1 those never pulled (and marks them pulled), 2 those pulled
     before, 3 all; oldest first, so repeated pulls with flag 1 walk through everything."""
     query = (
-        select(call_records.c.id, call_records.c.payload)
+        select(call_records.c.id, call_records.c.call_id, call_records.c.payload)
         .where(call_records.c.account_id == account_id)
         .order_by(call_records.c.id)
         .limit(limit)
@@ -38,7 +39,16 @@ def pull_records(
             .where(call_records.c.id.in_([row.id for row in rows]))
             .values(fetched_at=now)
         )
-    return [json.loads(row.payload) for row in rows]
+    return [_payload(row.payload, row.call_id) for row in rows]
+
+
+def _payload(payload: str, call_id: int) -> dict[str, Any]:
+    """The record as pushed, with its `id`: the call's, which records made before the
+    payload carried it (as `""`) get here, so every interface shows the same id."""
+    record: dict[str, Any] = json.loads(payload)
+    if record.get("id") in (None, ""):
+        record["id"] = call_id
+    return record
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,15 @@ def page_records(
     if where.disnumber is not None:
         conditions.append(calls.c.disnumber == where.disnumber)
     if where.callnumber is not None:
-        digits = where.callnumber.lstrip("+")
-        conditions.append(calls.c.number == f"+{digits}")
+        conditions.append(number_matches(where.callnumber))
     joined = call_records.join(calls, calls.c.id == call_records.c.call_id)
     total = conn.execute(select(func.count()).select_from(joined).where(*conditions)).scalar_one()
     rows = conn.execute(
-        select(call_records.c.id, call_records.c.payload)
+        select(call_records.c.call_id, call_records.c.payload)
         .select_from(joined)
         .where(*conditions)
         .order_by(call_records.c.created_at.desc(), call_records.c.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    return [{"id": row.id, **json.loads(row.payload)} for row in rows], total
+    return [_payload(row.payload, row.call_id) for row in rows], total

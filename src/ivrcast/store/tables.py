@@ -178,7 +178,12 @@ calls = Table(
     Column("task_id", ForeignKey("tasks.id"), nullable=False),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
     Column("nationcode", String(8), nullable=False),
+    # E.164 with `+`: what is dialed, and what makes a number unique in its task.
     Column("number", String(20), nullable=False),
+    # The number as the customer submitted it, separators stripped (`081234567890`): what
+    # records report as `destnumber`. NULL on rows stored before it was kept (migration
+    # 0002); readers then take the E.164 digits.
+    Column("submitted_number", String(32), nullable=True),
     Column("status", String(16), nullable=False),
     Column("round", SmallInteger, nullable=False, server_default="1"),
     # The dialer node holding the call while it is active; recovery reads it.

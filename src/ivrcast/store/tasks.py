@@ -44,6 +44,9 @@ class NewTask:
     """The invalid items with their reasons, as answered to the client."""
     request_id: str | None = None
     """The client's idempotency key (`requestid`), if it sent one."""
+    submitted_numbers: Sequence[str] | None = None
+    """Each number as the customer wrote it, index for index with `numbers`; None when
+    they were submitted as E.164 digits."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,11 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
         )
     )
     if new.numbers:
+        submitted = (
+            new.submitted_numbers
+            if new.submitted_numbers is not None
+            else [number.lstrip("+") for number in new.numbers]
+        )
         insert_rows(
             conn,
             calls,
@@ -106,8 +114,10 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
                 "round": 1,
                 "queued_at": now,
             },
-            varying=("uuid", "number"),
-            rows=zip(time_ordered_uuids(len(new.numbers), now), new.numbers, strict=True),
+            varying=("uuid", "number", "submitted_number"),
+            rows=zip(
+                time_ordered_uuids(len(new.numbers), now), new.numbers, submitted, strict=True
+            ),
         )
     return task_id
 

@@ -32,6 +32,6 @@ def test_the_documented_table_is_the_code_table() -> None:
 def test_errors_take_their_nearest_listed_class() -> None:
     assert classify(UnknownNation("xx")).code == 400
     assert classify(UnknownService("x")).code == 400
-    assert classify(NationNotAllowed("ph")).code == 400
+    assert classify(NationNotAllowed("ph")).code == 603
     assert classify(TaskNotFound()).code == 1024
     assert classify(KeyError("x")).code == 500

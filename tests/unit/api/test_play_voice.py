@@ -67,22 +67,26 @@ async def test_defaults_of_the_optional_parameters(sqlite_service: Service) -> N
     assert str(task.local_day) == "2026-11-26"
 
 
-async def test_a_batch_of_only_invalid_numbers_is_answered_and_has_nothing_to_dial(
+async def test_a_batch_of_only_invalid_numbers_is_refused_as_illegal_and_makes_no_task(
     sqlite_service: Service,
 ) -> None:
     body = await play(sqlite_service, destnumber="133，134，135，135")
+    # The vendor's form for a valid request that cannot be carried out: 1021 illegal number.
     assert body["code"] == 200
-    assert body["data"]["accepted"] == 0
-    assert len(body["data"]["invalid"]) == 4
+    data = body["data"]
+    assert (data["status"], data["errors"]["code"]) == (1, 1021)
+    assert data["errors"]["codemsg"].startswith("destnumber: ")
+    assert "taskid" not in data
+    assert data["accepted"] == 0
+    assert [entry["number"] for entry in data["invalid"]] == ["133", "134", "135", "135"]
+    assert data["invalidcount"] == 4
     with sqlite_service.db.read() as conn:
-        task = conn.execute(select(tasks).where(tasks.c.id == body["data"]["taskid"])).one()
-    assert task.status == "finished"
+        assert conn.execute(select(tasks)).all() == []
 
 
 BAD_INPUTS = [
     pytest.param({"nationcode": None}, "nationcode", id="nationcode missing"),
     pytest.param({"nationcode": "xx"}, "nationcode", id="nationcode unknown"),
-    pytest.param({"nationcode": "ph"}, "nationcode", id="nation not enabled for the account"),
     pytest.param({"voicetype": "abcdefg"}, "voicetype", id="voicetype not a number"),
     pytest.param({"voicetype": 3}, "voicetype", id="voicetype out of range"),
     pytest.param({"voicetype": None}, "voicetype", id="voicetype missing"),

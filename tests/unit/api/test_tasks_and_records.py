@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from api_service import Service
 from sqlalchemy import select
 
+from ivrcast.callbacks.record import build_call_record
 from ivrcast.store.accounts import update_account
+from ivrcast.store.dialing import expire_queued_calls, finish_ended_tasks
 from ivrcast.store.tables import call_records, outbox
 
 PLAY = "App.Sip_Call.PlayVoice"
 NUMBERS = ",".join(f"08123456{i:04d}" for i in range(12))
+BUILD_RECORD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
 
 
 async def submit(service: Service, **extra: Any) -> str:
@@ -60,9 +65,12 @@ async def test_cancel_ends_queued_calls_with_a_record_and_a_delivery_each(
     assert {p["status"] for p in payloads} == {"canceled"}
     assert {p["taskid"] for p in payloads} == {task_id}
     assert {p["customuuid"] for p in payloads} == {"c-1"}
-    assert {(p["callmethod"], p["type"], p["starttime"], p["billsec"]) for p in payloads} == {
-        (6, "callout", "", 0)
-    }
+    # Never dialed: both vendor times are the cancellation's moment, nothing was billed.
+    canceled_at = "2026-11-26 03:00:00"
+    assert {
+        (p["callmethod"], p["type"], p["starttime"], p["endtime"], p["answertime"], p["billsec"])
+        for p in payloads
+    } == {(6, "callout", canceled_at, canceled_at, "", 0)}
     assert len({p["uuid"] for p in payloads}) == 12
     assert deliveries == [("https://hooks.example.com/ivr", "pending")] * 12
     # Canceling again changes nothing and writes no second record.
@@ -76,10 +84,13 @@ async def test_unknown_tasks_and_finished_tasks(sqlite_service: Service) -> None
     missing = await sqlite_service.as_alice("App.Sip_Call.TaskStatus", taskid="nope")
     assert missing["data"]["status"] == 1
     assert missing["data"]["errors"]["code"] == 1024
-    empty = await sqlite_service.as_alice(
-        PLAY, nationcode="id", destnumber="133", voicetype=1, voicefile="welcome"
-    )
-    ended = await sqlite_service.as_alice("App.Sip_Call.CancelTask", taskid=empty["data"]["taskid"])
+    task_id = await submit(sqlite_service)
+    # The calling window closes on every call: the dialer's own transitions end the task.
+    with sqlite_service.db.write() as conn:
+        now = sqlite_service.clock.now()
+        expire_queued_calls(conn, [task_id], build_record=BUILD_RECORD, now=now)
+        finish_ended_tasks(conn, now=now)
+    ended = await sqlite_service.as_alice("App.Sip_Call.CancelTask", taskid=task_id)
     assert ended["data"]["errors"]["code"] == 1028
     required = await sqlite_service.as_alice("App.Sip_Call.TaskStatus")
     assert (required["code"], required["msg"]) == (400, "taskid: is required")
@@ -131,7 +142,9 @@ async def test_cdrs_pages_records_in_the_vendors_shape(sqlite_service: Service) 
     rows = body["data"]["data"]
     assert len(rows) == 2
     assert {row["context"] for row in rows} == {"callout"}
-    assert all(row["callnumber"].startswith("628123456") for row in rows)
+    # As submitted (`08123456...`), the E.164 form beside it.
+    assert all(row["callnumber"].startswith("08123456") for row in rows)
+    assert all(row["e164"] == "+62" + row["callnumber"][1:] for row in rows)
     one = rows[0]["callnumber"]
     filtered = await sqlite_service.client.post(
         "/api/cdrs", data={**form, "page": "1", "callnumber": one}

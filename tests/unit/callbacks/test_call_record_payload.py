@@ -37,7 +37,6 @@ VENDOR_FIELDS: dict[str, type] = {
     "recordurl": str,
 }
 BOOKKEEPING = (
-    "id",
     "companycode",
     "memberid",
     "userid",
@@ -51,9 +50,11 @@ TASK = {"id": "f" * 32, "customuuid": "order-7", "chengshudu": "客户 data"}
 
 def call(**overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
+        "id": 41,
         "uuid": "0b6f8f3e-6a39-4a8e-9a51-2d1e6c0d1f00",
         "status": "completed",
         "number": "+6281234567890",
+        "submitted_number": "081234567890",
         "nationcode": "id",
         "round": 1,
         "trunk": "id-main",
@@ -78,6 +79,8 @@ def test_every_vendor_field_is_present_with_its_documented_type() -> None:
     for name, kind in VENDOR_FIELDS.items():
         assert type(record[name]) is kind, name
     assert all(record[name] == "" for name in BOOKKEEPING)
+    # The record's id is the call's, as the pull interfaces show it.
+    assert record["id"] == 41
     assert record["callmethod"] == 6
     assert record["type"] == "callout"
 
@@ -90,7 +93,8 @@ def test_an_answered_call() -> None:
     assert record["duration"] == 30  # 29.1 s: a started second counts
     assert record["billsec"] == 22  # 21.6 s
     assert (record["hangupcause"], record["hangupdirection"]) == (10001, 10041)
-    assert record["destnumber"] == "6281234567890"
+    # As submitted; E.164 beside it.
+    assert record["destnumber"] == "081234567890"
     assert record["userkey"] == "12"
     assert record["keys"] == ["1", "2"]
     assert record["customuuid"] == "order-7"
@@ -159,11 +163,19 @@ def test_platform_final_states_get_their_codes(status: str, cause: int) -> None:
     assert record["sipcode"] is None
     assert record["disnumber"] == ""
     if not dialed:
-        # Never left the platform: the vendor's times are empty, the durations 0.
-        assert (record["starttime"], record["endtime"]) == ("", "")
+        # Never left the platform: the vendor's times keep their type and are the final
+        # moment, the durations 0; the ISO extras say it was never dialed.
+        assert (record["starttime"], record["endtime"]) == ("2025-03-01 09:00:29",) * 2
+        assert record["answertime"] == ""
         assert (record["duration"], record["billsec"]) == (0, 0)
+        assert record["starttime_iso"] is None
         assert record["endtime_iso"] is None
         assert record["finishtime_iso"] == "2025-03-01T09:00:29.350+07:00"
+
+
+def test_a_row_stored_before_submitted_numbers_were_kept_reports_e164_digits() -> None:
+    record = build_call_record(call(submitted_number=None), TASK, timezone=JAKARTA)
+    assert record["destnumber"] == "6281234567890"
 
 
 def test_the_payload_is_plain_json() -> None:

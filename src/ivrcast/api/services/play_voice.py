@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 from ivrcast.api import params
 from ivrcast.api.context import ApiContext
-from ivrcast.api.errors import NationNotAllowed
+from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
-from ivrcast.numbers import Nation, get_nation, parse_destnumbers
+from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
 from ivrcast.store.tasks import NewTask, create_task, find_task_by_request_id
@@ -33,6 +33,7 @@ TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "ogg", "opus", "m4a", "aac", "flac", "amr", "gsm"})
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,17 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
     parsed = parse_destnumbers(
         request.destnumber, request.nation, limit=ctx.settings.limits.max_numbers
     )
+    invalid = listed_invalid(ctx, parsed.invalid)
+    if not parsed.valid:
+        raise NoCallableNumbers(invalid, len(parsed.invalid))
     voice = await resolve_voice(ctx, account, request)
     now = ctx.clock.now()
-    invalid = [{"number": e.number, "reason": e.reason} for e in parsed.invalid]
     new_task = NewTask(
         account_id=account.id,
         nationcode=request.nation.code,
         voice_id=voice.id,
         numbers=parsed.valid,
+        submitted_numbers=parsed.submitted,
         userkey=request.userkey,
         todayonly=request.todayonly,
         waittime=request.waittime,
@@ -150,7 +154,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         chengshudu=request.chengshudu,
         customuuid=request.customuuid,
         duplicates=parsed.duplicates,
-        invalid=len(invalid),
+        invalid=len(parsed.invalid),
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
         invalid_entries=invalid,
         request_id=request.requestid,
@@ -170,6 +174,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
             "accepted": len(parsed.valid),
             "duplicates": parsed.duplicates,
             "invalid": invalid,
+            "invalidcount": len(parsed.invalid),
             "replayed": False,
         }
 
@@ -202,10 +207,28 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
                 url=request.voicefile,
                 now=ctx.clock.now(),
             )
-    voice = await ctx.in_thread(lambda: named_voice(ctx.db, account.id, request.voicefile))
+
+    def find() -> VoiceInfo | None:
+        for name in voice_names(request.voicefile):
+            voice = named_voice(ctx.db, account.id, name)
+            if voice is not None:
+                return voice
+        return None
+
+    voice = await ctx.in_thread(find)
     if voice is None:
         raise VoiceNotFound(f"voicefile: no voice named {request.voicefile!r}; upload it first")
     return voice
+
+
+def voice_names(voicefile: str) -> list[str]:
+    """The names `voicefile` may mean: itself, then without an audio file extension. The
+    vendor's back office names voices by their file (`promo_voice.mp3`), and its clients
+    send that name; the same voice uploaded here is often named without it."""
+    stem, dot, extension = voicefile.rpartition(".")
+    if dot and stem and extension.lower() in AUDIO_EXTENSIONS:
+        return [voicefile, stem]
+    return [voicefile]
 
 
 def answer(task: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
@@ -216,5 +239,17 @@ def answer(task: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
         "accepted": task["total"],
         "duplicates": task["duplicates"],
         "invalid": json.loads(task["invalid_entries"]),
+        "invalidcount": task["invalid"],
         "replayed": replayed,
     }
+
+
+def listed_invalid(ctx: ApiContext, entries: list[InvalidEntry]) -> list[dict[str, str]]:
+    """The invalid items as kept with the task and echoed: the first `invalid_listed_max`,
+    each cut to `invalid_number_chars` characters. A megabyte of garbage in `destnumber`
+    is refused item by item, and must not be stored and sent back on every read."""
+    limits = ctx.settings.limits
+    return [
+        {"number": entry.number[: limits.invalid_number_chars], "reason": entry.reason}
+        for entry in entries[: limits.invalid_listed_max]
+    ]
