@@ -69,6 +69,12 @@ def test_example_numbers_in_every_common_shape(
         ("id", "+62081234567890", "+6281234567890"),  # + and the trunk prefix
         ("id", "00862812345678", "+62812345678"),  # Indonesia's IDD is 008/009 ...
         ("in", "00919876543210", "+919876543210"),  # ... India's is 00
+        # `00` as the international prefix where phonenumbers refuses it: Indonesia's
+        # 0062 (no IDD there), Colombia's 0057 (read as IDD 005 and +7), Thailand's 0066.
+        ("id", "0062812345678", "+62812345678"),
+        ("id", "006281234500004", "+6281234500004"),
+        ("co", "00573211234567", "+573211234567"),
+        ("tha", "0066812345678", "+66812345678"),
         ("id", "０８１２３４５６７８９０", "+6281234567890"),
         ("co", "3211234567", "+573211234567"),
         ("mx", "5512345678", "+525512345678"),
@@ -93,13 +99,12 @@ def test_accepted_shapes(code: str, raw: str, e164: str) -> None:
         ("vn", "1234", "too short"),
         ("id", "+44 20 7946 0958", "belongs to another country (+44)"),
         ("in", "+6281234567890", "belongs to another country (+62)"),
-        # phonenumbers knows 00 as an IDD in Colombia only in 005/007/009 (+carrier):
-        # 00 57 is read as IDD 005 and country code 7.
-        ("co", "00573211234567", "belongs to another country (+7)"),
+        # An international prefix and another country's code stays another country's.
+        ("co", "00944207946095", "belongs to another country (+44)"),
         ("id", "+999123456", "unknown country code"),
         ("id", "0812345678ext12", "has an extension"),
-        # Indonesia's IDD is 008/009 for phonenumbers, so 0062 is no country code.
-        ("id", "0062812345678", "not a valid number for Indonesia"),
+        # `00` read as `+` gives +62 123, still too short; reported for what was written.
+        ("id", "0062123", "too short"),
     ],
 )
 def test_rejections_carry_a_reason(code: str, raw: str, reason: str) -> None:
@@ -118,6 +123,8 @@ def test_parse_destnumbers_dedupes_across_formats_and_keeps_first_order() -> Non
         get_nation("id"),
     )
     assert parsed.valid == ["+6281234567890", "+62812345678"]
+    # Each as first written, separators stripped.
+    assert parsed.submitted == ["081234567890", "0812345678"]
     assert parsed.duplicates == 3
     assert parsed.invalid == [
         InvalidEntry("123", "too short"),
@@ -126,6 +133,12 @@ def test_parse_destnumbers_dedupes_across_formats_and_keeps_first_order() -> Non
     ]
     assert parsed.total == 8
     assert parsed.total == len(parsed.valid) + parsed.duplicates + len(parsed.invalid)
+
+
+def test_submitted_forms_keep_the_plus_and_the_digits_only() -> None:
+    parsed = parse_destnumbers("+62 (812) 3456-7890,００６２８１２３４５６７８９１", get_nation("id"))
+    assert parsed.valid == ["+6281234567890", "+6281234567891"]
+    assert parsed.submitted == ["+6281234567890", "006281234567891"]
 
 
 def test_parse_destnumbers_all_invalid_is_not_an_error() -> None:
