@@ -120,7 +120,8 @@ def test_a_client_written_for_the_vendor_finds_what_it_expects(
     assert checks["cdrs_ok"]
     assert checks["cdrs_numbers"] == ["081234500004"]
     (record_id,) = checks["cdrs_ids"]
-    assert isinstance(record_id, int) and record_id > 0
+    assert isinstance(record_id, int)
+    assert record_id > 0
     pulled = {record["destnumber"]: record for record in seen["bill"]["data"]["list"]}
     assert set(pulled) == {"081234500004", "081234500005"}
     assert pulled["081234500004"]["id"] == record_id

@@ -154,7 +154,8 @@ async def test_every_documented_code_is_produced_and_no_other(sqlite_service: Se
             assert body["ret"] == body["code"], (name, body)
         messages = [body["msg"]] + ([body["data"]["desc"]] if "desc" in body["data"] else [])
         for message in messages:
-            assert message and not message.endswith("."), (name, body)
+            assert message, (name, body)
+            assert not message.endswith("."), (name, body)
         if body["code"] == 400:
             assert re.match(r"\w+: ", body["msg"]), (name, body)
     assert produced == {name: codes for name, (_, codes) in docs.items()}

@@ -203,7 +203,8 @@ async def test_messages_end_without_a_full_stop(sqlite_service: Service) -> None
     refused = await sqlite_service.yunhu("App.Sip_Auth.Login", appid="alice", accesskey="no")
     token = await sqlite_service.yunhu("App.Sip_Voice.List", token="not-a-token")
     for body in (refused, token):
-        assert body["msg"] and not body["msg"].endswith("."), body
+        assert body["msg"], body
+        assert not body["msg"].endswith("."), body
 
 
 # The invalid list kept and echoed (issue 13, item 9).

@@ -136,7 +136,8 @@ def test_parse_destnumbers_dedupes_across_formats_and_keeps_first_order() -> Non
 
 
 def test_submitted_forms_keep_the_plus_and_the_digits_only() -> None:
-    parsed = parse_destnumbers("+62 (812) 3456-7890,００６２８１２３４５６７８９１", get_nation("id"))
+    written = "+62 (812) 3456-7890,００６２８１２３４５６７８９１"
+    parsed = parse_destnumbers(written, get_nation("id"))
     assert parsed.valid == ["+6281234567890", "+6281234567891"]
     assert parsed.submitted == ["+6281234567890", "006281234567891"]
 
