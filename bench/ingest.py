@@ -97,7 +97,7 @@ def baseline_sqlite(path: Path) -> Callable[[list[str], str], float]:
 
     def insert(numbers: list[str], task_id: str) -> float:
         rows = [
-            (u, task_id, "+62" + n[1:], now)
+            (u, task_id, "+62" + n[1:], n, now)
             for u, n in zip(call_uuids(numbers), numbers, strict=True)
         ]
         started = time.perf_counter()
@@ -110,8 +110,9 @@ def baseline_sqlite(path: Path) -> Callable[[list[str], str], float]:
             (task_id, len(numbers), now),
         )
         conn.executemany(
-            "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, status, round, "
-            "queued_at) VALUES (?, ?, 1, 'id', ?, 'queued', 1, ?)",
+            "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, "
+            "submitted_number, status, round, queued_at) "
+            "VALUES (?, ?, 1, 'id', ?, ?, 'queued', 1, ?)",
             rows,
         )
         conn.execute("COMMIT")
@@ -138,7 +139,7 @@ def baseline_postgres(url: str) -> Callable[[list[str], str], float]:
 
     def insert(numbers: list[str], task_id: str) -> float:
         rows = [
-            (u, task_id, "+62" + n[1:], now)
+            (u, task_id, "+62" + n[1:], n, now)
             for u, n in zip(call_uuids(numbers), numbers, strict=True)
         ]
         started = time.perf_counter()
@@ -151,8 +152,9 @@ def baseline_postgres(url: str) -> Callable[[list[str], str], float]:
                 (task_id, voice_id[0], len(numbers), now),
             )
             cursor.executemany(
-                "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, status, round, "
-                "queued_at) SELECT %s, %s, id, 'id', %s, 'queued', 1, %s FROM accounts",
+                "INSERT INTO calls (uuid, task_id, account_id, nationcode, number, "
+                "submitted_number, status, round, queued_at) "
+                "SELECT %s, %s, id, 'id', %s, %s, 'queued', 1, %s FROM accounts",
                 rows,
             )
         return time.perf_counter() - started

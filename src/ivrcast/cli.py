@@ -442,10 +442,12 @@ def submit(
             except SubmitError as exc:
                 errors.print(f"[red]error:[/red] request {index + 1}: {exc}", highlight=False)
                 raise typer.Exit(1) from None
-            task_ids.append(data["taskid"])
+            # A chunk of invalid numbers only makes no task (the server's 1021).
+            if "taskid" in data:
+                task_ids.append(data["taskid"])
             accepted += data["accepted"]
-            duplicates += data["duplicates"]
-            invalid += len(data["invalid"])
+            duplicates += data.get("duplicates", 0)
+            invalid += data["invalidcount"]
             progress.advance(bar, len(batch))
     errors.print(
         f"{len(task_ids)} tasks: {accepted} numbers queued, {duplicates} duplicates, "

@@ -20,6 +20,8 @@ import httpx
 
 RETRYABLE_CODES = {500}
 """Envelope codes worth retrying: the server failed, the request may succeed later."""
+ILLEGAL_NUMBERS = 1021
+"""The vendor's "illegal number": PlayVoice's answer when no number can be called."""
 
 
 class SubmitError(Exception):
@@ -86,6 +88,10 @@ def submit_chunk(
         {**fields, "destnumber": ",".join(numbers), "requestid": request_id},
     )
     data: dict[str, Any] = body.get("data") or {}
+    if body.get("code") == 200 and (data.get("errors") or {}).get("code") == ILLEGAL_NUMBERS:
+        # Every number of this chunk is invalid: nothing to dial, but nothing wrong with
+        # the rest of the file either. `data` counts them as a success would.
+        return data
     if body.get("code") != 200 or data.get("status") == 1:
         message = (data.get("errors") or {}).get("codemsg") or body.get("msg")
         raise SubmitError(f"refused ({body.get('code')}): {message}")

@@ -108,3 +108,29 @@ def test_watch_follows_tasks_until_they_end(api_server: RunningServer, tmp_path:
     out, err = watcher.communicate(timeout=60)
     assert watcher.returncode == 0, err
     assert f"{task_id} ended" in out
+
+
+def test_a_chunk_of_invalid_numbers_only_is_counted_and_the_rest_submitted(
+    api_server: RunningServer, tmp_path: Path
+) -> None:
+    credentials = customer(api_server, tmp_path)
+    csv_file = tmp_path / "n.csv"
+    # Chunks of 150: the first all invalid (the server's 1021, no task; its answer lists
+    # 100 of them), the second valid.
+    rows = [f"1{i:03d}" for i in range(150)] + [f"0812{i:08d}" for i in range(150)]
+    csv_file.write_text("\n".join(rows) + "\n")
+    result = api_server.cli(
+        "submit",
+        *credentials,
+        "--nation",
+        "id",
+        "--voice",
+        "promo",
+        "--numbers",
+        str(csv_file),
+        "--chunk-size",
+        "150",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 1
+    assert "1 tasks: 150 numbers queued, 0 duplicates, 150 invalid" in result.stderr

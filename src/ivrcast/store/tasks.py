@@ -84,8 +84,8 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             disnumber=new.disnumber,
             chengshudu=new.chengshudu,
             customuuid=new.customuuid,
-            # A batch of only invalid numbers is answered (with its invalid list) and
-            # has nothing left to do.
+            # A task without numbers has nothing to do (PlayVoice refuses such a batch
+            # with 1021 before it gets here).
             status="active" if new.numbers else "finished",
             total=len(new.numbers),
             duplicates=new.duplicates,
