@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from api_service import Service
 from sqlalchemy import select
 
+from ivrcast.callbacks.record import build_call_record
+from ivrcast.store.dialing import expire_queued_calls
 from ivrcast.store.tables import call_records, calls, tasks
 
 PLAY = "App.Sip_Call.PlayVoice"
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}
+BUILD_RECORD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
 CDRS_DAY = {
     "appid": "alice",
     "accesskey": "secret-key",
@@ -205,6 +210,36 @@ async def test_messages_end_without_a_full_stop(sqlite_service: Service) -> None
     for body in (refused, token):
         assert body["msg"], body
         assert not body["msg"].endswith("."), body
+
+
+# 6. Times in records of calls never placed.
+
+
+async def test_calls_never_placed_keep_the_vendors_time_types(service: Service) -> None:
+    expiring = await submit(service, "081234500012")
+    canceled = await submit(service, "081234500013")
+    service.clock.advance(90)
+    with service.db.write() as conn:
+        expire_queued_calls(
+            conn, [expiring["taskid"]], build_record=BUILD_RECORD, now=service.clock.now()
+        )
+    await service.as_alice("App.Sip_Call.CancelTask", taskid=canceled["taskid"])
+    bill = await service.as_alice("App.Sip_Cdr.GetBill", syncflag=3)
+    final = "2026-11-26 03:01:30"  # when each reached its final state, in UTC
+    seen = {
+        record["status"]: (
+            record["starttime"],
+            record["endtime"],
+            record["answertime"],
+            record["duration"],
+            record["billsec"],
+            record["starttime_iso"],
+            record["finishtime_iso"],
+        )
+        for record in bill["data"]["list"]
+    }
+    never_placed = (final, final, "", 0, 0, None, "2026-11-26T03:01:30.000Z")
+    assert seen == {"expired": never_placed, "canceled": never_placed}
 
 
 # The invalid list kept and echoed (issue 13, item 9).

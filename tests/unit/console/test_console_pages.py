@@ -29,6 +29,7 @@ async def test_the_calls_table_filters_and_exports_what_it_shows(console: Consol
         by_task = await client.get(f"/console/calls?task={first}")
         by_state = await client.get("/console/calls?status=queued")
         by_number = await client.get("/console/calls?number=%2B6281234567803")
+        as_written = await client.get("/console/calls?number=0812-3456-7803")
         export = await client.get(f"/console/calls.csv?task={first}&status=busy")
     assert "+6281234567801" in by_task.text
     assert "+6281234567803" not in by_task.text
@@ -36,6 +37,9 @@ async def test_the_calls_table_filters_and_exports_what_it_shows(console: Consol
     assert "+6281234567801" not in by_state.text
     assert "+6281234567803" in by_number.text
     assert "+6281234567801" not in by_number.text
+    # The number as the customer submitted it finds the call too.
+    assert "+6281234567803" in as_written.text
+    assert "+6281234567801" not in as_written.text
     assert export.headers["content-disposition"] == 'attachment; filename="calls.csv"'
     lines = export.text.strip().splitlines()
     assert lines[0].startswith("uuid,task_id,")
