@@ -13,9 +13,9 @@ service), unspecified, multicast, shared (CGNAT), reserved or in any other block
 IANA special-purpose registries (`SPECIAL_PURPOSE`, each with its RFC). IPv6 forms that
 embed an IPv4 address (mapped, NAT64, 6to4, Teredo, IPv4-compatible, IPv4-translated)
 have that address judged too (Teredo's is obfuscated): only mapped and well-known NAT64
-addresses of a public IPv4 address pass, the other forms are refused whatever they embed. `allow_private` (the
-`[security] allow_private_urls` switch) lifts all of this for tests and private
-deployments.
+addresses of a public IPv4 address pass, the other forms are refused whatever they
+embed. `allow_private` (the `[security] allow_private_urls` switch) lifts all of this
+for tests and private deployments.
 
 DNS rebinding: a second lookup at connect time could return a different address than the
 one checked. `ResolvedUrl.pinned` therefore gives the request to send to the checked
@@ -47,6 +47,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SCHEMES = {"http": 80, "https": 443}
 
+
 @dataclass(frozen=True, slots=True)
 class SpecialBlock:
     """An address block that is not the public Internet, and where that is written."""
@@ -68,7 +69,7 @@ def _blocks(*rows: tuple[str, str, str]) -> tuple[SpecialBlock, ...]:
 # reach the IPv4 address they embed, which `refusal_reason` judges instead; 6to4 and
 # Teredo addresses have their IPv4 judged for the message, and are refused anyway.
 SPECIAL_PURPOSE: tuple[SpecialBlock, ...] = _blocks(
-    ("0.0.0.0/8", "an unspecified", "RFC 791 §3.2, \"this network\""),
+    ("0.0.0.0/8", "an unspecified", 'RFC 791 §3.2, "this network"'),
     ("10.0.0.0/8", "a private", "RFC 1918"),
     ("100.64.0.0/10", "a carrier-grade NAT", "RFC 6598, shared address space"),
     ("127.0.0.0/8", "a loopback", "RFC 1122 §3.2.1.3"),
@@ -214,9 +215,12 @@ def refusal_reason(address: IPAddress) -> str | None:
     for block in SPECIAL_PURPOSE:
         if address in block.network:
             return f"{block.kind} address {address} ({block.network}, {block.source})"
-    if isinstance(address, ipaddress.IPv6Address):
-        if embedded is None and address not in _GLOBAL_UNICAST:
-            return f"a reserved address {address} (outside 2000::/3, RFC 4291 §2.4)"
+    if (
+        isinstance(address, ipaddress.IPv6Address)
+        and embedded is None
+        and address not in _GLOBAL_UNICAST
+    ):
+        return f"a reserved address {address} (outside 2000::/3, RFC 4291 §2.4)"
     if not address.is_global:
         return f"a special-purpose address {address}"
     return None
