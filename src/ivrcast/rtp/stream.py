@@ -272,12 +272,13 @@ class RtpStream:
         return None if self._remote is None else self._remote[1]
 
     def _log_rejected(self, source: tuple[Any, ...] | None, count: int) -> None:
+        """`count` packets dropped, the last from `source` (None: a summary at close)."""
         latched = self._source
         logger.warning(
-            "dropped %d RTP packet(s) not from the far end (last from %s, expected %s)",
+            "dropped %d RTP packet(s) not from the far end %s%s",
             count,
-            "?" if source is None else f"{source[0]}:{source[1]}",
-            f"{latched[0]}:{latched[1]}" if latched else f"{self._expected_ip}",
+            f"{latched[0]}:{latched[1]}" if latched else f"(expected from {self._expected_ip})",
+            "" if source is None else f", the last from {source[0]}:{source[1]}",
             extra={"event": "rtp.rejected", "call_uuid": self.label, "rejected": count},
         )
 

@@ -164,3 +164,30 @@ def test_rejections_are_logged_once_per_interval_with_a_count(
     # the 49 held back since, when the stream closed.
     assert [getattr(r, "rejected", 0) for r in records] == [1, 1000, 49]
     assert rtp.rejected == 1050
+
+
+async def test_ipv6_sources_are_latched_as_the_kernel_reports_them() -> None:
+    """An IPv6 socket reports 4-tuples (host, port, flow info, scope): the latch keeps
+    the tuple as received, so later packets match with one comparison."""
+    readers = SocketReaders(interval=0.02)
+    rtp = RtpStream(open_rtp_socket("::1"), readers=readers, monotonic=lambda: 0.0)
+    keys: list[str] = []
+    rtp.on_key = keys.append
+    with (
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as far_end,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as other_port,
+    ):
+        far_end.bind(("::1", 0))
+        other_port.bind(("::1", 0))
+        begin(rtp, far_end.getsockname()[:2])
+        for sender, packets in ((far_end, [AUDIO]), (other_port, key_press(4, 1000))):
+            for packet in packets:
+                sender.sendto(packet, rtp.local_address)
+            while rtp._read_one():
+                pass
+        assert rtp.source == far_end.getsockname()
+    rtp.close()
+    readers.close()
+    assert keys == []
+    assert rtp.rejected == 4
+    assert rtp.stats.packets_received == 1
