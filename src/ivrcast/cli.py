@@ -138,6 +138,14 @@ class DialerSupervisor:
 
     The dialer and its media clock live in their own process so that API work never
     delays RTP (design section 6).
+
+    The child must not outlive this process, however it ends: after a kill -9 nothing
+    here runs, and a dialer left behind would keep dialing beside the next one. So each
+    child gets the read end of a pipe whose write end only this process holds (and never
+    writes to): when this process dies the kernel closes it, the child reads end-of-file
+    and stops gracefully (`dialer.service.watch_parent`). A pipe rather than
+    PR_SET_PDEATHSIG, which fires when the *thread* that started the child exits (the
+    watcher thread restarts children) and exists on Linux only.
     """
 
     def __init__(self, config: Path | None) -> None:
@@ -145,12 +153,33 @@ class DialerSupervisor:
         if config is not None:
             self.command += ["--config", str(config)]
         self.process: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None  # the write end of the current child's pipe
         self.stopping = threading.Event()
         self.watcher = threading.Thread(target=self._watch, name="dialer-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command)
+        self.process = self._spawn()
         self.watcher.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        read_end, write_end = os.pipe()  # both non-inheritable: no other child gets them
+        try:
+            process = subprocess.Popen(
+                [*self.command, "--parent-pipe", str(read_end)], pass_fds=(read_end,)
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._close_lifeline()  # the previous child's, if any: it has exited
+        self._lifeline = write_end
+        return process
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
 
     def _watch(self) -> None:
         while not self.stopping.is_set():
@@ -161,11 +190,12 @@ class DialerSupervisor:
             logging.getLogger(__name__).error("dialer exited with %s; restarting", code)
             if self.stopping.wait(1.0):
                 return
-            self.process = subprocess.Popen(self.command)
+            self.process = self._spawn()
 
     def stop(self, *, grace: float) -> None:
         self.stopping.set()
         if self.process is None or self.process.poll() is not None:
+            self._close_lifeline()
             return
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -173,6 +203,7 @@ class DialerSupervisor:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._close_lifeline()
 
 
 @app.command("dialer")

@@ -44,6 +44,7 @@ from ivrcast.callbacks.signing import HEADER, sign
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.errors import StoreError
+from ivrcast.logthrottle import LogThrottle
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
     Delivery,
@@ -72,6 +73,9 @@ COALESCE_SECONDS = 0.01
 CLIENT_IDLE_SECONDS = 60.0
 """An origin's connection pool is closed after this long without a delivery."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+RETRY_LOG_INTERVAL = 60.0
+"""At most one "will retry" line per origin (or URL) this often: one dead receiver with
+thousands of records behind it would otherwise write a line per attempt."""
 
 
 class Origin(NamedTuple):
@@ -120,6 +124,7 @@ class CallbackSender:
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._pools: dict[Origin, _Pool] = {}
         self._wake = asyncio.Event()
+        self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then give back the claimed rows not yet started,
@@ -159,6 +164,13 @@ class CallbackSender:
             raise
         finally:
             await self.aclose()
+            for target, count in self._retry_log.drain():
+                logger.info(
+                    "%d more callback failures for %s, will retry",
+                    count,
+                    target,
+                    extra={"event": "callback_retry", "suppressed": count},
+                )
             logger.info("callback sender stopped", extra={"event": "callback_sender_stopped"})
 
     async def deliver_due(self) -> int:
@@ -246,7 +258,7 @@ class CallbackSender:
             self._results = results + self._results
             raise
         for delivery, outcome in results:
-            _log_outcome(delivery, outcome)
+            _log_outcome(delivery, outcome, self._retry_log)
         return claimed
 
     def _record_and_claim(
@@ -415,7 +427,7 @@ def _describe_answer(response: httpx.Response, answer: bytes) -> str:
     return f"{code}: {text}" if text else code
 
 
-def _log_outcome(delivery: Delivery, outcome: Outcome) -> None:
+def _log_outcome(delivery: Delivery, outcome: Outcome, retry_log: LogThrottle) -> None:
     kind = "delivered" if outcome.delivered else "retry" if outcome.retry_at else "dead"
     extra = {
         "event": f"callback_{kind}",
@@ -428,6 +440,21 @@ def _log_outcome(delivery: Delivery, outcome: Outcome) -> None:
     if outcome.delivered:
         logger.debug("callback delivered", extra=extra)
     elif outcome.retry_at:
-        logger.info("callback failed, will retry: %s", outcome.error, extra=extra)
+        # By origin, never the whole URL: signed URLs carry secrets in their query.
+        origin = _origin(delivery.url)
+        target = (
+            "an unusable URL"
+            if origin is None
+            else f"{origin.scheme}://{origin.host}:{origin.port}"
+        )
+        suppressed = retry_log.admit(target)
+        if suppressed is not None:
+            logger.info(
+                "callback failed, will retry: %s (%d more failures for %s since the last line)",
+                outcome.error,
+                suppressed,
+                target,
+                extra={**extra, "suppressed": suppressed},
+            )
     else:
         logger.warning("callback dead after its maximum age: %s", outcome.error, extra=extra)

@@ -16,6 +16,13 @@ from ivrcast.errors import ConfigError
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivrcast.dialer")
     parser.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    parser.add_argument(
+        "--parent-pipe",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="read end of a pipe from the parent: stop gracefully at its end-of-file",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, os.environ)
@@ -26,7 +33,7 @@ def _cli(argv: list[str]) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-    main(settings)
+    main(settings, parent_pipe=args.parent_pipe)
     return 0
 
 

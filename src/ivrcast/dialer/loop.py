@@ -370,6 +370,8 @@ class Dialer:
             trunk.active -= 1
             trunk.reserved -= 1
             self.metrics.active.labels(trunk.name).dec()
+            if outcome.rtp_rejected:
+                self.metrics.rtp_rejected.labels(trunk.name).inc(outcome.rtp_rejected)
             await self._notify_capacity()
             if outcome.trunk_failed and not self.stopping:
                 job.tried.append(trunk.name)

@@ -50,6 +50,12 @@ class DialerMetrics:
             ["from_trunk", "to_trunk"],
             registry=self.registry,
         )
+        self.rtp_rejected = Counter(
+            "ivrcast_dialer_rtp_rejected",
+            "RTP packets dropped because a source other than the call's far end sent them.",
+            ["trunk"],
+            registry=self.registry,
+        )
         self.active = Gauge(
             "ivrcast_dialer_active_calls",
             "Calls in progress on this dialer (INVITE sent, not ended).",

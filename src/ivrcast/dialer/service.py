@@ -1,7 +1,8 @@
 """The dialer process: engine, demo carrier, recovery, the loop, and a graceful stop.
 
 `run_dialer` is the whole service as a coroutine (tests run it in-process); `main` runs
-it until SIGTERM or SIGINT. The schema must be migrated already (the caller's job).
+it until SIGTERM or SIGINT, or until the process that started it is gone (`watch_parent`).
+The schema must be migrated already (the caller's job).
 
 Stopping: claim nothing more; calls waiting for a channel or pacer slot go back to
 `queued` (their INVITE never left); calls in progress get `dialer.shutdown_grace` seconds
@@ -253,14 +254,41 @@ async def _first(*aws: Coroutine[Any, Any, Any]) -> None:
             task.cancel()
 
 
-def main(settings: Settings) -> None:
-    """Run the dialer until SIGTERM or SIGINT, then stop gracefully."""
+def watch_parent(loop: asyncio.AbstractEventLoop, pipe: int, on_gone: Callable[[], None]) -> None:
+    """Call `on_gone` once `pipe` (the read end of a pipe whose write end only the
+    parent holds) reads end-of-file: the parent has exited, whatever killed it."""
+    os.set_blocking(pipe, False)
+
+    def readable() -> None:
+        try:
+            if os.read(pipe, 512):
+                return  # the parent never writes; nothing to do with bytes
+        except BlockingIOError:
+            return
+        except OSError:
+            pass  # as good as end-of-file: the parent's end is unusable
+        loop.remove_reader(pipe)
+        os.close(pipe)
+        logger.warning(
+            "the process that started this dialer is gone; stopping",
+            extra={"event": "dialer.parent_gone"},
+        )
+        on_gone()
+
+    loop.add_reader(pipe, readable)
+
+
+def main(settings: Settings, *, parent_pipe: int | None = None) -> None:
+    """Run the dialer until SIGTERM or SIGINT, or until `parent_pipe` reads end-of-file,
+    then stop gracefully."""
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if parent_pipe is not None:
+            watch_parent(loop, parent_pipe, stop.set)
         await run_dialer(settings, stop=stop)
 
     asyncio.run(_main())

@@ -7,17 +7,26 @@ finds the socket readable. Frames are cut once per voice (`split_frames`) as `me
 slices of the audio encoded at upload and handed to `sendmsg` with the 12-byte header as a
 separate buffer, so no call copies or slices the audio: `tick()` is on the path of every
 packet of every call and does only what a packet needs.
+
+Media and keys are taken only from the far end the SDP names (docs/telephony.md, "Whose
+RTP is accepted"): the first packet from the SDP's address latches its source (address
+and port, so a far end behind NAT that sends from another port still works), and from
+then on any other source is dropped and counted in `rejected`. On the receive path that
+costs one comparison of the source address tuple `recvfrom_into` returns.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import random
 import socket
 import struct
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from ivrcast.logthrottle import LogThrottle
 from ivrcast.rtp.dtmf import DtmfReceiver
 from ivrcast.rtp.errors import RtpError, RtpParseError
 from ivrcast.rtp.g711 import FRAME_SAMPLES
@@ -30,6 +39,7 @@ logger = logging.getLogger(__name__)
 RECV_SIZE = 2048
 FIRST_BYTE = RTP_VERSION << 6  # RFC 3550 §5.1: no padding, extension or CSRC
 PORT_ATTEMPTS = 50
+REJECT_LOG_INTERVAL = 10.0  # seconds between two "dropped RTP" lines of one call
 
 Frame = bytes | memoryview
 
@@ -112,6 +122,12 @@ class RtpStream:
         self._dtmf = DtmfReceiver()
         self._dtmf_payload_type: int | None = None
         self._started = False
+        # Whose packets count (see the module docstring): the SDP's address, then the
+        # source latched from the first packet that came from it.
+        self._expected_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+        self._source: tuple[Any, ...] | None = None
+        self.rejected = 0  # packets dropped because another source sent them
+        self._reject_log: LogThrottle | None = None
         self.last_received: float = 0.0
         self._received_at_last_check = 0
         self._no_rtp_timeout: float | None = None
@@ -132,8 +148,8 @@ class RtpStream:
         no_rtp_timeout: float | None,
     ) -> None:
         """Begin sending `frames` (from `split_frames`, then `silence`) to `remote` from the
-        next tick."""
-        self._remote = remote
+        next tick; take packets only from `remote`'s address."""
+        self._expect(remote)
         self._frames = frames
         self._silence = silence
         self._payload_type = payload_type
@@ -144,8 +160,24 @@ class RtpStream:
         self._started = True
 
     def set_remote(self, remote: tuple[str, int]) -> None:
-        """The far end moved its media (a re-INVITE)."""
+        """The far end moved its media (a re-INVITE): send there, and latch anew on the
+        first packet from its address."""
+        self._expect(remote)
+
+    def _expect(self, remote: tuple[str, int]) -> None:
         self._remote = remote
+        self._source = None
+        try:
+            self._expected_ip = _comparable(ipaddress.ip_address(remote[0]))
+        except ValueError:
+            # RFC 4566 allows a host name in c=; with no address to hold packets to,
+            # the first packet's source is latched, whatever its address.
+            self._expected_ip = None
+
+    @property
+    def source(self) -> tuple[Any, ...] | None:
+        """The latched source of the far end's packets, once one has arrived."""
+        return self._source
 
     def tick(self) -> None:
         """Send the next 20 ms frame; called by `MediaClock` only."""
@@ -191,7 +223,7 @@ class RtpStream:
     def _read_one(self) -> bool:
         """Read and account one datagram (see `SocketReaders`); False if none waited."""
         try:
-            size = self._sock.recv_into(self._buffer)
+            size, source = self._sock.recvfrom_into(self._buffer)
         except BlockingIOError:
             return False
         except OSError:
@@ -199,6 +231,8 @@ class RtpStream:
         # Packets that arrive before `start()` (early media, a 183's stream) are read and
         # dropped so that the kernel buffer holds no stale audio when the call is answered.
         if not self._started or size < HEADER_SIZE:
+            return True
+        if source != self._source and not self._latch(source):
             return True
         first, second, seq, ts, ssrc = HEADER.unpack_from(self._buffer)
         if first >> 6 != RTP_VERSION:
@@ -209,6 +243,44 @@ class RtpStream:
         if (second & 0x7F) == self._dtmf_payload_type:
             self._on_telephone_event(first, ts, bytes(self._view[:size]))
         return True
+
+    def _latch(self, source: tuple[Any, ...]) -> bool:
+        """A packet from a source other than the latched one: latch it if nothing is
+        latched and it comes from the SDP's address; otherwise count and drop it."""
+        if self._source is None:
+            expected = self._expected_ip
+            if expected is None or _comparable(ipaddress.ip_address(source[0])) == expected:
+                self._source = source
+                if source[1] != self._remote_port():
+                    logger.info(
+                        "RTP from %s:%s, not the SDP's port %s: latched (NAT)",
+                        source[0],
+                        source[1],
+                        self._remote_port(),
+                        extra={"event": "rtp.latched_other_port", "call_uuid": self.label},
+                    )
+                return True
+        self.rejected += 1
+        if self._reject_log is None:
+            self._reject_log = LogThrottle(REJECT_LOG_INTERVAL, self._monotonic, max_keys=1)
+        suppressed = self._reject_log.admit(self.label)
+        if suppressed is not None:
+            self._log_rejected(source, suppressed + 1)
+        return False
+
+    def _remote_port(self) -> int | None:
+        return None if self._remote is None else self._remote[1]
+
+    def _log_rejected(self, source: tuple[Any, ...] | None, count: int) -> None:
+        """`count` packets dropped, the last from `source` (None: a summary at close)."""
+        latched = self._source
+        logger.warning(
+            "dropped %d RTP packet(s) not from the far end %s%s",
+            count,
+            f"{latched[0]}:{latched[1]}" if latched else f"(expected from {self._expected_ip})",
+            "" if source is None else f", the last from {source[0]}:{source[1]}",
+            extra={"event": "rtp.rejected", "call_uuid": self.label, "rejected": count},
+        )
 
     def _on_telephone_event(self, first: int, timestamp: int, data: bytes) -> None:
         offset = HEADER_SIZE + 4 * (first & 0x0F)
@@ -228,6 +300,19 @@ class RtpStream:
         if self.closed:
             return
         self.closed = True
+        if self._reject_log is not None:
+            for _, count in self._reject_log.drain():
+                self._log_rejected(None, count)
         self._remote = None
         self._readers.remove(self._fd)
         self._sock.close()
+
+
+def _comparable(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """`ip`, with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack socket
+    reports IPv4 peers) as the IPv4 address it stands for."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip

@@ -400,6 +400,7 @@ class Engine:
             rtp_sent=stream.packets_sent,
             rtp_received=stream.stats.packets_received,
             rtp_lost=stream.stats.packets_lost,
+            rtp_rejected=stream.rejected,
         )
         stream.close()
         if not entry.future.done():

@@ -75,6 +75,7 @@ class CallOutcome:
     rtp_sent: int = 0
     rtp_received: int = 0
     rtp_lost: int = 0
+    rtp_rejected: int = 0  # packets dropped for coming from another source than the far end
     trunk_failed: bool = False
     call_id: str = ""
 

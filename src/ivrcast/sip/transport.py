@@ -1,8 +1,10 @@
 """The one UDP socket all calls share for SIP (RFC 3261 §18), on asyncio.
 
 It parses each datagram, stamps responses with their receive time, and hands the
-message to the engine. Malformed datagrams are logged and dropped here, so nothing
-above ever sees bytes.
+message to the engine. Malformed datagrams are dropped here, so nothing above ever sees
+bytes, and counted; the line that says so is written at most once per sending host per
+`MALFORMED_LOG_INTERVAL`, with the number held back since, so a host sending garbage
+cannot flood the log.
 
 The socket is read directly rather than through asyncio's datagram transport, which
 reads one datagram per loop iteration: when thousands of calls' media keep each
@@ -18,6 +20,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from ivrcast.logthrottle import LogThrottle
 from ivrcast.sip.errors import SipParseError, SipTransportError
 from ivrcast.sip.message import Request, Response, parse_message
 
@@ -29,20 +32,36 @@ MessageHandler = Callable[[Request | Response, Address], None]
 MAX_DATAGRAMS_PER_READ = 64
 MAX_DATAGRAM = 65535
 RECEIVE_BUFFER = 4 << 20  # asked for; the kernel caps it at net.core.rmem_max
+MALFORMED_LOG_INTERVAL = 10.0  # seconds between two "malformed" lines about one host
 
 
 class SipTransport:
-    def __init__(self, sock: socket.socket, on_message: MessageHandler) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_message: MessageHandler,
+        *,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        """`monotonic`: the clock the log throttle reads (the loop's by default)."""
         self._sock = sock
         self._on_message = on_message
         self._loop = asyncio.get_running_loop()
         self._closed = False
         self.dropped = 0  # malformed datagrams
+        self._malformed_log = LogThrottle(MALFORMED_LOG_INTERVAL, monotonic or self._loop.time)
         self.local_address: Address = sock.getsockname()[:2]
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     @classmethod
-    async def open(cls, host: str, port: int, on_message: MessageHandler) -> SipTransport:
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        on_message: MessageHandler,
+        *,
+        monotonic: Callable[[], float] | None = None,
+    ) -> SipTransport:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
@@ -58,7 +77,7 @@ class SipTransport:
         except OSError as exc:
             sock.close()
             raise SipTransportError(f"cannot open SIP socket on {host}:{port}: {exc}") from exc
-        return cls(sock, on_message)
+        return cls(sock, on_message, monotonic=monotonic)
 
     def _on_readable(self) -> None:
         for _ in range(MAX_DATAGRAMS_PER_READ):
@@ -81,13 +100,23 @@ class SipTransport:
             message = parse_message(data)
         except SipParseError as exc:
             self.dropped += 1
-            logger.warning(
-                "dropped malformed SIP datagram from %s:%s: %s",
-                addr[0],
-                addr[1],
-                exc,
-                extra={"event": "sip.malformed", "peer": f"{addr[0]}:{addr[1]}"},
-            )
+            # Keyed by host, not port: a sender cannot multiply lines by changing ports.
+            suppressed = self._malformed_log.admit(addr[0])
+            if suppressed is not None:
+                logger.warning(
+                    "dropped malformed SIP datagram from %s:%s: %s (%d more from %s since"
+                    " the last line)",
+                    addr[0],
+                    addr[1],
+                    exc,
+                    suppressed,
+                    addr[0],
+                    extra={
+                        "event": "sip.malformed",
+                        "peer": f"{addr[0]}:{addr[1]}",
+                        "suppressed": suppressed,
+                    },
+                )
             return
         if isinstance(message, Response):
             message = message.stamped(received_at)
@@ -131,3 +160,10 @@ class SipTransport:
         self._closed = True
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
+        for host, count in self._malformed_log.drain():
+            logger.warning(
+                "dropped %d more malformed SIP datagrams from %s",
+                count,
+                host,
+                extra={"event": "sip.malformed", "peer": str(host), "suppressed": count},
+            )

@@ -5,13 +5,20 @@ request goes to the address that was checked (see `ssrf` on DNS rebinding). Redi
 are followed by hand for that reason. `total_timeout` bounds the whole download, DNS
 and redirects included, so a server trickling one byte a second cannot hold a
 submission for longer.
+
+The size limit holds on the decoded body. We ask for `identity`, but a server may
+compress anyway, and a few kilobytes of gzip inflate to gigabytes; httpx would inflate
+each received chunk whole before we could count it. So the raw bytes are read and
+inflated here, never more than one byte past the limit at a time (gzip and deflate; any
+other encoding is refused).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
@@ -30,6 +37,13 @@ _HEADERS = {
     # Pinned connections are keyed by address; never reuse one for another host name.
     "Connection": "close",
     "User-Agent": "ivrcast",
+}
+INFLATE_STEP = 64 << 10  # bytes asked of zlib at a time
+# Content-Encoding → a fresh inflater (RFC 9110 §8.4.1: deflate means the zlib format).
+_DECODERS: dict[str, Callable[[], zlib._Decompress]] = {
+    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "deflate": zlib.decompressobj,
 }
 
 
@@ -131,13 +145,47 @@ async def _read_limited(
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise VoiceTooLarge(max_bytes)
+    if response.is_stream_consumed:
+        # A transport that returned the body in memory (httpx's MockTransport) has had
+        # it decoded already; there is nothing left to bound.
+        if len(response.content) > max_bytes:
+            raise VoiceTooLarge(max_bytes)
+        return response.content
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    decoder: zlib._Decompress | None = None
+    if encoding not in ("", "identity"):
+        factory = _DECODERS.get(encoding)
+        if factory is None:
+            reason = f"the server sent the body as {encoding!r}, which ivrcast does not decode"
+            raise VoiceFetchFailed(url, reason)
+        decoder = factory()
     body = bytearray()
     with _map_httpx_errors(url, timeouts):
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise VoiceTooLarge(max_bytes)
+        async for chunk in response.aiter_raw():
+            if decoder is None:
+                body += chunk
+                if len(body) > max_bytes:
+                    raise VoiceTooLarge(max_bytes)
+            else:
+                _inflate(decoder, chunk, body, max_bytes, url)
+    if decoder is not None and not decoder.eof:
+        raise VoiceFetchFailed(url, f"the {encoding} body ended before its end")
     return bytes(body)
+
+
+def _inflate(
+    decoder: zlib._Decompress, data: bytes, body: bytearray, max_bytes: int, url: str
+) -> None:
+    """Append what `data` inflates to, `INFLATE_STEP` bytes at a time and never more than
+    one byte past the limit, so a bomb costs `max_bytes` of memory, not its inflated size."""
+    while data and not decoder.eof:
+        try:
+            body += decoder.decompress(data, min(INFLATE_STEP, max_bytes - len(body) + 1))
+        except zlib.error as exc:
+            raise VoiceFetchFailed(url, f"the compressed body is corrupt ({exc})") from exc
+        if len(body) > max_bytes:
+            raise VoiceTooLarge(max_bytes)
+        data = decoder.unconsumed_tail
 
 
 @contextmanager

@@ -9,11 +9,13 @@ protect nothing of ours and would break customers serving on `:8080`.
 A host that resolves to several addresses is refused if any one is not public, since
 the client might connect to any of them. An address is not public when it is loopback,
 private (RFC 1918, ULA), link-local (including the 169.254.169.254 cloud metadata
-service), unspecified, multicast, shared (CGNAT), reserved or otherwise special-purpose;
-IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4) are judged by that address
-(Teredo and other IETF ranges are refused as special-purpose). `allow_private` (the
-`[security] allow_private_urls` switch) lifts all of this for tests and private
-deployments.
+service), unspecified, multicast, shared (CGNAT), reserved or in any other block of the
+IANA special-purpose registries (`SPECIAL_PURPOSE`, each with its RFC). IPv6 forms that
+embed an IPv4 address (mapped, NAT64, 6to4, Teredo, IPv4-compatible, IPv4-translated)
+have that address judged too (Teredo's is obfuscated): only mapped and well-known NAT64
+addresses of a public IPv4 address pass, the other forms are refused whatever they
+embed. `allow_private` (the `[security] allow_private_urls` switch) lifts all of this
+for tests and private deployments.
 
 DNS rebinding: a second lookup at connect time could return a different address than the
 one checked. `ResolvedUrl.pinned` therefore gives the request to send to the checked
@@ -45,37 +47,76 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SCHEMES = {"http": 80, "https": 443}
 
-# (what the customer is told, networks). Checked in order; `_special_purpose` catches
-# whatever else the IANA special-purpose registries keep off the public Internet.
-_REFUSED: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...] = (
-    ("an unspecified", (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("::/128"))),
-    ("a loopback", (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))),
-    (
-        "a private",
-        (
-            ipaddress.ip_network("10.0.0.0/8"),
-            ipaddress.ip_network("172.16.0.0/12"),
-            ipaddress.ip_network("192.168.0.0/16"),
-            ipaddress.ip_network("fc00::/7"),
-        ),
-    ),
-    (
-        "a link-local (or cloud metadata)",
-        (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")),
-    ),
-    ("a carrier-grade NAT", (ipaddress.ip_network("100.64.0.0/10"),)),
-    ("a multicast", (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))),
-    (
-        "a reserved",
-        (
-            ipaddress.ip_network("240.0.0.0/4"),
-            ipaddress.ip_network("fec0::/10"),
-            # Local-use NAT64 (RFC 8215): translates to addresses of the local network.
-            ipaddress.ip_network("64:ff9b:1::/48"),
-        ),
-    ),
+
+@dataclass(frozen=True, slots=True)
+class SpecialBlock:
+    """An address block that is not the public Internet, and where that is written."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    kind: str  # what the customer is told: "a private", "a special-purpose (benchmarking)"
+    source: str  # the RFC (or registry) that sets the block aside
+
+
+def _blocks(*rows: tuple[str, str, str]) -> tuple[SpecialBlock, ...]:
+    return tuple(SpecialBlock(ipaddress.ip_network(net), kind, src) for net, kind, src in rows)
+
+
+# The IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890), every entry,
+# including the few marked globally reachable (anycast relays and AS112 DNS sinks serve
+# no voice files), plus multicast and the deprecated or reserved IPv6 ranges. Checked in
+# order, so blocks nested in a larger one come first. IPv4-mapped (::ffff:0:0/96,
+# RFC 4291) and well-known NAT64 (64:ff9b::/96, RFC 6052) addresses are not listed: they
+# reach the IPv4 address they embed, which `refusal_reason` judges instead; 6to4 and
+# Teredo addresses have their IPv4 judged for the message, and are refused anyway.
+SPECIAL_PURPOSE: tuple[SpecialBlock, ...] = _blocks(
+    ("0.0.0.0/8", "an unspecified", 'RFC 791 §3.2, "this network"'),
+    ("10.0.0.0/8", "a private", "RFC 1918"),
+    ("100.64.0.0/10", "a carrier-grade NAT", "RFC 6598, shared address space"),
+    ("127.0.0.0/8", "a loopback", "RFC 1122 §3.2.1.3"),
+    ("169.254.0.0/16", "a link-local (or cloud metadata)", "RFC 3927"),
+    ("172.16.0.0/12", "a private", "RFC 1918"),
+    ("192.0.0.0/24", "a special-purpose (IETF protocol assignments)", "RFC 6890 §2.1"),
+    ("192.0.2.0/24", "a special-purpose (documentation, TEST-NET-1)", "RFC 5737"),
+    ("192.31.196.0/24", "a special-purpose (AS112-v4)", "RFC 7535"),
+    ("192.52.193.0/24", "a special-purpose (AMT)", "RFC 7450"),
+    ("192.88.99.0/24", "a special-purpose (6to4 relay anycast)", "RFC 7526"),
+    ("192.168.0.0/16", "a private", "RFC 1918"),
+    ("192.175.48.0/24", "a special-purpose (AS112 direct delegation)", "RFC 7534"),
+    ("198.18.0.0/15", "a special-purpose (benchmarking)", "RFC 2544"),
+    ("198.51.100.0/24", "a special-purpose (documentation, TEST-NET-2)", "RFC 5737"),
+    ("203.0.113.0/24", "a special-purpose (documentation, TEST-NET-3)", "RFC 5737"),
+    ("224.0.0.0/4", "a multicast", "RFC 5771"),
+    ("255.255.255.255/32", "a reserved (limited broadcast)", "RFC 919, RFC 8190"),
+    ("240.0.0.0/4", "a reserved", "RFC 1112 §4"),
+    ("::/128", "an unspecified", "RFC 4291 §2.5.2"),
+    ("::1/128", "a loopback", "RFC 4291 §2.5.3"),
+    ("::/96", "a reserved (deprecated IPv4-compatible)", "RFC 4291 §2.5.5.1"),
+    ("::ffff:0:0:0/96", "a reserved (IPv4-translated)", "RFC 2765 §2.1"),
+    ("64:ff9b:1::/48", "a reserved (local-use NAT64)", "RFC 8215"),
+    ("100::/64", "a special-purpose (discard-only)", "RFC 6666"),
+    ("100:0:0:1::/64", "a special-purpose (dummy prefix)", "RFC 9780"),
+    ("2001::/32", "a special-purpose (Teredo)", "RFC 4380, RFC 8190"),
+    ("2001:2::/48", "a special-purpose (benchmarking)", "RFC 5180"),
+    ("2001:3::/32", "a special-purpose (AMT)", "RFC 7450"),
+    ("2001:4:112::/48", "a special-purpose (AS112-v6)", "RFC 7535"),
+    ("2001:10::/28", "a special-purpose (ORCHID, deprecated)", "RFC 4843"),
+    ("2001:20::/28", "a special-purpose (ORCHIDv2)", "RFC 7343"),
+    ("2001:30::/28", "a special-purpose (drone remote ID)", "RFC 9374"),
+    ("2001::/23", "a special-purpose (IETF protocol assignments)", "RFC 2928"),
+    ("2001:db8::/32", "a special-purpose (documentation)", "RFC 3849"),
+    ("2002::/16", "a special-purpose (6to4)", "RFC 3056, RFC 7526"),
+    ("2620:4f:8000::/48", "a special-purpose (AS112 direct delegation)", "RFC 7534"),
+    ("3fff::/20", "a special-purpose (documentation)", "RFC 9637"),
+    ("5f00::/16", "a special-purpose (segment routing SIDs)", "RFC 9602"),
+    ("fc00::/7", "a private", "RFC 4193, unique local"),
+    ("fe80::/10", "a link-local", "RFC 4291 §2.5.6"),
+    ("fec0::/10", "a reserved (deprecated site-local)", "RFC 3879"),
+    ("ff00::/8", "a multicast", "RFC 4291 §2.7"),
 )
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # RFC 4291 §2.4; the rest is reserved
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: IPv4 in the low 32 bits
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 §2.5.5.1
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 §2.1
 
 
 class UrlNotAllowed(VoiceError):
@@ -166,14 +207,20 @@ def check_url(url: str) -> UrlTarget:
 
 def refusal_reason(address: IPAddress) -> str | None:
     """Why `address` is not public, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            reason = refusal_reason(embedded)
-            return None if reason is None else f"{reason} (inside the IPv6 address {address})"
-    for kind, networks in _REFUSED:
-        if any(address in network for network in networks):
-            return f"{kind} address {address}"
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if embedded is not None:
+        reason = refusal_reason(embedded)
+        if reason is not None:
+            return f"{reason}, inside the IPv6 address {address}"
+    for block in SPECIAL_PURPOSE:
+        if address in block.network:
+            return f"{block.kind} address {address} ({block.network}, {block.source})"
+    if (
+        isinstance(address, ipaddress.IPv6Address)
+        and embedded is None
+        and address not in _GLOBAL_UNICAST
+    ):
+        return f"a reserved address {address} (outside 2000::/3, RFC 4291 §2.4)"
     if not address.is_global:
         return f"a special-purpose address {address}"
     return None
@@ -220,11 +267,16 @@ async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: mapped, NAT64, 6to4, IPv4-compatible
+    (but not :: and ::1) and IPv4-translated. (Teredo's is obfuscated; its whole block is
+    refused.)"""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64:
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import math
 import re
 import socket
 import struct
 import threading
+import tracemalloc
 import wave
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,6 +42,9 @@ def _wav(seconds: float) -> bytes:
 
 
 WAV = _wav(0.5)
+BOMB_SIZE = 128 << 20  # what the bomb inflates to
+# 128 MiB of zeros in 128 KiB of gzip, as a server that ignores `identity` could send.
+BOMB = zlib.compress(bytes(BOMB_SIZE), 9, wbits=16 + zlib.MAX_WBITS)
 
 
 class Server:
@@ -55,6 +62,15 @@ class Server:
             "/stall-body": self._stall_body,
             "/stall-headers": self._stall_headers,
             "/to-ftp": lambda h: self._redirect(h, "ftp://127.0.0.1/voice.wav"),
+            "/bomb": lambda h: self._send(h, 200, BOMB, encoding="gzip"),
+            "/voice.wav.gz": lambda h: self._send(h, 200, gzip.compress(WAV), encoding="gzip"),
+            "/voice.wav.deflate": lambda h: self._send(
+                h, 200, zlib.compress(WAV), encoding="deflate"
+            ),
+            "/truncated.gz": lambda h: self._send(
+                h, 200, gzip.compress(WAV)[:-100], encoding="gzip"
+            ),
+            "/voice.wav.br": lambda h: self._send(h, 200, b"not really brotli", encoding="br"),
         }
         for hops in range(1, 6):
             target = "/voice.wav" if hops == 1 else f"/hop{hops - 1}"
@@ -85,13 +101,22 @@ class Server:
 
     @staticmethod
     def _send(
-        handler: BaseHTTPRequestHandler, status: int, body: bytes, *, length: bool = True
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        *,
+        length: bool = True,
+        encoding: str | None = None,
     ) -> None:
         handler.send_response(status)
         if length:
             handler.send_header("Content-Length", str(len(body)))
+        if encoding is not None:
+            handler.send_header("Content-Encoding", encoding)
         handler.end_headers()
-        handler.wfile.write(body)
+        # The client may stop reading: that is what a size limit does.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            handler.wfile.write(body)
 
     @staticmethod
     def _redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
@@ -191,3 +216,38 @@ async def test_connection_refused() -> None:
         port = probe.getsockname()[1]  # nothing listens once the socket is closed
     with pytest.raises(VoiceFetchFailed, match="could not connect to the server"):
         await fetch_audio(f"http://127.0.0.1:{port}/a.wav", allow_private=True, max_bytes=100)
+
+
+async def test_a_gzip_bomb_is_refused_at_the_limit_of_decoded_bytes(server: Server) -> None:
+    """The server ignores `Accept-Encoding: identity` and sends 128 KiB of gzip that
+    inflates to 128 MiB: refused as too large, having allocated about the limit, not the
+    inflated size (httpx alone inflates each received chunk whole before the body can be
+    counted: ~64 MiB for a 64 KiB read)."""
+    limit = 8 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(VoiceTooLarge, match=f"larger than the limit of {limit} bytes"):
+            await fetch_audio(server.url("/bomb"), allow_private=True, max_bytes=limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < limit * 1.5, f"{peak} bytes allocated while reading the bomb"
+
+
+@pytest.mark.parametrize("path", ["/voice.wav.gz", "/voice.wav.deflate"])
+async def test_a_compressed_voice_is_decoded_within_the_limit(server: Server, path: str) -> None:
+    assert await fetch_audio(server.url(path), allow_private=True, max_bytes=len(WAV)) == WAV
+    with pytest.raises(VoiceTooLarge):
+        await fetch_audio(server.url(path), allow_private=True, max_bytes=len(WAV) - 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/voice.wav.br", "the server sent the body as 'br', which ivrcast does not decode"),
+        ("/truncated.gz", "the gzip body ended before its end"),
+    ],
+)
+async def test_undecodable_bodies_are_refused(server: Server, path: str, reason: str) -> None:
+    with pytest.raises(VoiceFetchFailed, match=re.escape(reason)):
+        await fetch_audio(server.url(path), allow_private=True, max_bytes=100_000)

@@ -14,6 +14,7 @@ import pytest
 
 from ivrcast.errors import VoiceError
 from ivrcast.voices.ssrf import (
+    SPECIAL_PURPOSE,
     UnresolvableHost,
     UrlNotAllowed,
     check_url,
@@ -78,7 +79,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
         ("240.0.0.1", "reserved"),
         ("255.255.255.255", "reserved"),
         ("fec0::1", "reserved"),
-        ("::ffff:10.0.0.1", "private address 10.0.0.1 (inside the IPv6 address ::ffff:a00:1)"),
+        ("::ffff:10.0.0.1", "private address 10.0.0.1 (10.0.0.0/8, RFC 1918), inside the IPv6"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:169.254.169.254", "link-local"),
         ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 of 169.254.169.254
@@ -228,3 +229,69 @@ async def test_pinned_request_keeps_host_name_and_tls_name(fake_dns: FakeDns) ->
     pinned = literal.pinned(literal.addresses[0])
     assert pinned.headers == {"Host": "[2606:4700::1]:8443"}
     assert pinned.extensions == {}  # an address is not a TLS server name
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        # IPv4 special-purpose registry (RFC 6890 and its updates)
+        ("192.0.0.8", "IETF protocol assignments"),  # IPv4 dummy address, RFC 7600
+        ("192.0.0.170", "IETF protocol assignments"),  # NAT64 discovery, RFC 7050
+        ("192.31.196.1", "AS112-v4"),
+        ("192.52.193.1", "AMT"),
+        ("192.88.99.1", "6to4 relay anycast"),
+        ("192.175.48.1", "AS112 direct delegation"),
+        ("198.19.255.255", "benchmarking"),
+        ("198.51.100.7", "TEST-NET-2"),
+        ("203.0.113.7", "TEST-NET-3"),
+        ("255.255.255.255", "limited broadcast"),
+        # IPv6 special-purpose registry
+        ("100::1", "discard-only"),
+        ("100:0:0:1::1", "dummy prefix"),
+        ("2001:2::1", "benchmarking"),
+        ("2001:3::1", "AMT"),
+        ("2001:4:112::1", "AS112-v6"),
+        ("2001:10::1", "ORCHID"),
+        ("2001:20::1", "ORCHIDv2"),
+        ("2001:30::1", "drone remote ID"),
+        ("2001:1::1", "IETF protocol assignments"),  # PCP anycast, RFC 7723
+        ("2620:4f:8000::1", "AS112 direct delegation"),
+        ("3fff::1", "documentation"),
+        ("5f00::1", "segment routing"),
+        ("4000::1", "outside 2000::/3"),  # unallocated
+        # IPv6 forms that embed an IPv4 address: judged by it, or refused outright
+        ("::127.0.0.1", "loopback address 127.0.0.1"),  # IPv4-compatible
+        ("::10.1.2.3", "private address 10.1.2.3"),
+        ("::8.8.8.8", "deprecated IPv4-compatible"),
+        ("::ffff:0:127.0.0.1", "loopback address 127.0.0.1"),  # IPv4-translated (SIIT)
+        ("::ffff:0:8.8.8.8", "IPv4-translated"),
+        ("64:ff9b::127.0.0.1", "loopback address 127.0.0.1"),  # NAT64
+        ("64:ff9b::10.0.0.1", "private address 10.0.0.1"),
+        ("64:ff9b::100.64.0.1", "carrier-grade NAT"),
+        ("64:ff9b::192.0.2.1", "TEST-NET-1"),
+        ("2002:a00:1::1", "private address 10.0.0.1"),  # 6to4
+        ("2002:808:808::1", "6to4"),  # 6to4 of a public address: the relay is deprecated
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),  # RFC 4380's example
+        ("2001:0:7f00:1:0:0:80ff:fffe", "Teredo"),  # server 127.0.0.1, client 127.0.0.1
+    ],
+)
+def test_special_purpose_blocks_and_embedded_ipv4_are_refused(address: str, kind: str) -> None:
+    reason = refusal_reason(ipaddress.ip_address(address))
+    assert reason is not None
+    assert kind in reason
+
+
+def test_every_block_of_the_table_is_refused_at_both_ends() -> None:
+    """Order matters in the table (nested blocks first): nothing in it slips through."""
+    for block in SPECIAL_PURPOSE:
+        for address in (block.network.network_address, block.network.broadcast_address):
+            assert refusal_reason(address) is not None, (block, address)
+        assert block.source.startswith("RFC")
+
+
+async def test_allow_private_lifts_the_special_purpose_check_too() -> None:
+    for literal in ("[::127.0.0.1]", "[64:ff9b::10.0.0.1]", "198.18.0.1", "[2001:db8::1]"):
+        url = f"http://{literal}/a.wav"
+        with pytest.raises(UrlNotAllowed):
+            await resolve_public(url, allow_private=False)
+        assert (await resolve_public(url, allow_private=True)).addresses
