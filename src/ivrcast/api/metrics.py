@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from ivrcast.api.context import ApiContext
 from ivrcast.dialer.metrics import read_snapshots
-from ivrcast.store import dialing
+from ivrcast.store import stats
 from ivrcast.store.engine import Database
 
 router = APIRouter()
@@ -73,9 +73,9 @@ class _ScrapeCollector(Collector):
 def render(db: Database, data_dir: Path) -> bytes:
     """The exposition text. Blocking (reads the database and the dialers' files)."""
     with db.read() as conn:
-        by_state = dialing.calls_by_state(conn)
-        depth = dialing.queue_depth(conn)
-        by_trunk = dialing.active_by_trunk(conn)
+        by_state = stats.calls_by_state(conn)
+        depth = stats.queue_depth(conn)
+        by_trunk = stats.active_by_trunk(conn)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ScrapeCollector(by_state, depth, by_trunk, data_dir))
     return generate_latest(registry)

@@ -14,8 +14,9 @@ from sqlalchemy import Connection, func, select
 from ivrcast.errors import NotFoundError
 from ivrcast.store.bulk import insert_rows
 from ivrcast.store.ids import time_ordered_uuids
-from ivrcast.store.records import RecordBuilder, finish_calls
+from ivrcast.store.records import RecordBuilder
 from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks
+from ivrcast.store.transitions import CallEnd, finish_calls_where
 
 
 class TaskNotFound(NotFoundError):
@@ -176,15 +177,14 @@ def cancel_task(
     task = get_task(conn, account_id, task_id)
     if task["status"] == "active":
         conn.execute(tasks.update().where(tasks.c.id == task_id).values(status="canceled"))
-    finished = finish_calls(
+    return finish_calls_where(
         conn,
         calls.c.task_id == task_id,
+        CallEnd(status="canceled"),
         from_states=("queued",),
-        values={"status": "canceled"},
         build_record=build_record,
         now=now,
     )
-    return len(finished)
 
 
 def list_tasks(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,3 +111,15 @@ def voice_audio(conn: Connection, voice_id: int) -> tuple[bytes, bytes]:
     if row is None:
         raise VoiceNotFound(f"no voice with id {voice_id}")
     return bytes(row.pcmu), bytes(row.pcma)
+
+
+def voice_audio_many(
+    conn: Connection, voice_ids: Collection[int]
+) -> dict[int, tuple[bytes, bytes]]:
+    """The PCMU and PCMA renditions of several voices."""
+    if not voice_ids:
+        return {}
+    rows = conn.execute(
+        select(voices.c.id, voices.c.pcmu, voices.c.pcma).where(voices.c.id.in_(list(voice_ids)))
+    )
+    return {row.id: (bytes(row.pcmu), bytes(row.pcma)) for row in rows}

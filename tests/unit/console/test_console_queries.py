@@ -15,9 +15,9 @@ from ivrcast.console import queries
 from ivrcast.console.overview import CHART_MINUTES, OverviewTracker
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database, IntegrityViolation
-from ivrcast.store.records import finish_calls
 from ivrcast.store.tables import calls, outbox
 from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.transitions import CallEnd, finish_calls_where
 from ivrcast.store.voices import insert_voice
 
 T0 = datetime(2026, 11, 26, 10, 15, 30, tzinfo=UTC)
@@ -77,11 +77,11 @@ def _end(db: Database, number: str, status: str, at: datetime, answered: float =
                 .where(calls.c.number == number)
                 .values(status="answered", answered_at=at - timedelta(seconds=answered))
             )
-        finish_calls(
+        finish_calls_where(
             conn,
             calls.c.number == number,
+            CallEnd(status=status),
             from_states=("queued", "answered"),
-            values={"status": status},
             build_record=build_record,
             now=at,
         )
