@@ -257,8 +257,6 @@ class CallbackSender:
             # Kept for the next pass: their rows stay leased meanwhile.
             self._results = results + self._results
             raise
-        for delivery, outcome in results:
-            _log_outcome(delivery, outcome, self._retry_log)
         return claimed
 
     def _record_and_claim(
@@ -294,6 +292,9 @@ class CallbackSender:
             outcome = await self._attempt(delivery, origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
+            # Logged when known, so the log throttle counts the attempt at its own time
+            # (not when a later pass writes it down), and a line is never later than its row.
+            _log_outcome(delivery, outcome, self._retry_log)
         finally:
             del self._in_flight[delivery.id]
             if origin is not None:
