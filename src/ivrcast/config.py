@@ -46,6 +46,10 @@ class SecuritySettings(_Section):
     token_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     # A console sign-in lasts this long, however active the user is; then they sign in again.
     console_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 8 * 60
+    # Failed sign-ins (accesskey or operator token) allowed per appid and client address
+    # within the window; past them, that pair is refused until its oldest failure ages out.
+    max_failed_sign_ins: Annotated[int, Field(ge=1, le=10_000)] = 10
+    failed_sign_in_window_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
 
 
 class CallbackSettings(_Section):

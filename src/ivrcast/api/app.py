@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from ivrcast import __version__
 from ivrcast.api import metrics, v1, yunhu
 from ivrcast.api.context import ApiContext
+from ivrcast.api.errors import TooManyFailedSignIns
+from ivrcast.api.throttle import throttled_response
 from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
@@ -102,6 +104,7 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(metrics.router)
     app.add_exception_handler(IvrcastError, v1.error_response)
+    app.add_exception_handler(TooManyFailedSignIns, throttled_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
     install(app)
     return app

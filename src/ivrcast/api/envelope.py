@@ -23,6 +23,7 @@ from ivrcast.api.errors import (
     IpNotAllowed,
     TaskEnded,
     TokenInvalid,
+    TooManyFailedSignIns,
 )
 from ivrcast.errors import (
     AuthError,
@@ -55,6 +56,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     BadCredentials: ErrorCode(601, "global", 401, "appid not authorized"),
     AccountExpired: ErrorCode(602, "global", 403, "appid authorization expired"),
     IpNotAllowed: ErrorCode(604, "global", 403, "IP not authorized"),
+    TooManyFailedSignIns: ErrorCode(
+        601, "global", 429, "too many failed sign-ins for this appid from this address"
+    ),
     AuthError: ErrorCode(601, "global", 401, "appid not authorized"),
     TaskNotFound: ErrorCode(1024, "status", 404, "task does not exist"),
     TaskEnded: ErrorCode(1028, "status", 409, "task ended"),
