@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from ivrcast.api.envelope import classify, public_message
 from ivrcast.api.errors import TooManyFailedSignIns
 from ivrcast.store.engine import Database
-from ivrcast.store.sign_ins import record_failure, recent_failures
+from ivrcast.store.sign_ins import recent_failures, record_failure
 
 OPERATOR = ""
 """The appid part of the operator token's key (no appid is empty)."""
