@@ -262,6 +262,7 @@ def voice_upload(
 ) -> None:
     """Transcode an audio file and add it to an account's library."""
     from ivrcast.voices.library import add_uploaded_voice
+    from ivrcast.voices.pool import TranscodePool
 
     settings = settings_from(config)
     db = open_database(settings)
@@ -269,16 +270,21 @@ def voice_upload(
         account = account_store.find_account(conn, appid)
     if account is None:
         raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid")
-    voice = asyncio.run(
-        add_uploaded_voice(
-            db,
-            settings,
-            account_id=account.id,
-            name=name,
-            data=file.read_bytes(),
-            now=SystemClock().now(),
+    pool = TranscodePool(1)
+    try:
+        voice = asyncio.run(
+            add_uploaded_voice(
+                db,
+                settings,
+                pool,
+                account_id=account.id,
+                name=name,
+                data=file.read_bytes(),
+                now=SystemClock().now(),
+            )
         )
-    )
+    finally:
+        pool.shutdown()
     console.print(
         f"voice {voice.name} added: {voice.duration_ms / 1000:.1f} s, {voice.source_format}"
     )

@@ -23,6 +23,7 @@ from ivrcast.console import install
 from ivrcast.credentials import load_secret_key
 from ivrcast.errors import IvrcastError, StoreError
 from ivrcast.store.engine import Database
+from ivrcast.voices.pool import TranscodePool
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, deliver_callbacks: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    deliver_callbacks: bool = True,
+    transcoder: TranscodePool | None = None,
 ) -> FastAPI:
     """The app for `settings`. The schema must be migrated already (`ivrcast migrate`,
     or `ivrcast serve`, which migrates before it listens).
@@ -66,7 +71,11 @@ def create_app(
     """
     db = Database(settings.database_url, background_checkpoints=True)
     ctx = ApiContext(
-        settings=settings, db=db, clock=clock or SystemClock(), key=load_secret_key(settings)
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        key=load_secret_key(settings),
+        transcoder=transcoder or TranscodePool(settings.limits.transcode_workers),
     )
 
     @asynccontextmanager
@@ -89,6 +98,7 @@ def create_app(
             for task in (sender, checkpoints):
                 if task is not None:
                     await task
+            await asyncio.to_thread(ctx.transcoder.shutdown)
             db.dispose()
 
     app = FastAPI(

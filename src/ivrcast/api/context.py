@@ -6,7 +6,7 @@ import asyncio
 import functools
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from ivrcast.config import Settings
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import Database
 from ivrcast.store.records import RecordBuilder
+from ivrcast.voices.pool import TranscodePool
 
 T = TypeVar("T")
 
@@ -32,6 +33,8 @@ class ApiContext:
     clock: Clock
     key: bytes
     """Keys the accesskey and token hashes (`ivrcast.credentials`)."""
+    transcoder: TranscodePool = field(default_factory=TranscodePool)
+    """Decodes voices in worker processes; `create_app` sizes it and shuts it down."""
 
     @functools.cached_property
     def build_record(self) -> RecordBuilder:

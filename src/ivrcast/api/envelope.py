@@ -34,7 +34,7 @@ from ivrcast.errors import (
     VoiceError,
 )
 from ivrcast.store.tasks import TaskNotFound
-from ivrcast.store.voices import VoiceExists, VoiceNotFound
+from ivrcast.store.voices import VoiceExists, VoiceNotFound, VoiceStorageFull
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     VoiceError: ErrorCode(1029, "status", 422, "voice file could not be fetched or used"),
     NotFoundError: ErrorCode(1003, "status", 404, "operation failed: not found"),
     VoiceExists: ErrorCode(1101, "status", 409, "a voice with this name exists"),
+    VoiceStorageFull: ErrorCode(
+        1102, "status", 409, "the account's voice storage quota is used up"
+    ),
     ConflictError: ErrorCode(1003, "status", 409, "operation failed"),
     IvrcastError: ErrorCode(500, "global", 500, "server error"),
     BaseException: ErrorCode(500, "global", 500, "server error"),
