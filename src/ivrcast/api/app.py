@@ -31,13 +31,13 @@ CHECKPOINT_SECONDS = 1.0
 
 
 async def keep_delivering(
-    settings: Settings, db: Database, clock: Clock, stop: asyncio.Event
+    settings: Settings, db: Database, clock: Clock, key: bytes, stop: asyncio.Event
 ) -> None:
     """Run the callback sender until `stop`; a crash of it is logged and it starts again,
     since its state is only rows in the outbox."""
     while not stop.is_set():
         try:
-            await CallbackSender(settings, db, clock=clock).run(stop)
+            await CallbackSender(settings, db, clock=clock, key=key).run(stop)
         except Exception:
             logger.exception("callback sender failed; restarting it")
             with contextlib.suppress(TimeoutError):
@@ -84,7 +84,7 @@ def create_app(
         sender: asyncio.Task[None] | None = None
         if deliver_callbacks:
             sender = asyncio.create_task(
-                keep_delivering(settings, db, ctx.clock, stop), name="callback-sender"
+                keep_delivering(settings, db, ctx.clock, ctx.key, stop), name="callback-sender"
             )
         checkpoints = (
             asyncio.create_task(checkpoint_regularly(db, stop), name="wal-checkpoints")
