@@ -36,13 +36,14 @@ class VoiceNotFound(NotFoundError):
 class VoiceStorageFull(ConflictError):
     """The account's voice storage quota is used up."""
 
-    def __init__(self, used: int, adding: int, quota: int) -> None:
+    def __init__(self, used: int, quota: int, *, adding: int | None = None) -> None:
         self.used = used
         self.adding = adding
         self.quota = quota
+        needs = "" if adding is None else f" and this voice needs {adding} more"
         super().__init__(
-            f"voice storage quota exceeded: {used} of {quota} bytes are used and this voice "
-            f"needs {adding} more; delete voices or ask the operator for a larger quota"
+            f"voice storage quota exceeded: {used} of {quota} bytes are used{needs}; "
+            "ask the operator for a larger quota"
         )
 
 
@@ -135,6 +136,14 @@ def voice_bytes_used(conn: Connection, account_id: int) -> int:
     return int(used)
 
 
+def check_voice_room(conn: Connection, account_id: int, *, quota: int) -> None:
+    """Raise `VoiceStorageFull` when the account's quota is used up already: the cheap
+    check before a voice is downloaded or decoded."""
+    used = voice_bytes_used(conn, account_id)
+    if used >= quota:
+        raise VoiceStorageFull(used, quota)
+
+
 def check_voice_quota(conn: Connection, account_id: int, *, adding: int, quota: int) -> None:
     """Raise `VoiceStorageFull` unless `adding` more bytes fit the account's quota.
 
@@ -144,4 +153,4 @@ def check_voice_quota(conn: Connection, account_id: int, *, adding: int, quota: 
     conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
     used = voice_bytes_used(conn, account_id)
     if used + adding > quota:
-        raise VoiceStorageFull(used, adding, quota)
+        raise VoiceStorageFull(used, quota, adding=adding)

@@ -23,6 +23,7 @@ from ivrcast.store.engine import Database
 from ivrcast.store.voices import (
     VoiceInfo,
     check_voice_quota,
+    check_voice_room,
     find_voice_by_name,
     find_voice_by_url,
     insert_voice,
@@ -126,9 +127,7 @@ async def _check_room(db: Database, settings: Settings, account_id: int) -> None
 
     def check() -> None:
         with db.read() as conn:
-            check_voice_quota(
-                conn, account_id, adding=1, quota=settings.limits.max_voice_storage_bytes
-            )
+            check_voice_room(conn, account_id, quota=settings.limits.max_voice_storage_bytes)
 
     await asyncio.to_thread(check)
 

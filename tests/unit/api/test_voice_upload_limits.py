@@ -5,43 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import io
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 from api_service import Service, SettingsFactory, start_service
 
 from gated_transcode import gated_transcode, refuse_to_run, started_marker, wait_for
+from hostile_audio import EIGHT_CHANNELS_192K
 from ivrcast.demo_account import demo_tone
 from ivrcast.voices.pool import TranscodePool
 
-# A small FLAC of silence that declares 8 channels at 192 kHz (issue 13's attack).
 EIGHT_CHANNELS = "file: the audio has 8 channels; at most 2 are accepted"
 ONE_SECOND_STORED = 2 * 8000  # PCMU + PCMA bytes of one second
+QUOTA = 2 * ONE_SECOND_STORED + ONE_SECOND_STORED // 4
 
 
-def flac_silence(seconds: float, *, rate: int, layout: str) -> bytes:
-    out = io.BytesIO()
-    with av.open(out, "w", format="flac") as container:
-        stream = container.add_stream("flac", rate=rate)
-        stream.codec_context.layout = layout
-        total = int(seconds * rate)
-        for start in range(0, total, 4096):
-            frame = av.AudioFrame(format="s16", layout=layout, samples=min(4096, total - start))
-            for plane in frame.planes:
-                plane.update(bytes(plane.buffer_size))
-            frame.sample_rate = rate
-            frame.pts = start
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return out.getvalue()
-
-
-HOSTILE = flac_silence(0.05, rate=192_000, layout="7.1")
+HOSTILE = EIGHT_CHANNELS_192K
 
 
 async def upload(
@@ -110,26 +92,29 @@ async def test_an_online_voice_goes_through_the_same_checks(
 
 
 @pytest.fixture
-async def quota_of_two_seconds(
+async def quota_of_two_and_a_quarter_seconds(
     make_settings: SettingsFactory, database_url: str
 ) -> AsyncIterator[Service]:
     # alice's `welcome` voice is one second already.
-    settings = make_settings(
-        database_url, limits={"max_voice_storage_bytes": 2 * ONE_SECOND_STORED}
-    )
+    settings = make_settings(database_url, limits={"max_voice_storage_bytes": QUOTA})
     async for service in start_service(settings):
         yield service
 
 
-async def test_uploads_past_the_storage_quota_are_refused(quota_of_two_seconds: Service) -> None:
-    service = quota_of_two_seconds
+async def test_uploads_past_the_storage_quota_are_refused(
+    quota_of_two_and_a_quarter_seconds: Service,
+) -> None:
+    service = quota_of_two_and_a_quarter_seconds
     assert (await upload(service, demo_tone(seconds=1.0), name="second"))["code"] == 200
     refused = await upload(service, demo_tone(seconds=0.5), name="third")
     assert refused["code"] == 200
     assert refused["data"]["status"] == 1
     assert refused["data"]["errors"]["code"] == 1102
-    message = refused["data"]["errors"]["codemsg"]
-    assert message.startswith(f"voice storage quota exceeded: {2 * ONE_SECOND_STORED} of ")
+    assert refused["data"]["errors"]["codemsg"] == (
+        f"voice storage quota exceeded: {2 * ONE_SECOND_STORED} of {QUOTA} "
+        f"bytes are used and this voice needs {ONE_SECOND_STORED // 2} more; "
+        "ask the operator for a larger quota"
+    )
     listed = await service.as_alice("App.Sip_Voice.List")
     assert [v["name"] for v in listed["data"]["voices"]] == ["second", "welcome"]
     # Another account has its own quota.
@@ -145,6 +130,10 @@ async def test_a_full_quota_is_refused_before_transcoding(
     async for service in service_app:
         refused = await upload(service, demo_tone(seconds=0.2))
         assert refused["data"]["errors"]["code"] == 1102, refused
+        assert refused["data"]["errors"]["codemsg"] == (
+            f"voice storage quota exceeded: {ONE_SECOND_STORED} of {ONE_SECOND_STORED} bytes "
+            "are used; ask the operator for a larger quota"
+        )
 
 
 async def test_a_busy_pool_does_not_stall_another_account(
