@@ -9,6 +9,7 @@ see which jobs have started, without any timing.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,13 @@ def gated_transcode(data: bytes, limits: VoiceLimits) -> EncodedVoice:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gate {gate} never opened")
         time.sleep(0.005)
+    return transcode(demo_tone(seconds=0.2), max_duration=limits.max_seconds)
+
+
+def crash_on_marked(data: bytes, limits: VoiceLimits) -> EncodedVoice:
+    """Kill the worker, as a decoder crash would, when `data` starts with `crash`."""
+    if data.startswith(b"crash"):
+        os._exit(70)
     return transcode(demo_tone(seconds=0.2), max_duration=limits.max_seconds)
 
 

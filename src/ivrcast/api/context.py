@@ -32,7 +32,8 @@ class ApiContext:
     db: Database
     clock: Clock
     key: bytes
-    """Keys the accesskey and token hashes (`ivrcast.credentials`)."""
+    """The server key: keys the accesskey and token hashes and encrypts the callback
+    secrets (`ivrcast.credentials`)."""
     transcoder: TranscodePool = field(default_factory=TranscodePool)
     """Decodes voices in worker processes; `create_app` sizes it and shuts it down."""
 

@@ -20,9 +20,11 @@ import multiprocessing
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ivrcast.config import LimitSettings
+from ivrcast.voices.errors import NotAudio
 from ivrcast.voices.transcode import EncodedVoice, transcode
 
 
@@ -64,6 +66,7 @@ class TranscodePool:
         self._executor: ProcessPoolExecutor | None = None
         self._turns: dict[int, asyncio.Lock] = {}
         self._waiting: Counter[int] = Counter()
+        self._retrying = asyncio.Lock()
 
     async def transcode(self, account_id: int, data: bytes, limits: VoiceLimits) -> EncodedVoice:
         """Transcode `data` in a worker, after the account's earlier voices are done.
@@ -73,13 +76,35 @@ class TranscodePool:
         self._waiting[account_id] += 1
         try:
             async with turn:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._pool(), self._job, data, limits)
+                try:
+                    return await self._run(data, limits)
+                except BrokenProcessPool:
+                    # A worker died (FFmpeg crashed on some file, or the OOM killer): every
+                    # voice queued in that pool fails with it. Each is tried once more in
+                    # a fresh pool, one retry at a time, so that a file that kills a worker
+                    # again takes no innocent voice with it, and only it is refused.
+                    async with self._retrying:
+                        try:
+                            return await self._run(data, limits)
+                        except BrokenProcessPool as exc:
+                            raise NotAudio("the decoder stopped on this file") from exc
         finally:
             self._waiting[account_id] -= 1
             if not self._waiting[account_id]:
                 del self._waiting[account_id]
                 del self._turns[account_id]
+
+    async def _run(self, data: bytes, limits: VoiceLimits) -> EncodedVoice:
+        executor = self._pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, self._job, data, limits
+            )
+        except BrokenProcessPool:
+            if self._executor is executor:
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def pending(self, account_id: int) -> int:
         """The account's voices being transcoded or waiting for their turn."""

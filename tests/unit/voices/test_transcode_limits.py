@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from voice_samples import Sample, encode_tone
 
-from gated_transcode import gated_transcode, started_marker, wait_for
-from ivrcast.voices import SampleRateTooHigh, TooManyChannels, VoiceTooLong, transcode
+from gated_transcode import crash_on_marked, gated_transcode, started_marker, wait_for
+from ivrcast.voices import NotAudio, SampleRateTooHigh, TooManyChannels, VoiceTooLong, transcode
 from ivrcast.voices.pool import TranscodePool, VoiceLimits
 
 # The attack of issue 13 was 590 s of 8-channel 192 kHz FLAC; these are short, since
@@ -109,4 +109,26 @@ async def test_an_account_s_voices_go_one_at_a_time(tmp_path: Path) -> None:
     finally:
         for gate in gates.values():
             gate.touch()
+        pool.shutdown()
+
+
+async def test_a_worker_that_dies_fails_only_its_own_voice() -> None:
+    pool = TranscodePool(1, job=crash_on_marked)
+    try:
+        with pytest.raises(NotAudio, match="the decoder stopped on this file"):
+            await pool.transcode(1, b"crash", LIMITS)
+        # The pool starts afresh: the next voices, of any account, are transcoded.
+        voice = await pool.transcode(1, b"fine", LIMITS)
+        assert voice.duration_ms == 200
+        assert (await pool.transcode(2, b"fine", LIMITS)).duration_ms == 200
+        # Voices of other accounts in the pool when a worker dies are tried again.
+        outcomes = await asyncio.gather(
+            pool.transcode(1, b"crash", LIMITS),
+            pool.transcode(2, b"fine", LIMITS),
+            pool.transcode(3, b"fine", LIMITS),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], NotAudio)
+        assert [getattr(o, "duration_ms", o) for o in outcomes[1:]] == [200, 200]
+    finally:
         pool.shutdown()
