@@ -21,8 +21,9 @@ from rich.table import Table
 
 from ivrcast.clock import SystemClock
 from ivrcast.config import Settings, load_settings
-from ivrcast.credentials import hash_secret, load_secret_key
+from ivrcast.credentials import SEALED_PREFIX, hash_secret, load_secret_key, seal_secret
 from ivrcast.errors import IvrcastError
+from ivrcast.private_files import private_dir
 from ivrcast.store import accounts as account_store
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
@@ -59,9 +60,21 @@ def settings_from(config: Path | None) -> Settings:
 
 
 def open_database(settings: Settings) -> Database:
+    """The migrated database, with the data folder made private and any callback secret
+    still stored in plaintext (written before they were encrypted) encrypted."""
+    private_dir(settings.data_dir)
     db = Database(settings.database_url)
     upgrade_to_head(db)
+    _seal_plaintext_callback_secrets(db, load_secret_key(settings))
     return db
+
+
+def _seal_plaintext_callback_secrets(db: Database, key: bytes) -> None:
+    """Encrypt callback secrets stored before encryption at rest. The server key is not
+    the database's to know, so this is done here rather than in an Alembic revision."""
+    with db.write() as conn:
+        for account_id, stored in account_store.plaintext_callback_secrets(conn, SEALED_PREFIX):
+            account_store.set_callback_secret(conn, account_id, seal_secret(key, stored))
 
 
 def _split(value: str | None) -> list[str]:
@@ -217,13 +230,49 @@ def run_dialer(config: ConfigOption = None) -> None:
     main(settings)
 
 
+SecretFile = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="Read it from this file (first line)."),
+]
+
+
+def _secret(value: str | None, file: Path | None, *, option: str, prompt: str | None) -> str | None:
+    """A secret from its option, from a file (kept out of `ps` and the shell's history),
+    or, when `prompt` is given and neither is, typed at a hidden prompt."""
+    if value is not None and file is not None:
+        raise typer.BadParameter(f"give {option} or {option}-file, not both", param_hint=option)
+    if file is not None:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        value = lines[0] if lines else ""
+        if not value:
+            raise typer.BadParameter("the file's first line is empty", param_hint=f"{option}-file")
+    elif value is None and prompt is not None:
+        value = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    if value is not None and not value:
+        raise typer.BadParameter("must not be empty", param_hint=option)
+    return value
+
+
 @account_app.command("create")
 def account_create(
     appid: Annotated[str, typer.Option(help="The account's appid.")],
-    accesskey: Annotated[str, typer.Option(help="Its accesskey (stored only as a keyed hash).")],
+    accesskey: Annotated[
+        str | None,
+        typer.Option(
+            help="Its accesskey (stored only as a keyed hash). Without it or "
+            "--accesskey-file, it is asked for at a hidden prompt."
+        ),
+    ] = None,
+    accesskey_file: SecretFile = None,
     config: ConfigOption = None,
     callback_url: Annotated[str | None, typer.Option(help="Where call records are POSTed.")] = None,
-    callback_secret: Annotated[str | None, typer.Option(help="Key that signs them.")] = None,
+    callback_secret: Annotated[
+        str | None, typer.Option(help="Key that signs them (stored encrypted).")
+    ] = None,
+    callback_secret_file: SecretFile = None,
+    prompt_callback_secret: Annotated[
+        bool, typer.Option(help="Ask for the callback secret at a hidden prompt.")
+    ] = False,
     countries: Annotated[str | None, typer.Option(help="Nation codes allowed, e.g. in,id.")] = None,
     callerids: Annotated[str | None, typer.Option(help="Caller IDs allowed as disnumber.")] = None,
     allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
@@ -236,15 +285,24 @@ def account_create(
     nations = [get_nation(code.lower()).code for code in _split(countries)]
     if callback_url is not None and not callback_url.startswith(("http://", "https://")):
         raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--callback-url")
+    key = _secret(accesskey, accesskey_file, option="--accesskey", prompt="accesskey")
+    assert key is not None  # prompted for when not given
+    secret = _secret(
+        callback_secret,
+        callback_secret_file,
+        option="--callback-secret",
+        prompt="callback secret" if prompt_callback_secret else None,
+    )
     db = open_database(settings)
+    server_key = load_secret_key(settings)
     with db.write() as conn:
         account = account_store.create_account(
             conn,
             appid=appid,
-            accesskey_hash=hash_secret(load_secret_key(settings), accesskey),
+            accesskey_hash=hash_secret(server_key, key),
             now=SystemClock().now(),
             callback_url=callback_url,
-            callback_secret=callback_secret,
+            callback_secret=None if secret is None else seal_secret(server_key, secret),
             countries=nations,
             callerids=_split(callerids),
             allowed_ips=_split(allowed_ips),
@@ -293,6 +351,7 @@ def voice_upload(
 ) -> None:
     """Transcode an audio file and add it to an account's library."""
     from ivrcast.voices.library import add_uploaded_voice
+    from ivrcast.voices.pool import TranscodePool
 
     settings = settings_from(config)
     db = open_database(settings)
@@ -300,16 +359,21 @@ def voice_upload(
         account = account_store.find_account(conn, appid)
     if account is None:
         raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid")
-    voice = asyncio.run(
-        add_uploaded_voice(
-            db,
-            settings,
-            account_id=account.id,
-            name=name,
-            data=file.read_bytes(),
-            now=SystemClock().now(),
+    pool = TranscodePool(1)
+    try:
+        voice = asyncio.run(
+            add_uploaded_voice(
+                db,
+                settings,
+                pool,
+                account_id=account.id,
+                name=name,
+                data=file.read_bytes(),
+                now=SystemClock().now(),
+            )
         )
-    )
+    finally:
+        pool.shutdown()
     console.print(
         f"voice {voice.name} added: {voice.duration_ms / 1000:.1f} s, {voice.source_format}"
     )

@@ -46,6 +46,10 @@ class SecuritySettings(_Section):
     token_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     # A console sign-in lasts this long, however active the user is; then they sign in again.
     console_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 8 * 60
+    # Failed sign-ins (accesskey or operator token) allowed per appid and client address
+    # within the window; past them, that pair is refused until its oldest failure ages out.
+    max_failed_sign_ins: Annotated[int, Field(ge=1, le=10_000)] = 10
+    failed_sign_in_window_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
 
 
 class CallbackSettings(_Section):
@@ -76,6 +80,15 @@ class CallbackSettings(_Section):
 class LimitSettings(_Section):
     max_numbers: Annotated[int, Field(ge=1, le=100_000)] = 5000
     max_voice_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    # Refused from the file's headers, before any decoding: a phone plays mono 8 kHz.
+    max_voice_channels: Annotated[int, Field(ge=1, le=64)] = 2
+    max_voice_sample_rate: Annotated[int, Field(ge=8000, le=768_000)] = 48_000
+    # Worker processes that transcode voices (uploads and URLs), one voice at a time per
+    # account; the API's event loop and its database threads never decode audio.
+    transcode_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # Stored G.711 renditions (PCMU + PCMA, 16 kB per second of audio) per account, named
+    # voices and cached URL voices alike.
+    max_voice_storage_bytes: Annotated[int, Field(ge=0)] = 200 * 1024 * 1024
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
     fetch_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     fetch_total_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0

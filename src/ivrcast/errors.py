@@ -28,6 +28,19 @@ class IvrcastError(Exception):
         self.message = message or (type(self).__doc__ or type(self).__name__).strip()
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross process boundaries (voices are transcoded in worker processes).
+        # Pickle's default would call `cls(*args)`, which subclasses with their own
+        # constructor arguments cannot take: rebuild from the message and the attributes.
+        return _rebuild, (type(self), self.message, self.__dict__)
+
+
+def _rebuild(cls: type[IvrcastError], message: str, state: dict[str, object]) -> IvrcastError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(IvrcastError):
     """The configuration is invalid."""

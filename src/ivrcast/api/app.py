@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from ivrcast import __version__
 from ivrcast.api import metrics, v1, yunhu
 from ivrcast.api.context import ApiContext
+from ivrcast.api.errors import TooManyFailedSignIns
+from ivrcast.api.throttle import throttled_response
 from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
@@ -21,6 +23,7 @@ from ivrcast.console import install
 from ivrcast.credentials import load_secret_key
 from ivrcast.errors import IvrcastError, StoreError
 from ivrcast.store.engine import Database
+from ivrcast.voices.pool import TranscodePool
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +31,13 @@ CHECKPOINT_SECONDS = 1.0
 
 
 async def keep_delivering(
-    settings: Settings, db: Database, clock: Clock, stop: asyncio.Event
+    settings: Settings, db: Database, clock: Clock, key: bytes, stop: asyncio.Event
 ) -> None:
     """Run the callback sender until `stop`; a crash of it is logged and it starts again,
     since its state is only rows in the outbox."""
     while not stop.is_set():
         try:
-            await CallbackSender(settings, db, clock=clock).run(stop)
+            await CallbackSender(settings, db, clock=clock, key=key).run(stop)
         except Exception:
             logger.exception("callback sender failed; restarting it")
             with contextlib.suppress(TimeoutError):
@@ -54,7 +57,11 @@ async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, deliver_callbacks: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    deliver_callbacks: bool = True,
+    transcoder: TranscodePool | None = None,
 ) -> FastAPI:
     """The app for `settings`. The schema must be migrated already (`ivrcast migrate`,
     or `ivrcast serve`, which migrates before it listens).
@@ -64,7 +71,11 @@ def create_app(
     """
     db = Database(settings.database_url, background_checkpoints=True)
     ctx = ApiContext(
-        settings=settings, db=db, clock=clock or SystemClock(), key=load_secret_key(settings)
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        key=load_secret_key(settings),
+        transcoder=transcoder or TranscodePool(settings.limits.transcode_workers),
     )
 
     @asynccontextmanager
@@ -73,7 +84,7 @@ def create_app(
         sender: asyncio.Task[None] | None = None
         if deliver_callbacks:
             sender = asyncio.create_task(
-                keep_delivering(settings, db, ctx.clock, stop), name="callback-sender"
+                keep_delivering(settings, db, ctx.clock, ctx.key, stop), name="callback-sender"
             )
         checkpoints = (
             asyncio.create_task(checkpoint_regularly(db, stop), name="wal-checkpoints")
@@ -87,6 +98,7 @@ def create_app(
             for task in (sender, checkpoints):
                 if task is not None:
                     await task
+            await asyncio.to_thread(ctx.transcoder.shutdown)
             db.dispose()
 
     app = FastAPI(
@@ -102,6 +114,7 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(metrics.router)
     app.add_exception_handler(IvrcastError, v1.error_response)
+    app.add_exception_handler(TooManyFailedSignIns, throttled_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
     install(app)
     return app

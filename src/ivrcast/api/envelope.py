@@ -26,6 +26,7 @@ from ivrcast.api.errors import (
     NoCallableNumbers,
     TaskEnded,
     TokenInvalid,
+    TooManyFailedSignIns,
     WithDetails,
 )
 from ivrcast.errors import (
@@ -37,7 +38,7 @@ from ivrcast.errors import (
     VoiceError,
 )
 from ivrcast.store.tasks import TaskNotFound
-from ivrcast.store.voices import VoiceExists, VoiceNotFound
+from ivrcast.store.voices import VoiceExists, VoiceNotFound, VoiceStorageFull
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     AccountExpired: ErrorCode(602, "global", 403, "appid authorization expired"),
     NationNotAllowed: ErrorCode(603, "global", 403, "module not licensed (nation not enabled)"),
     IpNotAllowed: ErrorCode(604, "global", 403, "IP not authorized"),
+    TooManyFailedSignIns: ErrorCode(
+        601, "global", 429, "too many failed sign-ins for this appid from this address"
+    ),
     AuthError: ErrorCode(601, "global", 401, "appid not authorized"),
     NoCallableNumbers: ErrorCode(1021, "status", 422, "illegal number: none can be called"),
     TaskNotFound: ErrorCode(1024, "status", 404, "task does not exist"),
@@ -71,6 +75,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     VoiceError: ErrorCode(1029, "status", 422, "voice file could not be fetched or used"),
     NotFoundError: ErrorCode(1003, "status", 404, "operation failed: not found"),
     VoiceExists: ErrorCode(1101, "status", 409, "a voice with this name exists"),
+    VoiceStorageFull: ErrorCode(
+        1102, "status", 409, "the account's voice storage quota is used up"
+    ),
     ConflictError: ErrorCode(1003, "status", 409, "operation failed"),
     IvrcastError: ErrorCode(500, "global", 500, "server error"),
     BaseException: ErrorCode(500, "global", 500, "server error"),

@@ -24,6 +24,21 @@ class TokenInvalid(AuthError):
     """token invalid, log in again."""
 
 
+class BadOperatorToken(AuthError):
+    """That operator token is not valid."""
+
+
+class TooManyFailedSignIns(AuthError):
+    """Too many failed sign-ins for this appid from this address; try again later."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            "too many failed sign-ins for this appid from this address; "
+            f"try again in {retry_after} s"
+        )
+
+
 class NationNotAllowed(AuthError):
     """The account may not call this nation: the vendor's 603, module not licensed."""
 

@@ -8,12 +8,18 @@ Two sources, merged at scrape time:
   calls per second; calls in progress per trunk on each node; claim latency; failovers),
   which each dialer writes to `<data_dir>/metrics/` (`ivrcast.dialer.metrics`).
 
-Like most exporters it asks for no credentials: the server listens on loopback unless
-configured otherwise, and the labels carry appids and trunk names, not secrets.
+The labels name every tenant (appids) and trunk, so the page is the operator's: it asks
+for `Authorization: Bearer <[security] operator_token>`, which Prometheus sends with
+`authorization: {credentials: ...}` in its scrape config. Wrong tokens count towards the
+operator token's sign-in throttle. With no operator token configured it is served to
+loopback clients only (a Prometheus on the same host keeps working out of the box, and a
+server listening on a public address does not hand its tenant list to the network);
+behind a reverse proxy on the same host, configure the token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ivrcast.api.context import ApiContext
+from ivrcast.api.errors import BadOperatorToken, IpNotAllowed
 from ivrcast.dialer.metrics import read_snapshots
 from ivrcast.store import stats
 from ivrcast.store.engine import Database
@@ -84,5 +91,23 @@ def render(db: Database, data_dir: Path) -> bytes:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     ctx: ApiContext = request.app.state.ctx
+    ip = request.client.host if request.client else None
+    if ctx.settings.security.operator_token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise BadOperatorToken("send Authorization: Bearer <operator_token>")
+        await ctx.in_thread(lambda: ctx.check_operator_token(token.strip(), ip))
+    elif not _is_loopback(ip):
+        raise IpNotAllowed(
+            "IP not authorized: /metrics is served to loopback only while "
+            "[security] operator_token is not set"
+        )
     body = await ctx.in_thread(lambda: render(ctx.db, ctx.settings.data_dir))
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _is_loopback(client_ip: str | None) -> bool:
+    try:
+        return client_ip is not None and ipaddress.ip_address(client_ip).is_loopback
+    except ValueError:
+        return False

@@ -21,13 +21,15 @@ One receiver cannot hold up the others:
 A 2xx answer acknowledges the record. Anything else (another status, a timeout, a refused
 connection, an address the SSRF guard refuses) is retried with `backoff.Backoff` until
 the delivery's maximum age, then the delivery is dead. The URL and the signing secret are
-the account's at the time of each attempt; an account without a secret gets unsigned
-callbacks. The SSRF guard runs on every attempt, since DNS may have changed.
+the account's at the time of each attempt (decrypted with the server key,
+`ivrcast.credentials`); an account without a secret gets unsigned callbacks. The SSRF
+guard runs on every attempt, since DNS may have changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import Counter, deque
@@ -43,6 +45,7 @@ from ivrcast.callbacks.backoff import Backoff, Uniform
 from ivrcast.callbacks.signing import HEADER, sign
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
+from ivrcast.credentials import SecretUnreadable, load_secret_key, open_secret
 from ivrcast.errors import StoreError
 from ivrcast.logthrottle import LogThrottle
 from ivrcast.store.engine import Database
@@ -100,8 +103,13 @@ class CallbackSender:
         *,
         clock: Clock | None = None,
         rng: Uniform | None = None,
+        key: bytes | None = None,
     ) -> None:
+        """`key`: the server key the callback secrets are encrypted with; by default
+        loaded from `settings` when the first encrypted secret is met."""
         config = settings.callbacks
+        self._settings = settings
+        self._given_key = key
         self._db = db
         self._clock: Clock = clock or SystemClock()
         self._rng: Uniform = rng or random.Random()
@@ -257,8 +265,6 @@ class CallbackSender:
             # Kept for the next pass: their rows stay leased meanwhile.
             self._results = results + self._results
             raise
-        for delivery, outcome in results:
-            _log_outcome(delivery, outcome, self._retry_log)
         return claimed
 
     def _record_and_claim(
@@ -294,6 +300,9 @@ class CallbackSender:
             outcome = await self._attempt(delivery, origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
+            # Logged when known, so the log throttle counts the attempt at its own time
+            # (not when a later pass writes it down), and a line is never later than its row.
+            _log_outcome(delivery, outcome, self._retry_log)
         finally:
             del self._in_flight[delivery.id]
             if origin is not None:
@@ -317,11 +326,12 @@ class CallbackSender:
             "X-Ivrcast-Uuid": delivery.uuid,
             "X-Ivrcast-Attempt": str(delivery.attempts + 1),
         }
-        if delivery.secret:
-            timestamp = int(self._clock.now().timestamp())
-            headers[HEADER] = sign(body, delivery.secret, timestamp=timestamp)
         status: int | None = None
         try:
+            if delivery.secret:
+                secret = open_secret(self._key, delivery.secret)
+                timestamp = int(self._clock.now().timestamp())
+                headers[HEADER] = sign(body, secret, timestamp=timestamp)
             async with asyncio.timeout(self._timeout):
                 resolved = await resolve_public(delivery.url, allow_private=self._allow_private)
                 assert origin is not None  # check_url passed inside resolve_public
@@ -330,7 +340,7 @@ class CallbackSender:
                     answer = await self._read_limited(response)
         except TimeoutError:
             error = f"no complete answer within {self._timeout:g} s"
-        except (UrlNotAllowed, UnresolvableHost) as exc:
+        except (UrlNotAllowed, UnresolvableHost, SecretUnreadable) as exc:
             error = exc.message
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -343,6 +353,10 @@ class CallbackSender:
             delivery.attempts + 1, queued_at=delivery.created_at, now=now, rng=self._rng
         )
         return Outcome(delivery.id, delivery.url, status, now, error=error, retry_at=retry_at)
+
+    @functools.cached_property
+    def _key(self) -> bytes:
+        return self._given_key if self._given_key is not None else load_secret_key(self._settings)
 
     def _pool(self, origin: Origin) -> httpx.AsyncClient:
         """One client per origin: a pinned connection is keyed by address, so sharing a

@@ -165,7 +165,12 @@ Ctx = Annotated[ApiContext, Depends(api_context)]
 
 def for_account(ctx: ApiContext, viewer: Viewer) -> SessionContext:
     return SessionContext(
-        settings=ctx.settings, db=ctx.db, clock=ctx.clock, key=ctx.key, account=viewer.account
+        settings=ctx.settings,
+        db=ctx.db,
+        clock=ctx.clock,
+        key=ctx.key,
+        transcoder=ctx.transcoder,
+        account=viewer.account,
     )
 
 

@@ -128,3 +128,22 @@ def update_account(conn: Connection, appid: str, **values: Any) -> Account:
     if row is None:
         raise AccountNotFound(f"appid: no account {appid!r}")
     return _account(row)
+
+
+def plaintext_callback_secrets(conn: Connection, sealed_prefix: str) -> list[tuple[int, str]]:
+    """(account id, secret) of the callback secrets not yet encrypted (no `sealed_prefix`)."""
+    rows = conn.execute(
+        select(accounts.c.id, accounts.c.callback_secret).where(
+            accounts.c.callback_secret.is_not(None),
+            accounts.c.callback_secret != "",
+            accounts.c.callback_secret.not_like(f"{sealed_prefix}%"),
+        )
+    )
+    return [(row.id, row.callback_secret) for row in rows]
+
+
+def set_callback_secret(conn: Connection, account_id: int, stored: str) -> None:
+    """Replace an account's stored callback secret (already encrypted by the caller)."""
+    conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(callback_secret=stored)
+    )

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from ivrcast.errors import StoreError
+from ivrcast.private_files import private_dir, private_file, restrict
 
 _IMMEDIATE = "ivrcast_immediate"
 
@@ -53,7 +54,7 @@ class Database:
         if self.dialect == "sqlite":
             database = make_url(self.url).database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_files(Path(database))
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             options["pool_pre_ping"] = True
@@ -88,6 +89,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database file is created 0600 before SQLite opens it: SQLite gives its `-wal`
+    and `-shm` files the database file's permissions. Existing ones are tightened."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm"):
+        restrict(path.with_name(path.name + suffix))
 
 
 def _install_sqlite_hooks(engine: Engine, *, autocheckpoint: bool) -> None:

@@ -252,3 +252,18 @@ nodes = Table(
     Column("heartbeat_at", Timestamp(), nullable=False),
     Column("stopped_at", Timestamp(), nullable=True),
 )
+
+# One row per failed sign-in (wrong accesskey or operator token), so that every API
+# process on the same database sees the same count (`ivrcast.store.sign_ins`). Rows
+# older than the throttling window are deleted as new failures arrive.
+failed_sign_ins = Table(
+    "failed_sign_ins",
+    metadata,
+    Column("id", Id, primary_key=True),
+    # The appid tried ("" for the operator token), cut to the column's length.
+    Column("appid", String(64), nullable=False),
+    Column("client_ip", String(64), nullable=False),
+    Column("failed_at", Timestamp(), nullable=False),
+    Index(None, "appid", "client_ip", "failed_at"),
+    Index(None, "failed_at"),
+)

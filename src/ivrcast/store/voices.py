@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy.exc
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ivrcast.errors import ConflictError, NotFoundError
-from ivrcast.store.tables import voices
+from ivrcast.store.tables import accounts, voices
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,20 @@ class VoiceExists(ConflictError):
 
 class VoiceNotFound(NotFoundError):
     """No such voice."""
+
+
+class VoiceStorageFull(ConflictError):
+    """The account's voice storage quota is used up."""
+
+    def __init__(self, used: int, quota: int, *, adding: int | None = None) -> None:
+        self.used = used
+        self.adding = adding
+        self.quota = quota
+        needs = "" if adding is None else f" and this voice needs {adding} more"
+        super().__init__(
+            f"voice storage quota exceeded: {used} of {quota} bytes are used{needs}; "
+            "ask the operator for a larger quota"
+        )
 
 
 _INFO = (
@@ -123,3 +137,33 @@ def voice_audio_many(
         select(voices.c.id, voices.c.pcmu, voices.c.pcma).where(voices.c.id.in_(list(voice_ids)))
     )
     return {row.id: (bytes(row.pcmu), bytes(row.pcma)) for row in rows}
+
+
+def voice_bytes_used(conn: Connection, account_id: int) -> int:
+    """The bytes of audio the account's voices keep (both renditions), cached URLs included."""
+    used = conn.execute(
+        select(
+            func.coalesce(func.sum(func.length(voices.c.pcmu) + func.length(voices.c.pcma)), 0)
+        ).where(voices.c.account_id == account_id)
+    ).scalar_one()
+    return int(used)
+
+
+def check_voice_room(conn: Connection, account_id: int, *, quota: int) -> None:
+    """Raise `VoiceStorageFull` when the account's quota is used up already: the cheap
+    check before a voice is downloaded or decoded."""
+    used = voice_bytes_used(conn, account_id)
+    if used >= quota:
+        raise VoiceStorageFull(used, quota)
+
+
+def check_voice_quota(conn: Connection, account_id: int, *, adding: int, quota: int) -> None:
+    """Raise `VoiceStorageFull` unless `adding` more bytes fit the account's quota.
+
+    Inside the transaction that inserts the voice. The account's row is locked first, so
+    that two uploads of one account on PostgreSQL cannot both pass on the same count
+    (SQLite's write transactions are serial already; the lock clause is dropped there)."""
+    conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
+    used = voice_bytes_used(conn, account_id)
+    if used + adding > quota:
+        raise VoiceStorageFull(used, quota, adding=adding)

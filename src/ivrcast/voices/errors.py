@@ -8,6 +8,8 @@ pass it through unchanged.
     ├── NoAudioStream       a media file, but with no audio in it (video, image)
     ├── EmptyVoice          the audio holds no samples at all
     ├── VoiceTooLong        longer than the configured limit
+    ├── TooManyChannels     more channels than the configured limit (from the headers)
+    ├── SampleRateTooHigh   a higher sample rate than the configured limit (headers)
     ├── VoiceTooLarge       more bytes than the upload or download limit
     ├── VoiceFetchFailed    the voice URL could not be downloaded
     ├── UrlNotAllowed       (ivrcast.voices.ssrf) the URL may not be fetched
@@ -36,9 +38,34 @@ class EmptyVoice(VoiceError):
 class VoiceTooLong(VoiceError):
     """The audio is longer than allowed."""
 
-    def __init__(self, max_duration: float) -> None:
+    def __init__(self, max_duration: float, *, declared: float | None = None) -> None:
         self.max_duration = max_duration
-        super().__init__(f"the audio is longer than the limit of {max_duration:g} seconds")
+        self.declared = declared
+        if declared is None:
+            super().__init__(f"the audio is longer than the limit of {max_duration:g} seconds")
+        else:
+            super().__init__(
+                f"the file declares {declared:.1f} seconds of audio, "
+                f"longer than the limit of {max_duration:g} seconds"
+            )
+
+
+class TooManyChannels(VoiceError):
+    """The audio has more channels than allowed."""
+
+    def __init__(self, channels: int, max_channels: int) -> None:
+        self.channels = channels
+        self.max_channels = max_channels
+        super().__init__(f"the audio has {channels} channels; at most {max_channels} are accepted")
+
+
+class SampleRateTooHigh(VoiceError):
+    """The audio's sample rate is higher than allowed."""
+
+    def __init__(self, rate: int, max_rate: int) -> None:
+        self.rate = rate
+        self.max_rate = max_rate
+        super().__init__(f"the audio is sampled at {rate} Hz; at most {max_rate} Hz is accepted")
 
 
 class VoiceTooLarge(VoiceError):

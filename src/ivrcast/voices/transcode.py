@@ -32,6 +32,8 @@ from ivrcast.voices.errors import (
     InvalidVoiceName,
     NoAudioStream,
     NotAudio,
+    SampleRateTooHigh,
+    TooManyChannels,
     VoiceTooLong,
 )
 
@@ -100,13 +102,22 @@ def validate_voice_name(name: str) -> str:
     return name
 
 
-def transcode(data: bytes, *, max_duration: float = 600.0) -> EncodedVoice:
+def transcode(
+    data: bytes,
+    *,
+    max_duration: float = 600.0,
+    max_channels: int | None = None,
+    max_sample_rate: int | None = None,
+) -> EncodedVoice:
     """Decode `data` (any common audio) into 8 kHz mono PCMU and PCMA renditions.
 
     Raises `NotAudio` when the bytes are not a media file FFmpeg can decode,
     `NoAudioStream` when the file holds no audio (a silent video, an image),
-    `VoiceTooLong` as soon as more than `max_duration` seconds have been decoded (the
-    rest is never read), and `EmptyVoice` when the audio holds no samples.
+    `VoiceTooLong` when the file's headers declare more than `max_duration` seconds or
+    as soon as more have been decoded (the rest is never read), `TooManyChannels` and
+    `SampleRateTooHigh` from the headers (a small file of compressed silence can declare
+    hours of 8-channel 192 kHz audio and cost seconds of CPU to decode), and `EmptyVoice`
+    when the audio holds no samples. Header checks happen before any packet is decoded.
     Packets that fail to decode are skipped, as players do, unless nothing decodes.
     """
     max_samples = int(max_duration * SAMPLE_RATE)
@@ -117,6 +128,13 @@ def transcode(data: bytes, *, max_duration: float = 600.0) -> EncodedVoice:
         av.open(source, "r", options=_DEMUX_OPTIONS, metadata_errors="replace") as container,
     ):
         stream = _audio_stream(container)
+        _check_declared(
+            container,
+            stream,
+            max_duration=max_duration,
+            max_channels=max_channels,
+            max_sample_rate=max_sample_rate,
+        )
         source_format = f"{_format_name(container)}/{stream.codec_context.name}"
         pcm, bad_packets = _decode_pcm(container, stream, max_samples, max_duration)
         if not pcm:
@@ -160,6 +178,34 @@ def _audio_stream(container: InputContainer) -> AudioStream:
     found = sorted({stream.type for stream in container.streams})
     held = f"it holds only {', '.join(found)}" if found else "it holds no streams"
     raise NoAudioStream(f"the file has no audio stream ({held})")
+
+
+def _check_declared(
+    container: InputContainer,
+    stream: AudioStream,
+    *,
+    max_duration: float,
+    max_channels: int | None,
+    max_sample_rate: int | None,
+) -> None:
+    """Refuse what the headers say is too much, before decoding anything."""
+    context = stream.codec_context
+    if max_channels is not None and context.channels > max_channels:
+        raise TooManyChannels(context.channels, max_channels)
+    if max_sample_rate is not None and context.sample_rate > max_sample_rate:
+        raise SampleRateTooHigh(context.sample_rate, max_sample_rate)
+    declared = _declared_seconds(container, stream)
+    if declared is not None and declared > max_duration:
+        raise VoiceTooLong(max_duration, declared=declared)
+
+
+def _declared_seconds(container: InputContainer, stream: AudioStream) -> float | None:
+    """The audio's length as the file states it, when it states one."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def _format_name(container: InputContainer) -> str:

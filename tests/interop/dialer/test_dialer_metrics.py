@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivrcast.api.context import ApiContext
 from ivrcast.api.metrics import router
 from ivrcast.clock import SystemClock
+from ivrcast.config import SecuritySettings
 from ivrcast.dialer.metrics import snapshot_dir
 from ivrcast.store.engine import Database
 
@@ -53,7 +54,7 @@ async def test_metrics_merge_database_gauges_and_dialer_counters(
     window = f"{opens:%H}:00-{(opens + timedelta(hours=1)):%H}:00"
     settings = settings_for(
         database_url, tmp_path, countries={"id": ALWAYS_OPEN, "mx": {"window": window}}
-    )
+    ).model_copy(update={"security": SecuritySettings(operator_token="scrape-token")})
     app = FastAPI()
     app.state.ctx = ApiContext(settings=settings, db=database, clock=SystemClock(), key=b"k" * 32)
     app.include_router(router)
@@ -71,7 +72,7 @@ async def test_metrics_merge_database_gauges_and_dialer_counters(
             )
 
         await wait_until(snapshot_counts_six, 10, "the dialer's snapshot")
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers={"authorization": "Bearer scrape-token"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found = samples(response.text)

@@ -21,6 +21,7 @@ from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
 from ivrcast.store.voices import insert_voice
+from ivrcast.voices.pool import TranscodePool
 from ivrcast.voices.transcode import transcode
 
 START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # 10:00 in Jakarta
@@ -88,9 +89,11 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
     return make
 
 
-async def start_service(settings: Settings) -> AsyncIterator[Service]:
+async def start_service(
+    settings: Settings, *, transcoder: TranscodePool | None = None
+) -> AsyncIterator[Service]:
     clock = FrozenClock(START)
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, transcoder=transcoder)
     db: Database = app.state.ctx.db
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://ivrcast.test") as client:
@@ -98,6 +101,8 @@ async def start_service(settings: Settings) -> AsyncIterator[Service]:
         alice = service.add_account("alice", countries=["id", "in"])
         service.add_voice(alice)
         yield service
+    # ASGITransport runs no lifespan, which would stop the transcode workers.
+    app.state.ctx.transcoder.shutdown()
     db.dispose()
 
 

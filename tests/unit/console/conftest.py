@@ -42,4 +42,5 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     bob = running.add_account("bob")
     running.add_voice(bob, "bob-voice")
     yield running
+    app.state.ctx.transcoder.shutdown()
     db.dispose()

@@ -11,6 +11,7 @@ from console_client import Console
 from sqlalchemy import select
 
 from ivrcast.console.pages import dashboard
+from ivrcast.credentials import load_secret_key, open_secret
 from ivrcast.demo_account import demo_tone
 from ivrcast.store.accounts import find_account, update_account
 from ivrcast.store.tables import calls, outbox, tokens, voices
@@ -216,9 +217,12 @@ async def test_a_new_signing_secret_is_shown_once(console: Console) -> None:
         account = find_account(conn, "alice")
     assert account is not None
     assert account.callback_secret
-    assert account.callback_secret in response.text
+    # Stored encrypted; shown in the clear once.
+    secret = open_secret(load_secret_key(console.settings), account.callback_secret)
+    assert secret not in account.callback_secret
+    assert secret in response.text
     assert response.headers["cache-control"] == "no-store"
-    assert account.callback_secret not in later.text
+    assert secret not in later.text
 
 
 async def test_a_new_accesskey_ends_the_old_one_and_other_sessions(console: Console) -> None:

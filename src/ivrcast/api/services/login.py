@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivrcast.api import params
-from ivrcast.api.auth import authenticate, issue_token
+from ivrcast.api.auth import issue_token
 from ivrcast.api.context import ApiContext
 
 
@@ -15,11 +15,9 @@ async def login(ctx: ApiContext, form: params.Params, client_ip: str | None) -> 
     ttl = ctx.settings.security.token_ttl_hours
 
     def write() -> tuple[str, int]:
+        account = ctx.sign_in(appid, accesskey, client_ip)
         now = ctx.clock.now()
         with ctx.db.write() as conn:
-            account = authenticate(
-                conn, ctx.key, appid=appid, accesskey=accesskey, client_ip=client_ip, now=now
-            )
             token, expires_at = issue_token(conn, ctx.key, account, now=now, ttl_hours=ttl)
         return token, int(expires_at.timestamp())
 

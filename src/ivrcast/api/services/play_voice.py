@@ -203,6 +203,7 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
             return await voice_from_url(
                 ctx.db,
                 ctx.settings,
+                ctx.transcoder,
                 account_id=account.id,
                 url=request.voicefile,
                 now=ctx.clock.now(),

@@ -31,7 +31,13 @@ async def upload_voice(
         raise ValidationError("file", "is required: send the audio as a form-data file")
     with voice_errors_for("file"):
         voice = await add_uploaded_voice(
-            ctx.db, ctx.settings, account_id=account.id, name=name, data=file, now=ctx.clock.now()
+            ctx.db,
+            ctx.settings,
+            ctx.transcoder,
+            account_id=account.id,
+            name=name,
+            data=file,
+            now=ctx.clock.now(),
         )
     return {"desc": "Voice uploaded", "voice": describe(voice)}
 

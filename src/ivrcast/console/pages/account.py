@@ -25,7 +25,7 @@ from ivrcast.console.web import (
     render,
     session_keys,
 )
-from ivrcast.credentials import hash_secret
+from ivrcast.credentials import hash_secret, seal_secret
 from ivrcast.store.accounts import Account, update_account
 from ivrcast.store.outbox import requeue_deliveries
 
@@ -182,7 +182,7 @@ async def rotate_secret(request: Request, ctx: Ctx, viewer: PostingViewer) -> Re
 
     def write() -> Account:
         with ctx.db.write() as conn:
-            return update_account(conn, appid, callback_secret=secret)
+            return update_account(conn, appid, callback_secret=seal_secret(ctx.key, secret))
 
     account = await ctx.in_thread(write)
     return _settings_page(request, viewer, account, revealed={"callback_secret": secret})

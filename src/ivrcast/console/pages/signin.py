@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ivrcast.api.auth import authenticate
+from ivrcast.api.errors import TooManyFailedSignIns
 from ivrcast.console.session import (
     ANONYMOUS_MINUTES,
     COOKIE_NAME,
@@ -112,15 +110,7 @@ async def signin(request: Request, ctx: Ctx) -> Response:
     def check() -> Session:
         if not appid or not accesskey:
             raise ValidationError("appid", "enter both the appid and the accesskey")
-        with ctx.db.read() as conn:
-            account = authenticate(
-                conn,
-                ctx.key,
-                appid=appid,
-                accesskey=accesskey,
-                client_ip=client_ip(request),
-                now=ctx.clock.now(),
-            )
+        account = ctx.sign_in(appid, accesskey, client_ip(request))
         return new_session(
             now=ctx.clock.now(),
             minutes=minutes,
@@ -132,9 +122,16 @@ async def signin(request: Request, ctx: Ctx) -> Response:
         signed_in = await ctx.in_thread(check)
     except (AuthError, ValidationError) as exc:
         status, message = error_text(exc)
-        return _signin_page(request, session, error=message, status_code=status, appid=appid)
+        page = _signin_page(request, session, error=message, status_code=status, appid=appid)
+        return _with_retry_after(page, exc)
     response = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
     set_session_cookie(request, response, signed_in)
+    return response
+
+
+def _with_retry_after(response: Response, exc: Exception) -> Response:
+    if isinstance(exc, TooManyFailedSignIns):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -143,15 +140,16 @@ async def signin_operator(request: Request, ctx: Ctx) -> Response:
     session = await _checked_anonymous(request, ctx)
     form = await request.form()
     given = str(form.get("token", ""))
-    expected = ctx.settings.security.operator_token
     keys = session_keys(request)
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        message = (
-            "the operator sign-in is disabled ([security] operator_token is not set)"
-            if not expected
-            else "that operator token is not valid"
-        )
+    if not ctx.settings.security.operator_token:
+        message = "the operator sign-in is disabled ([security] operator_token is not set)"
         return _signin_page(request, session, error=message, status_code=401)
+    try:
+        await ctx.in_thread(lambda: ctx.check_operator_token(given, client_ip(request)))
+    except AuthError as exc:
+        status, message = error_text(exc)
+        page = _signin_page(request, session, error=message, status_code=status)
+        return _with_retry_after(page, exc)
     fingerprint = operator_fingerprint(ctx, keys)
     assert fingerprint is not None
     signed_in = new_session(
