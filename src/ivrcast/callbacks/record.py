@@ -5,10 +5,11 @@ reference `call-record-callback.md`) so existing receivers keep working; ivrcast
 additions have names of their own and never change the meaning of a vendor field.
 `docs/callbacks.md` lists every field.
 
-`hangupcause` and `hangupdirection` come from the call row, where the engine's outcome
-table (`ivrcast.sip.outcome`, documented in `docs/telephony.md`) put them. The final
-states the platform reaches without the engine (a call never dialed, or cut off by a
-crash) carry no codes, and get theirs from `PLATFORM_CODES` here.
+`hangupcause` and `hangupdirection` (codes of `ivrcast.hangup`) come from the call row,
+where the engine's outcome table (`ivrcast.sip.outcome`, documented in
+`docs/telephony.md`) put them. The final states the platform reaches without the engine
+(a call never dialed, or cut off by a crash) carry no codes, and get theirs from
+`PLATFORM_CODES` here.
 """
 
 from __future__ import annotations
@@ -18,19 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
+from ivrcast.hangup import BY_CALLER, CANCELLED, SERVER_HUNG_UP, TIMER_EXPIRED, UNKNOWN
+
 CALLMETHOD_IVR = 6
 """The vendor's `callmethod` for IVR/group calls: every ivrcast record."""
 
-# Vendor hang-up codes, one table for both fields (call-record-callback.md).
-CALL_CANCELLED = 10002
-SERVER_HUNG_UP = 10007
-TIMER_EXPIRED = 10011
-UNKNOWN = 10031
-BY_CALLER = 10040
-
 PLATFORM_CODES: dict[str, tuple[int, int]] = {
     # status: (hangupcause, hangupdirection). The caller's side (ivrcast) ended each.
-    "canceled": (CALL_CANCELLED, BY_CALLER),  # the task was canceled before dialing
+    "canceled": (CANCELLED, BY_CALLER),  # the task was canceled before dialing
     "expired": (TIMER_EXPIRED, BY_CALLER),  # todayonly=1 and the calling window closed
     "interrupted": (SERVER_HUNG_UP, BY_CALLER),  # the dialer stopped mid-call (crash)
 }
