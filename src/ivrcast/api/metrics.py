@@ -6,7 +6,7 @@ Two sources, merged at scrape time:
   they are right whichever process or host did the work;
 - the dialer processes' own counters and histograms (INVITEs per trunk, whose rate is
   calls per second; calls in progress per trunk on each node; claim latency; failovers),
-  which each dialer writes to `<data_dir>/metrics/` (`ivrcast.dialer.metrics`).
+  which each dialer writes to `<data_dir>/metrics/` (`ivrcast.metric_snapshots`).
 
 The labels name every tenant (appids) and trunk, so the page is the operator's: it asks
 for `Authorization: Bearer <[security] operator_token>`, which Prometheus sends with
@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import BadOperatorToken, IpNotAllowed
-from ivrcast.dialer.metrics import read_snapshots
+from ivrcast.metric_snapshots import read_snapshots
 from ivrcast.store import stats
 from ivrcast.store.engine import Database
 
