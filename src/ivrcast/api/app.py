@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from ivrcast import __version__
 from ivrcast.api import metrics, v1, yunhu
 from ivrcast.api.context import ApiContext
+from ivrcast.api.request_limits import RequestLimits
 from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
@@ -103,5 +105,8 @@ def create_app(
     app.include_router(metrics.router)
     app.add_exception_handler(IvrcastError, v1.error_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
+    app.add_exception_handler(HTTPException, v1.http_error_response)
+    # Added before the console's, so the console's headers wrap its refusals too.
+    app.add_middleware(RequestLimits, settings=settings, clock=ctx.clock)
     install(app)
     return app

@@ -14,10 +14,13 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
+from ivrcast.api import params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, public_message
 from ivrcast.api.errors import BadCredentials
@@ -147,7 +150,7 @@ async def get_calls(
     number: str | None = None,
     since: Annotated[str | None, Query(description="ISO 8601, e.g. 2026-11-26T00:00:00Z")] = None,
     until: str | None = None,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=params.MAX_INTEGER)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     query = _present(task=task, status=status, number=number, since=since, until=until)
@@ -209,6 +212,18 @@ async def error_response(request: Request, exc: Exception) -> JSONResponse:
     entry = classify(exc)
     return JSONResponse(
         {"code": entry.code, "msg": public_message(exc, entry)}, status_code=entry.http_status
+    )
+
+
+async def http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (an unparseable body, an unknown path) in `/v1`'s shape;
+    elsewhere as FastAPI answers them."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/v1/"):
+        return await http_exception_handler(request, exc)
+    message = exc.detail if exc.status_code != 400 else f"body: {exc.detail}"
+    return JSONResponse(
+        {"code": exc.status_code, "msg": message}, status_code=exc.status_code, headers=exc.headers
     )
 
 
