@@ -231,6 +231,6 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
     """FastAPI's own body checks, worded like ours: the first error, naming its field."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     name = ".".join(location) or "body"
     return JSONResponse({"code": 400, "msg": f"{name}: {first.get('msg')}"}, status_code=400)

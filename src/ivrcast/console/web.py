@@ -23,10 +23,11 @@ from fastapi.templating import Jinja2Templates
 from ivrcast.api.auth import check_account
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, public_message
-from ivrcast.api.params import Params
+from ivrcast.api.params import MAX_INTEGER, Params
+from ivrcast.api.services.calls import instant
 from ivrcast.console.session import COOKIE_NAME, Session, SessionKeys
 from ivrcast.credentials import hash_secret
-from ivrcast.errors import AuthError
+from ivrcast.errors import AuthError, ValidationError
 from ivrcast.store.accounts import Account, AccountNotFound, get_account
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,22 @@ def make_templates(zone_name: str) -> Jinja2Templates:
     templates.env.globals["zone_name"] = zone_name
     templates.env.globals["PREFIX"] = PREFIX
     return templates
+
+
+def page_cursor(request: Request, name: str = "before") -> int | None:
+    """A row id to page from, or None when the query has none the database can hold
+    (as every console filter, one it cannot read is ignored)."""
+    raw = request.query_params.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) <= MAX_INTEGER else None
+
+
+def page_instant(request: Request, name: str = "before") -> datetime | None:
+    """An instant to page from (ISO 8601 with a zone, within the bounds the API's
+    filters have), or None when the query has none to read."""
+    try:
+        return instant(request.query_params, name)
+    except ValidationError:
+        return None
 
 
 def account_scope(request: Request, viewer: Viewer, appids: dict[int, str]) -> int | None:

@@ -32,12 +32,13 @@ def call_filter(account_id: int | None, query: params.Params) -> CallFilter:
         task_id=params.optional(query, "task"),
         status=status,
         number=params.optional(query, "number"),
-        since=_instant(query, "since"),
-        until=_instant(query, "until"),
+        since=instant(query, "since"),
+        until=instant(query, "until"),
     )
 
 
-def _instant(query: params.Params, name: str) -> datetime | None:
+def instant(query: params.Params, name: str) -> datetime | None:
+    """An ISO 8601 time with its zone, within [EARLIEST, LATEST], in UTC."""
     raw = params.optional(query, name)
     if raw is None:
         return None

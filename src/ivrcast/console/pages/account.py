@@ -21,6 +21,7 @@ from ivrcast.console.web import (
     Viewer,
     account_scope,
     operator_refused,
+    page_cursor,
     redirect,
     render,
     session_keys,
@@ -39,7 +40,7 @@ REPLAY_FAILING_HOURS = 24
 async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
     which = request.query_params.get("show", "all")
     which = which if which in queries.DELIVERY_FILTERS else "all"
-    before = request.query_params.get("before")
+    before = page_cursor(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
@@ -49,7 +50,7 @@ async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Res
                 conn,
                 scope,
                 which=which,
-                before_id=int(before) if before and before.isdigit() else None,
+                before_id=before,
                 limit=PAGE_SIZE,
             )
             summary = queries.delivery_summary(conn, scope)

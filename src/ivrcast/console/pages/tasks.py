@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,6 +23,7 @@ from ivrcast.console.web import (
     for_account,
     not_found,
     operator_refused,
+    page_instant,
     redirect,
     render,
 )
@@ -69,11 +69,7 @@ def progress_view(progress: TaskProgress) -> dict[str, Any]:
 
 @router.get("/tasks")
 async def task_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
-    before_raw = request.query_params.get("before")
-    try:
-        before = datetime.fromisoformat(before_raw) if before_raw else None
-    except ValueError:
-        before = None
+    before = page_instant(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
