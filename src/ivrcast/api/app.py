@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -55,6 +57,29 @@ async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=CHECKPOINT_SECONDS)
 
 
+class IvrcastApi(FastAPI):
+    """FastAPI, with an OpenAPI schema that lists only answers the app gives."""
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI adds a 422 of its own to every operation with parameters; here
+        invalid parameters answer 400 (`v1.validation_error_response`), declared with
+        the other errors, so its 422 goes unless the operation declared one itself."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            for operation in _operations(schema):
+                answer = operation["responses"].get("422", {})
+                if "HTTPValidationError" in json.dumps(answer):
+                    del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            self.openapi_schema = schema
+        return self.openapi_schema
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for path in schema.get("paths", {}).values() for op in path.values()]
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, deliver_callbacks: bool = True
 ) -> FastAPI:
@@ -91,7 +116,7 @@ def create_app(
                     await task
             db.dispose()
 
-    app = FastAPI(
+    app = IvrcastApi(
         title="ivrcast",
         version=__version__,
         summary="Batch IVR: dial numbers over SIP trunks, play a voice, report every call.",
