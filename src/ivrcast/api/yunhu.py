@@ -14,9 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
-from ivrcast.api import params
+from ivrcast.api import forms, params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import failure, success
 from ivrcast.api.errors import UnknownService
@@ -47,11 +46,6 @@ class RequestForm:
         self.file = file
 
 
-MAX_FORM_FIELDS = 64
-"""The vendor's methods take about fifteen fields; a form of more is not theirs."""
-MAX_FORM_FILES = 1
-
-
 async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
     """The request's fields, whatever form they came in. The body's size and pace are
     bounded by `RequestLimits` before this reads it; this bounds its parts."""
@@ -67,20 +61,16 @@ async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
     fields: dict[str, str] = {}
     file: bytes | None = None
     limit = ctx.settings.limits.max_upload_bytes
+    form = await forms.read_form(request)
     try:
-        async with request.form(
-            max_files=MAX_FORM_FILES,
-            max_fields=MAX_FORM_FIELDS,
-            max_part_size=ctx.settings.server.max_body_bytes,
-        ) as form:
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    # One byte past the limit is enough to refuse the file without reading it all.
-                    file = await value.read(limit + 1)
-                else:
-                    fields[key] = value
-    except HTTPException as exc:  # the form parser's refusals: too many parts, bad framing
-        raise ValidationError("body", f"is not an acceptable form: {exc.detail}") from None
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                # One byte past the limit is enough to refuse the file without reading it all.
+                file = await value.read(limit + 1)
+            else:
+                fields[key] = value
+    finally:
+        await form.close()
     return RequestForm(fields, file)
 
 

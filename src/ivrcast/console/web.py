@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from ivrcast.api.auth import check_account
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, public_message
+from ivrcast.api.forms import read_form
 from ivrcast.api.params import MAX_INTEGER, Params
 from ivrcast.api.services.calls import instant
 from ivrcast.console.session import COOKIE_NAME, Session, SessionKeys
@@ -146,13 +147,13 @@ async def posting_viewer(request: Request) -> AsyncIterator[Viewer]:
         await check_csrf(request, viewer.session)
         yield viewer
     finally:
-        await (await request.form()).close()
+        await request.close()
 
 
 async def check_csrf(request: Request, session: Session) -> None:
     token = request.headers.get(CSRF_HEADER)
     if token is None:
-        form = await request.form()
+        form = await read_form(request)
         value = form.get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     if not session_keys(request).csrf_matches(session, token):

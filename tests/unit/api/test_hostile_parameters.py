@@ -5,6 +5,7 @@ answer is a 4xx naming the parameter, on SQLite and on PostgreSQL alike."""
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from api_service import Service
@@ -103,3 +104,14 @@ async def test_instants_within_bounds_filter_on_both_engines(service: Service) -
         "/v1/calls", headers=BASIC, params={"since": "2026-11-26T12:00:00+08:01"}
     )
     assert later.json()["calls"] == []
+
+
+async def test_console_forms_refuse_nul_characters(service: Service) -> None:
+    page = await service.client.get("/console/signin")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    answer = await service.client.post(
+        "/console/signin", data={"csrf": found.group(1), "appid": f"a{NUL}b", "accesskey": "k"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["msg"] == "appid: must not contain a NUL character"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ivrcast.api.auth import authenticate
+from ivrcast.api.forms import read_form
 from ivrcast.console.session import (
     ANONYMOUS_MINUTES,
     COOKIE_NAME,
@@ -104,7 +105,7 @@ async def _checked_anonymous(request: Request, ctx: Ctx) -> Session:
 @router.post("/signin")
 async def signin(request: Request, ctx: Ctx) -> Response:
     session = await _checked_anonymous(request, ctx)
-    form = await request.form()
+    form = await read_form(request)
     appid = str(form.get("appid", "")).strip()
     accesskey = str(form.get("accesskey", ""))
     minutes = ctx.settings.security.console_session_minutes
@@ -141,7 +142,7 @@ async def signin(request: Request, ctx: Ctx) -> Response:
 @router.post("/signin/operator")
 async def signin_operator(request: Request, ctx: Ctx) -> Response:
     session = await _checked_anonymous(request, ctx)
-    form = await request.form()
+    form = await read_form(request)
     given = str(form.get("token", ""))
     expected = ctx.settings.security.operator_token
     keys = session_keys(request)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ivrcast.api.envelope import classify
+from ivrcast.api.forms import read_form
 from ivrcast.api.services import play_voice
 from ivrcast.console import queries
 from ivrcast.console.pages.dashboard import event_stream
@@ -213,7 +214,7 @@ async def send(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
         if wants_json:
             return JSONResponse({"ok": False, "error": "the operator sends no broadcasts"}, 403)
         return operator_refused(request, viewer)
-    form = await request.form()
+    form = await read_form(request)
     fields = {name: str(form.get(name, "")) for name in SEND_FIELDS if form.get(name) is not None}
     fields["voicetype"] = "1"
     fields["userkey"] = "1" if form.get("userkey") else "0"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from ivrcast.api.forms import read_form
 from ivrcast.api.params import MAX_INTEGER
 from ivrcast.api.services.voices import upload_voice
 from ivrcast.console import queries
@@ -78,7 +79,7 @@ async def voice_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respo
 async def voice_upload(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
     if viewer.account is None:
         return operator_refused(request, viewer)
-    form = await request.form()
+    form = await read_form(request)
     file = form.get("file")
     data = None
     if isinstance(file, UploadFile) and file.filename:
