@@ -115,3 +115,16 @@ async def test_console_forms_refuse_nul_characters(service: Service) -> None:
     )
     assert answer.status_code == 400
     assert answer.json()["msg"] == "appid: must not contain a NUL character"
+
+
+async def test_a_hundred_thousand_numbers_are_a_parameter_error(service: Service) -> None:
+    numbers = ",".join(f"0812{i:08d}" for i in range(100_000))
+    answer = await service.as_alice(
+        "App.Sip_Call.PlayVoice",
+        nationcode="id",
+        destnumber=numbers,
+        voicetype=1,
+        voicefile="welcome",
+    )
+    assert answer["code"] == 400
+    assert answer["msg"].startswith("destnumber: ")
