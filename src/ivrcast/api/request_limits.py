@@ -53,7 +53,7 @@ def is_upload(scope: Scope) -> bool:
     method, path = scope["method"], scope["path"]
     if (method, path) in UPLOAD_ROUTES:
         return True
-    content_type = Headers(scope=scope).get("content-type", "")
+    content_type = Headers(scope=scope).get("content-type", "").lower()
     return path in VENDOR_UPLOAD_PATHS and content_type.startswith("multipart/form-data")
 
 

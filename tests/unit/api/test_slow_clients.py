@@ -33,8 +33,15 @@ class Server:
     host: str
     port: int
 
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection(self.host, self.port)
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            yield reader, writer
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 @pytest.fixture
@@ -78,57 +85,52 @@ async def reset_or_closed_after(reader: asyncio.StreamReader) -> bytes | None:
 
 
 async def test_a_connection_that_sends_nothing_is_closed(server: Server) -> None:
-    reader, writer = await server.connect()
-    assert await closed_after(reader) == b""
-    writer.close()
+    async with server.connect() as (reader, _writer):
+        assert await closed_after(reader) == b""
 
 
 async def test_headers_sent_partially_are_cut_off(server: Server) -> None:
-    reader, writer = await server.connect()
-    writer.write(b"GET /v1/voices HTTP/1.1\r\nHost: ivrcast.test\r\nX-Slow: ")
-    await writer.drain()
-    assert await closed_after(reader) == b""
-    writer.close()
+    async with server.connect() as (reader, writer):
+        writer.write(b"GET /v1/voices HTTP/1.1\r\nHost: ivrcast.test\r\nX-Slow: ")
+        await writer.drain()
+        assert await closed_after(reader) == b""
 
 
 async def test_a_partial_body_is_answered_408_and_closed(server: Server) -> None:
-    reader, writer = await server.connect()
-    writer.write(
-        b"POST /v1/tasks HTTP/1.1\r\nHost: ivrcast.test\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 1000\r\n\r\n{"nationcode"'
-    )
-    await writer.drain()
-    answer = await closed_after(reader)
-    assert answer.startswith(b"HTTP/1.1 408 ")
-    assert b'"msg":"body: the request paused for more than 0.5 seconds"' in answer
-    writer.close()
+    async with server.connect() as (reader, writer):
+        writer.write(
+            b"POST /v1/tasks HTTP/1.1\r\nHost: ivrcast.test\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"nationcode"'
+        )
+        await writer.drain()
+        answer = await closed_after(reader)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b'"msg":"body: the request paused for more than 0.5 seconds"' in answer
 
 
 async def test_a_chunked_body_over_the_limit_is_answered_413_and_closed(server: Server) -> None:
-    reader, writer = await server.connect()
-    writer.write(
-        b"POST /v1/tasks HTTP/1.1\r\nHost: ivrcast.test\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"
-    )
-    chunk = b"x" * 16 * 1024
-    for _ in range(64):  # 1 MiB, far over the 64 KiB limit
-        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-    with contextlib.suppress(ConnectionResetError):
-        await writer.drain()
-    answer = await reset_or_closed_after(reader)
-    assert answer is None or answer.startswith(b"HTTP/1.1 413 ")
-    writer.close()
+    async with server.connect() as (reader, writer):
+        writer.write(
+            b"POST /v1/tasks HTTP/1.1\r\nHost: ivrcast.test\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"x" * 16 * 1024
+        for _ in range(64):  # 1 MiB, far over the 64 KiB limit
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        with contextlib.suppress(ConnectionResetError):
+            await writer.drain()
+        answer = await reset_or_closed_after(reader)
+        assert answer is None or answer.startswith(b"HTTP/1.1 413 ")
 
 
 async def test_a_prompt_client_keeps_its_connection(server: Server) -> None:
-    reader, writer = await server.connect()
-    request = b"GET /v1/voices HTTP/1.1\r\nHost: ivrcast.test\r\n\r\n"
-    for _ in range(2):
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(SAFETY):
-            head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 401 ")
-        length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
-        await reader.readexactly(length)
-    writer.close()
+    async with server.connect() as (reader, writer):
+        request = b"GET /v1/voices HTTP/1.1\r\nHost: ivrcast.test\r\n\r\n"
+        for _ in range(2):
+            writer.write(request)
+            await writer.drain()
+            async with asyncio.timeout(SAFETY):
+                head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 401 ")
+            length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
