@@ -7,6 +7,7 @@ turned into strings), so there is one set of rules and one wording for every err
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from ivrcast.errors import ValidationError
 
@@ -14,6 +15,25 @@ Params = Mapping[str, str]
 
 MAX_INTEGER = 2**63 - 1
 """The largest integer any parameter may carry: ids and counters are 64-bit columns."""
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+"""Time parameters outside these bounds are refused: no call is older than the epoch, and
+the bounds keep every instant inside what both databases and Python can represent."""
+
+
+def bounded_instant(name: str, value: datetime, raw: str) -> datetime:
+    """`value` (zone-aware, parsed from `raw`) in UTC, once within [EARLIEST, LATEST]."""
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first instant Python has
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise ValidationError(
+            name, f"must be from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, got {raw!r}"
+        )
+    return in_utc
 
 
 def sent(params: Params, name: str) -> str:

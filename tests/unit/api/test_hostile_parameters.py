@@ -128,3 +128,18 @@ async def test_a_hundred_thousand_numbers_are_a_parameter_error(service: Service
     )
     assert answer["code"] == 400
     assert answer["msg"].startswith("destnumber: ")
+
+
+@pytest.mark.parametrize("name", ["starttime", "endtime"])
+async def test_record_query_times_out_of_bounds_are_parameter_errors(
+    service: Service, name: str
+) -> None:
+    times = {"starttime": "2026-11-01 00:00:00", "endtime": "2026-12-01 00:00:00"}
+    for extreme in ("0001-01-01 00:00:00", "9999-12-31 23:59:59"):
+        fields = {**times, name: extreme, "appid": "alice", "accesskey": "secret-key"}
+        response = await service.client.post("/api/cdrs", data=fields)
+        assert response.json() == {
+            "code": 400,
+            "msg": f"{name}: must be from 1970-01-01 to 9999-01-01, got {extreme!r}",
+            "data": {},
+        }

@@ -5,18 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from ivrcast.api import params
 from ivrcast.errors import NotFoundError, ValidationError
 from ivrcast.store.calls import EXPORT_COLUMNS, CallFilter
 from ivrcast.store.tables import CALL_STATES
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-"""Time filters outside these bounds are refused: no call is older than the epoch, and
-the bounds keep every instant inside what both databases and Python can represent."""
 
 
 class CallNotFound(NotFoundError):
@@ -38,7 +33,7 @@ def call_filter(account_id: int | None, query: params.Params) -> CallFilter:
 
 
 def instant(query: params.Params, name: str) -> datetime | None:
-    """An ISO 8601 time with its zone, within [EARLIEST, LATEST], in UTC."""
+    """An ISO 8601 time with its zone, within `params.bounded_instant`'s bounds, in UTC."""
     raw = params.optional(query, name)
     if raw is None:
         return None
@@ -48,15 +43,7 @@ def instant(query: params.Params, name: str) -> datetime | None:
         raise ValidationError(name, f"must be an ISO 8601 time, got {raw!r}") from None
     if value.tzinfo is None:
         raise ValidationError(name, "must carry a zone (Z or +hh:mm)")
-    try:
-        in_utc = value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant Python has
-        in_utc = EARLIEST - timedelta(days=1)
-    if not EARLIEST <= in_utc <= LATEST:
-        raise ValidationError(
-            name, f"must be from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, got {raw!r}"
-        )
-    return in_utc
+    return params.bounded_instant(name, value, raw)
 
 
 def describe_call(row: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ivrcast.api.services.calls import EARLIEST, LATEST, csv_lines
+from ivrcast.api.params import EARLIEST, LATEST
+from ivrcast.api.services.calls import csv_lines
 from ivrcast.console import queries
 from ivrcast.console.web import (
     Ctx,
