@@ -4,8 +4,9 @@ uvicorn closes idle keep-alive connections, but a connection that opens and send
 nothing, or sends headers a byte at a time, it keeps forever: enough of them exhaust the
 process's file descriptors. `HeaderDeadlineProtocol` closes a connection whose request
 headers are not complete within `server.header_timeout_seconds` of the connection's
-opening or of the request's first byte. Bodies are timed by `RequestLimits`, which
-sees when the app waits for them.
+opening or of the request's first byte, and one whose request was answered before its
+body was read (uvicorn would keep discarding the body as long as it trickles in). Bodies
+that are read are timed by `RequestLimits`, which sees when the app waits for them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class HeaderDeadlineProtocol(H11Protocol):
         super().data_received(data)
         self._watch_headers()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the body was read (refused, or no route for it): the rest
+            # would only be discarded, and a client could trickle it forever.
+            self._close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
         super().connection_lost(exc)
@@ -68,6 +76,10 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.header_timeout,
             extra={"event": "http.header_timeout", "client": self.client},
         )
+        self._close()
+
+    def _close(self) -> None:
+        self._unset_keepalive_if_required()
         with contextlib.suppress(h11.LocalProtocolError):
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()

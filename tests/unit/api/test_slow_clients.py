@@ -134,3 +134,21 @@ async def test_a_prompt_client_keeps_its_connection(server: Server) -> None:
             assert head.startswith(b"HTTP/1.1 401 ")
             length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
             await reader.readexactly(length)
+
+
+async def test_a_body_trickling_to_a_route_that_never_reads_it_is_closed(server: Server) -> None:
+    async with server.connect() as (reader, writer):
+        writer.write(
+            b"POST /v1/nowhere HTTP/1.1\r\nHost: ivrcast.test\r\nContent-Length: 60000\r\n\r\n"
+        )
+        answer = b""
+        async with asyncio.timeout(SAFETY):
+            while not reader.at_eof():
+                # A byte now and then: enough to keep an idle timer from ever firing.
+                with contextlib.suppress(ConnectionError):
+                    writer.write(b"x")
+                    await writer.drain()
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    async with asyncio.timeout(HEADER_TIMEOUT):
+                        answer += await reader.read(65536)
+    assert answer.startswith(b"HTTP/1.1 404 ")
