@@ -105,6 +105,7 @@ def serve(
     import uvicorn
 
     from ivrcast.api.app import create_app
+    from ivrcast.api.http_server import server_config
     from ivrcast.demo_account import ensure_demo_account
 
     settings = settings_from(config)
@@ -128,9 +129,7 @@ def serve(
     if supervisor is not None:
         supervisor.start()
     console.print(f"ivrcast listening on http://{bound_host}:{bound_port}", highlight=False)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
-    )
+    server = uvicorn.Server(server_config(create_app(settings), settings))
     # uvicorn turns SIGTERM into a graceful shutdown and then raises it again with the
     # handler found at start; that handler must end this process through `finally`, or
     # the dialer child would outlive it.

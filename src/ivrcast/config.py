@@ -35,6 +35,16 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    # Every request body but an upload's, counted as it streams (chunked or not). An
+    # upload may carry `limits.max_upload_bytes` more.
+    max_body_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = 2 * 1024 * 1024
+    # A request's headers must all arrive within this time of its first byte (or of
+    # the connection's opening), or the connection is closed.
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # A body may pause this long between two pieces, and must be whole within the
+    # deadline; otherwise the request is answered 408 and the connection closed.
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    body_deadline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
 
 
 class SecuritySettings(_Section):

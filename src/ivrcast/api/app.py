@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from ivrcast import __version__
 from ivrcast.api import metrics, v1, yunhu
 from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import TooManyFailedSignIns
+from ivrcast.api.request_limits import RequestLimits
 from ivrcast.api.throttle import throttled_response
 from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import Clock, SystemClock
@@ -54,6 +58,29 @@ async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
             logger.exception("WAL checkpoint failed; trying again")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=CHECKPOINT_SECONDS)
+
+
+class IvrcastApi(FastAPI):
+    """FastAPI, with an OpenAPI schema that lists only answers the app gives."""
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI adds a 422 of its own to every operation with parameters; here
+        invalid parameters answer 400 (`v1.validation_error_response`), declared with
+        the other errors, so its 422 goes unless the operation declared one itself."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            for operation in _operations(schema):
+                answer = operation["responses"].get("422", {})
+                if "HTTPValidationError" in json.dumps(answer):
+                    del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            self.openapi_schema = schema
+        return self.openapi_schema
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for path in schema.get("paths", {}).values() for op in path.values()]
 
 
 def create_app(
@@ -101,7 +128,7 @@ def create_app(
             await asyncio.to_thread(ctx.transcoder.shutdown)
             db.dispose()
 
-    app = FastAPI(
+    app = IvrcastApi(
         title="ivrcast",
         version=__version__,
         summary="Batch IVR: dial numbers over SIP trunks, play a voice, report every call.",
@@ -116,5 +143,8 @@ def create_app(
     app.add_exception_handler(IvrcastError, v1.error_response)
     app.add_exception_handler(TooManyFailedSignIns, throttled_response)
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
+    app.add_exception_handler(HTTPException, v1.http_error_response)
+    # Added before the console's, so the console's headers wrap its refusals too.
+    app.add_middleware(RequestLimits, settings=settings, clock=ctx.clock)
     install(app)
     return app

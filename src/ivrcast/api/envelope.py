@@ -21,6 +21,8 @@ from typing import Any, Literal
 from ivrcast.api.errors import (
     AccountExpired,
     BadCredentials,
+    BodyTooLarge,
+    BodyTooSlow,
     IpNotAllowed,
     NationNotAllowed,
     NoCallableNumbers,
@@ -59,6 +61,8 @@ class ErrorCode:
 
 ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     ValidationError: ErrorCode(400, "global", 400, "invalid parameter (the message names it)"),
+    BodyTooLarge: ErrorCode(400, "global", 413, "request body larger than its limit"),
+    BodyTooSlow: ErrorCode(400, "global", 408, "request body arrived too slowly"),
     TokenInvalid: ErrorCode(600, "global", 401, "token invalid, log in again"),
     BadCredentials: ErrorCode(601, "global", 401, "appid not authorized"),
     AccountExpired: ErrorCode(602, "global", 403, "appid authorization expired"),

@@ -74,5 +74,20 @@ class UnknownService(ValidationError):
         super().__init__("service", f"unknown service {service!r}")
 
 
+class BodyTooLarge(ValidationError):
+    """The request body passed its limit; counted as it streams, whatever it declared."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("body", f"the request is larger than the limit of {limit} bytes")
+
+
+class BodyTooSlow(ValidationError):
+    """The request body stopped arriving, or took longer than its deadline."""
+
+    def __init__(self, seconds: float, *, deadline: bool) -> None:
+        what = "did not complete within" if deadline else "paused for more than"
+        super().__init__("body", f"the request {what} {seconds:g} seconds")
+
+
 class TaskEnded(ConflictError):
     """The task has ended; it cannot be changed."""

@@ -14,10 +14,13 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
+from ivrcast.api import params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, details, public_message, reply_message
 from ivrcast.api.errors import BadCredentials
@@ -25,7 +28,53 @@ from ivrcast.api.services import calls, login, play_voice, records, tasks, voice
 from ivrcast.api.yunhu import client_ip
 from ivrcast.store.calls import call_story, iter_calls, list_calls
 
-router = APIRouter(prefix="/v1", tags=["v1"])
+
+class ErrorBody(BaseModel):
+    """Every `/v1` error: a code of `ERROR_TABLE` and a message naming the parameter."""
+
+    code: int = Field(description="The error's code (see the error table in docs/api.md)")
+    msg: str = Field(description="What was wrong, starting with the parameter's name")
+
+
+ERROR_MEANINGS = {
+    400: "A parameter or the body is invalid; `msg` names it",
+    401: "Credentials missing or wrong",
+    403: "The account has expired or may not call from this address",
+    404: "No such task or call for this account",
+    408: "The body stopped arriving or took too long",
+    409: "The task has ended, or a voice of this name exists",
+    413: "The body is larger than its limit",
+    422: "The voice could not be fetched, decoded or accepted",
+}
+
+
+ERROR_CONTENT = {"application/json": {"schema": ErrorBody.model_json_schema()}}
+"""Inline, not a `model`: FastAPI would give a model the route's media type, and
+the CSV export's errors are JSON all the same."""
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of `statuses`, each with the error body."""
+    return {
+        status: {"description": ERROR_MEANINGS[status], "content": ERROR_CONTENT}
+        for status in statuses
+    }
+
+
+EVERY_ROUTE = (400, 408, 413)
+"""Any request may be malformed, too large or too slow."""
+AUTHENTICATED = (*EVERY_ROUTE, 401, 403)
+
+router = APIRouter(prefix="/v1", tags=["v1"], responses=errors(*EVERY_ROUTE))
+
+
+class CsvResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "One line per call, a header line first"}
+}
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -86,34 +135,52 @@ class TokenBody(BaseModel):
     accesskey: str
 
 
-@router.post("/token", summary="Exchange appid and accesskey for a token")
+@router.post(
+    "/token", summary="Exchange appid and accesskey for a token", responses=errors(401, 403)
+)
 async def create_token(body: TokenBody, request: Request, ctx: Ctx) -> dict[str, Any]:
     return await login.login(ctx, body.model_dump(), client_ip(request))
 
 
-@router.post("/tasks", status_code=201, summary="Submit a broadcast")
+@router.post(
+    "/tasks", status_code=201, summary="Submit a broadcast", responses=errors(*AUTHENTICATED, 422)
+)
 async def create_task(
     body: TaskBody, request: Request, ctx: Ctx, auth: Credentials
 ) -> dict[str, Any]:
     return await play_voice.play_voice(ctx, {**body.as_params(), **auth}, client_ip(request))
 
 
-@router.get("/tasks/{taskid}", summary="A task's progress: calls by state")
+@router.get(
+    "/tasks/{taskid}",
+    summary="A task's progress: calls by state",
+    responses=errors(*AUTHENTICATED, 404),
+)
 async def get_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     return await tasks.task_status(ctx, {"taskid": taskid, **auth}, client_ip(request))
 
 
-@router.post("/tasks/{taskid}/cancel", summary="Cancel what is still queued")
+@router.post(
+    "/tasks/{taskid}/cancel",
+    summary="Cancel what is still queued",
+    responses=errors(*AUTHENTICATED, 404, 409),
+)
 async def cancel_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     return await tasks.cancel(ctx, {"taskid": taskid, **auth}, client_ip(request))
 
 
-@router.get("/voices", summary="The voice library")
+@router.get("/voices", summary="The voice library", responses=errors(*AUTHENTICATED))
 async def list_voices(request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     return await voices.voice_list(ctx, auth, client_ip(request))
 
 
-@router.post("/voices", status_code=201, summary="Upload a voice (any common audio format)")
+@router.post(
+    "/voices",
+    status_code=201,
+    summary="Upload a voice (any common audio format)",
+    responses=errors(*AUTHENTICATED, 409, 422),
+    form_limits={"max_files": 1, "max_fields": 8},
+)
 async def upload_voice(
     request: Request,
     ctx: Ctx,
@@ -125,7 +192,11 @@ async def upload_voice(
     return await voices.upload_voice(ctx, {"name": name, **auth}, data, client_ip(request))
 
 
-@router.get("/records", summary="Pull call records (syncflag as in App.Sip_Cdr.GetBill)")
+@router.get(
+    "/records",
+    summary="Pull call records (syncflag as in App.Sip_Cdr.GetBill)",
+    responses=errors(*AUTHENTICATED),
+)
 async def pull_records(
     request: Request,
     ctx: Ctx,
@@ -137,7 +208,11 @@ async def pull_records(
     return await records.get_bill(ctx, form, client_ip(request))
 
 
-@router.get("/calls", summary="Calls, newest first, filtered; follow `next_cursor` for more")
+@router.get(
+    "/calls",
+    summary="Calls, newest first, filtered; follow `next_cursor` for more",
+    responses=errors(*AUTHENTICATED),
+)
 async def get_calls(
     request: Request,
     ctx: Ctx,
@@ -147,7 +222,7 @@ async def get_calls(
     number: str | None = None,
     since: Annotated[str | None, Query(description="ISO 8601, e.g. 2026-11-26T00:00:00Z")] = None,
     until: str | None = None,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=params.MAX_INTEGER)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     query = _present(task=task, status=status, number=number, since=since, until=until)
@@ -163,7 +238,12 @@ async def get_calls(
     return {"calls": [calls.describe_call(r) for r in rows], "next_cursor": next_cursor}
 
 
-@router.get("/calls.csv", summary="Every matching call as CSV, streamed")
+@router.get(
+    "/calls.csv",
+    summary="Every matching call as CSV, streamed",
+    response_class=CsvResponse,
+    responses=errors(*AUTHENTICATED) | CSV_ANSWER,
+)
 async def export_calls(
     request: Request,
     ctx: Ctx,
@@ -173,18 +253,22 @@ async def export_calls(
     number: str | None = None,
     since: str | None = None,
     until: str | None = None,
-) -> StreamingResponse:
+) -> CsvResponse:
     query = _present(task=task, status=status, number=number, since=since, until=until)
     account = await ctx.in_thread(lambda: ctx.account_from(auth, client_ip(request)))
     where = calls.call_filter(account.id, query)
-    return StreamingResponse(
+    return CsvResponse(
         calls.csv_lines(iter_calls(ctx.db, where)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
     )
 
 
-@router.get("/calls/{uuid}", summary="One call: its states, its record, its delivery")
+@router.get(
+    "/calls/{uuid}",
+    summary="One call: its states, its record, its delivery",
+    responses=errors(*AUTHENTICATED, 404),
+)
 async def get_call(uuid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     def read() -> dict[str, Any] | None:
         account = ctx.account_from(auth, client_ip(request))
@@ -213,11 +297,23 @@ async def error_response(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (an unparseable body, an unknown path) in `/v1`'s shape;
+    elsewhere as FastAPI answers them."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/v1/"):
+        return await http_exception_handler(request, exc)
+    message = exc.detail if exc.status_code != 400 else f"body: {exc.detail}"
+    return JSONResponse(
+        {"code": exc.status_code, "msg": message}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own body checks, worded like ours: the first error, naming its field."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     name = ".".join(location) or "body"
     message = reply_message(f"{name}: {first.get('msg')}")
     return JSONResponse({"code": 400, "msg": message}, status_code=400)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from ivrcast.api import params
+from ivrcast.api import forms, params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import failure, success
 from ivrcast.api.errors import UnknownService
@@ -55,29 +55,30 @@ class RequestForm:
 
 
 async def read_form(request: Request, ctx: ApiContext) -> RequestForm:
-    limit = ctx.settings.limits.max_upload_bytes
-    declared = int(request.headers.get("content-length") or 0)
-    # Room for the form's other fields beside the largest file allowed.
-    if declared > limit + 1024 * 1024:
-        raise ValidationError("file", f"the request is larger than the limit of {limit} bytes")
+    """The request's fields, whatever form they came in. The body's size and pace are
+    bounded by `RequestLimits` before this reads it; this bounds its parts."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValidationError("body", "is not valid JSON") from None
         if not isinstance(body, dict):
             raise ValidationError("body", "must be a JSON object")
-        return RequestForm({k: _as_text(v) for k, v in body.items()}, None)
+        return RequestForm({str(k): _as_text(v) for k, v in body.items()}, None)
     fields: dict[str, str] = {}
     file: bytes | None = None
-    async with request.form(max_files=1, max_fields=200) as form:
+    limit = ctx.settings.limits.max_upload_bytes
+    form = await forms.read_form(request)
+    try:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 # One byte past the limit is enough to refuse the file without reading it all.
                 file = await value.read(limit + 1)
             else:
                 fields[key] = value
+    finally:
+        await form.close()
     return RequestForm(fields, file)
 
 

@@ -23,10 +23,12 @@ from fastapi.templating import Jinja2Templates
 from ivrcast.api.auth import check_account
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, public_message
-from ivrcast.api.params import Params
+from ivrcast.api.forms import read_form
+from ivrcast.api.params import MAX_INTEGER, Params
+from ivrcast.api.services.calls import instant
 from ivrcast.console.session import COOKIE_NAME, Session, SessionKeys
 from ivrcast.credentials import hash_secret
-from ivrcast.errors import AuthError
+from ivrcast.errors import AuthError, ValidationError
 from ivrcast.store.accounts import Account, AccountNotFound, get_account
 
 logger = logging.getLogger(__name__)
@@ -145,13 +147,13 @@ async def posting_viewer(request: Request) -> AsyncIterator[Viewer]:
         await check_csrf(request, viewer.session)
         yield viewer
     finally:
-        await (await request.form()).close()
+        await request.close()
 
 
 async def check_csrf(request: Request, session: Session) -> None:
     token = request.headers.get(CSRF_HEADER)
     if token is None:
-        form = await request.form()
+        form = await read_form(request)
         value = form.get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     if not session_keys(request).csrf_matches(session, token):
@@ -217,6 +219,22 @@ def make_templates(zone_name: str) -> Jinja2Templates:
     templates.env.globals["zone_name"] = zone_name
     templates.env.globals["PREFIX"] = PREFIX
     return templates
+
+
+def page_cursor(request: Request, name: str = "before") -> int | None:
+    """A row id to page from, or None when the query has none the database can hold
+    (as every console filter, one it cannot read is ignored)."""
+    raw = request.query_params.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) <= MAX_INTEGER else None
+
+
+def page_instant(request: Request, name: str = "before") -> datetime | None:
+    """An instant to page from (ISO 8601 with a zone, within the bounds the API's
+    filters have), or None when the query has none to read."""
+    try:
+        return instant(request.query_params, name)
+    except ValidationError:
+        return None
 
 
 def account_scope(request: Request, viewer: Viewer, appids: dict[int, str]) -> int | None:

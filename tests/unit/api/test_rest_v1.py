@@ -79,3 +79,18 @@ async def test_openapi_describes_the_rest_interface(sqlite_service: Service) -> 
     docs = await sqlite_service.client.get("/docs")
     assert docs.status_code == 200
     assert "/v1/openapi.json" in docs.text
+
+
+async def test_openapi_declares_the_error_answers_and_the_csv(sqlite_service: Service) -> None:
+    schema = (await sqlite_service.client.get("/v1/openapi.json")).json()
+    export = schema["paths"]["/v1/calls.csv"]["get"]["responses"]
+    assert list(export["200"]["content"]) == ["text/csv"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert {"400", "408", "413"} <= set(answers), (method, path)
+            for status, answer in answers.items():
+                if status.startswith("4"):
+                    body = answer["content"]["application/json"]["schema"]
+                    assert body["required"] == ["code", "msg"], (method, path, status)
+    assert "HTTPValidationError" not in str(schema)

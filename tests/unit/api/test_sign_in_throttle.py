@@ -35,7 +35,7 @@ async def _fail(service: Service, times: int, service_name: str = "App.Sip_Voice
         assert body["code"] == 601
         assert (
             body["msg"]
-            == "appid not authorized: unknown appid, wrong accesskey, or disabled account."
+            == "appid not authorized: unknown appid, wrong accesskey, or disabled account"
         )
 
 

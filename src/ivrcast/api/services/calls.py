@@ -27,12 +27,13 @@ def call_filter(account_id: int | None, query: params.Params) -> CallFilter:
         task_id=params.optional(query, "task"),
         status=status,
         number=params.optional(query, "number"),
-        since=_instant(query, "since"),
-        until=_instant(query, "until"),
+        since=instant(query, "since"),
+        until=instant(query, "until"),
     )
 
 
-def _instant(query: params.Params, name: str) -> datetime | None:
+def instant(query: params.Params, name: str) -> datetime | None:
+    """An ISO 8601 time with its zone, within `params.bounded_instant`'s bounds, in UTC."""
     raw = params.optional(query, name)
     if raw is None:
         return None
@@ -42,7 +43,7 @@ def _instant(query: params.Params, name: str) -> datetime | None:
         raise ValidationError(name, f"must be an ISO 8601 time, got {raw!r}") from None
     if value.tzinfo is None:
         raise ValidationError(name, "must carry a zone (Z or +hh:mm)")
-    return value
+    return params.bounded_instant(name, value, raw)
 
 
 def describe_call(row: dict[str, Any]) -> dict[str, Any]:

@@ -34,9 +34,10 @@ async def get_bill(ctx: ApiContext, form: params.Params, client_ip: str | None) 
 def _time(form: params.Params, name: str, zone: ZoneInfo) -> datetime:
     raw = params.required(form, name)
     try:
-        return datetime.strptime(raw, CDR_TIME).replace(tzinfo=zone)
+        value = datetime.strptime(raw, CDR_TIME).replace(tzinfo=zone)
     except ValueError:
         raise ValidationError(name, f"must be 'YYYY-MM-DD HH:MM:SS', got {raw!r}") from None
+    return params.bounded_instant(name, value, raw)
 
 
 async def cdrs(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ivrcast.api.forms import read_form
 from ivrcast.console import queries
 from ivrcast.console.pages.signin import set_session_cookie
 from ivrcast.console.session import new_session
@@ -21,6 +22,7 @@ from ivrcast.console.web import (
     Viewer,
     account_scope,
     operator_refused,
+    page_cursor,
     redirect,
     render,
     session_keys,
@@ -39,7 +41,7 @@ REPLAY_FAILING_HOURS = 24
 async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
     which = request.query_params.get("show", "all")
     which = which if which in queries.DELIVERY_FILTERS else "all"
-    before = request.query_params.get("before")
+    before = page_cursor(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
@@ -49,7 +51,7 @@ async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Res
                 conn,
                 scope,
                 which=which,
-                before_id=int(before) if before and before.isdigit() else None,
+                before_id=before,
                 limit=PAGE_SIZE,
             )
             summary = queries.delivery_summary(conn, scope)
@@ -81,7 +83,7 @@ async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Res
 async def replay(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
     """Queue deliveries again: one call's (`uuid`), a task's (`task`), or every failing
     delivery of the last day (`failing`). Receivers dedupe on `uuid`."""
-    form = await request.form()
+    form = await read_form(request)
     uuid = str(form.get("uuid", "")).strip()
     task = str(form.get("task", "")).strip()
     now = ctx.clock.now()
@@ -159,7 +161,7 @@ async def set_callback_url(request: Request, ctx: Ctx, viewer: PostingViewer) ->
     if viewer.account is None:
         return operator_refused(request, viewer)
     account = viewer.account
-    form = await request.form()
+    form = await read_form(request)
     url = str(form.get("callback_url", "")).strip()
     problem = check_callback_url(url)
     if problem:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ivrcast.api.params import EARLIEST, LATEST
 from ivrcast.api.services.calls import csv_lines
 from ivrcast.console import queries
 from ivrcast.console.web import (
@@ -18,6 +19,7 @@ from ivrcast.console.web import (
     Viewer,
     account_scope,
     not_found,
+    page_cursor,
     render,
 )
 from ivrcast.store.calls import CallFilter, call_story, iter_calls, list_calls
@@ -37,6 +39,8 @@ def _day(value: str | None, zone: ZoneInfo, *, end: bool) -> datetime | None:
     try:
         day = date.fromisoformat(value)
     except ValueError:
+        return None
+    if not EARLIEST.date() <= day < LATEST.date():
         return None
     start = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=zone)
     return start
@@ -63,8 +67,7 @@ def _zone(ctx: Any) -> ZoneInfo:
 
 @router.get("/calls")
 async def call_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
-    before = request.query_params.get("before")
-    before_id = int(before) if before and before.isdigit() else None
+    before_id = page_cursor(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ivrcast.api.errors import TooManyFailedSignIns
+from ivrcast.api.forms import read_form
 from ivrcast.console.session import (
     ANONYMOUS_MINUTES,
     COOKIE_NAME,
@@ -102,7 +103,7 @@ async def _checked_anonymous(request: Request, ctx: Ctx) -> Session:
 @router.post("/signin")
 async def signin(request: Request, ctx: Ctx) -> Response:
     session = await _checked_anonymous(request, ctx)
-    form = await request.form()
+    form = await read_form(request)
     appid = str(form.get("appid", "")).strip()
     accesskey = str(form.get("accesskey", ""))
     minutes = ctx.settings.security.console_session_minutes
@@ -138,7 +139,7 @@ def _with_retry_after(response: Response, exc: Exception) -> Response:
 @router.post("/signin/operator")
 async def signin_operator(request: Request, ctx: Ctx) -> Response:
     session = await _checked_anonymous(request, ctx)
-    form = await request.form()
+    form = await read_form(request)
     given = str(form.get("token", ""))
     keys = session_keys(request)
     if not ctx.settings.security.operator_token:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ivrcast.api.envelope import classify
+from ivrcast.api.forms import read_form
 from ivrcast.api.services import play_voice
 from ivrcast.console import queries
 from ivrcast.console.pages.dashboard import event_stream
@@ -24,6 +24,7 @@ from ivrcast.console.web import (
     for_account,
     not_found,
     operator_refused,
+    page_instant,
     redirect,
     render,
 )
@@ -69,11 +70,7 @@ def progress_view(progress: TaskProgress) -> dict[str, Any]:
 
 @router.get("/tasks")
 async def task_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
-    before_raw = request.query_params.get("before")
-    try:
-        before = datetime.fromisoformat(before_raw) if before_raw else None
-    except ValueError:
-        before = None
+    before = page_instant(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
@@ -217,7 +214,7 @@ async def send(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
         if wants_json:
             return JSONResponse({"ok": False, "error": "the operator sends no broadcasts"}, 403)
         return operator_refused(request, viewer)
-    form = await request.form()
+    form = await read_form(request)
     fields = {name: str(form.get(name, "")) for name in SEND_FIELDS if form.get(name) is not None}
     fields["voicetype"] = "1"
     fields["userkey"] = "1" if form.get("userkey") else "0"

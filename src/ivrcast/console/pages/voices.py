@@ -3,12 +3,14 @@ of the transcoded audio, and delete."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from ivrcast.api.forms import read_form
+from ivrcast.api.params import MAX_INTEGER
 from ivrcast.api.services.voices import upload_voice
 from ivrcast.console import queries
 from ivrcast.console.audio import wav_from_ulaw
@@ -31,6 +33,8 @@ from ivrcast.store.engine import IntegrityViolation
 from ivrcast.store.voices import voice_audio
 
 router = APIRouter()
+
+VoiceId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 
 
 async def _library(request: Request, ctx: Ctx, viewer: Viewer) -> dict[str, Any]:
@@ -75,7 +79,7 @@ async def voice_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respo
 async def voice_upload(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
     if viewer.account is None:
         return operator_refused(request, viewer)
-    form = await request.form()
+    form = await read_form(request)
     file = form.get("file")
     data = None
     if isinstance(file, UploadFile) and file.filename:
@@ -92,7 +96,9 @@ async def voice_upload(request: Request, ctx: Ctx, viewer: PostingViewer) -> Res
 
 
 @router.get("/voices/{voice_id}/audio.wav")
-async def voice_wav(voice_id: int, request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
+async def voice_wav(
+    voice_id: VoiceId, request: Request, ctx: Ctx, viewer: CurrentViewer
+) -> Response:
     def read() -> bytes | None:
         with ctx.db.read() as conn:
             if queries.find_voice(conn, viewer.account_id, voice_id) is None:
@@ -108,7 +114,7 @@ async def voice_wav(voice_id: int, request: Request, ctx: Ctx, viewer: CurrentVi
 
 @router.post("/voices/{voice_id}/delete")
 async def voice_delete(
-    voice_id: int, request: Request, ctx: Ctx, viewer: PostingViewer
+    voice_id: VoiceId, request: Request, ctx: Ctx, viewer: PostingViewer
 ) -> Response:
     if viewer.account is None:
         return operator_refused(request, viewer)
