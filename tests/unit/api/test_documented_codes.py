@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api_service import Service
+import pytest
+from api_service import Service, SettingsFactory, start_service
 from sqlalchemy import text
 
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.demo_account import demo_tone
+from ivrcast.store.engine import Database
+from ivrcast.store.migrate import upgrade_to_head
 from ivrcast.store.transitions import expire_queued_calls, finish_ended_tasks
 
 DOC = Path(__file__).parents[3] / "docs" / "api.md"
@@ -24,6 +28,9 @@ PLAY = "App.Sip_Call.PlayVoice"
 ALICE = {"appid": "alice", "accesskey": "secret-key"}
 DAY = {"starttime": "2026-11-26 00:00:00", "endtime": "2026-11-26 23:59:59"}
 BUILD_RECORD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
+# Room for three voices of a second (8,000 bytes each of PCMU and PCMA): `welcome`, then
+# `greeting` and `third` fit, and `fourth` meets the quota (1102).
+VOICE_QUOTA = 48_000
 
 
 def documented() -> dict[str, tuple[set[str], set[int]]]:
@@ -69,8 +76,23 @@ def produced_code(name: str, body: dict[str, Any]) -> int:
     return code
 
 
-async def test_every_documented_code_is_produced_and_no_other(sqlite_service: Service) -> None:
-    svc = sqlite_service
+@pytest.fixture
+async def small_quota_service(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> AsyncIterator[Service]:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    db = Database(url)
+    upgrade_to_head(db)
+    db.dispose()
+    settings = make_settings(url, limits={"max_voice_storage_bytes": VOICE_QUOTA})
+    async for running in start_service(settings):
+        yield running
+
+
+async def test_every_documented_code_is_produced_and_no_other(
+    small_quota_service: Service,
+) -> None:
+    svc = small_quota_service
     call = Caller(svc, demo_tone(seconds=1.0))
     svc.add_account("expired", expires_at=svc.clock.now() - timedelta(days=1))
     svc.add_account("fenced", allowed_ips=["203.0.113.0/24"])
@@ -123,7 +145,11 @@ async def test_every_documented_code_is_produced_and_no_other(sqlite_service: Se
         ],
         "App.Sip_Call.TaskStatus": [{"taskid": "nope"}],  # 1024
         "App.Sip_Call.CancelTask": [{"taskid": "nope"}, {"taskid": ended}],  # 1024, 1028
-        "App.Sip_Voice.Upload": [{"name": "welcome"}],  # 1101
+        "App.Sip_Voice.Upload": [
+            {"name": "welcome"},  # 1101
+            {"name": "third"},
+            {"name": "fourth"},  # 1102
+        ],
     }
     credentials: list[dict[str, str]] = [
         ALICE,  # 200 (1)
