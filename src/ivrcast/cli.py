@@ -104,8 +104,8 @@ def serve(
     """Migrate, then serve the API (and start the dialer in its own process)."""
     import uvicorn
 
-    from ivrcast.api.app import create_app
     from ivrcast.api.http_server import server_config
+    from ivrcast.app import create_app
     from ivrcast.demo_account import ensure_demo_account
 
     settings = settings_from(config)
