@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection
-
 from ivrcast.store import nodes, transitions
+from ivrcast.store.engine import Connection
 from ivrcast.store.records import RecordBuilder
 
 logger = logging.getLogger(__name__)
