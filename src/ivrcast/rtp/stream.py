@@ -164,6 +164,13 @@ class RtpStream:
         first packet from its address."""
         self._expect(remote)
 
+    def watch_rtp(self, timeout: float | None) -> None:
+        """Restart the no-RTP timer with `timeout` (None: off), counted from now, so a
+        call coming off hold is not ended for the silence of its hold."""
+        self._no_rtp_timeout = timeout
+        self.last_received = self._monotonic()
+        self._timed_out = False
+
     def _expect(self, remote: tuple[str, int]) -> None:
         self._remote = remote
         self._source = None

@@ -19,6 +19,7 @@ BYE is answered again).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -43,7 +44,13 @@ from ivrcast.sip.outcome import (
     verdict_for_timeout,
     verdict_for_transport_error,
 )
-from ivrcast.sip.sdp import MediaChoice, SessionDescription, build_offer, negotiate
+from ivrcast.sip.sdp import (
+    MediaChoice,
+    SessionDescription,
+    build_answer,
+    build_offer,
+    negotiate,
+)
 from ivrcast.sip.transaction import (
     ClientTransaction,
     Timers,
@@ -158,7 +165,7 @@ class Call:
         self._cancel_pending: LocalEnd | None = None
         self._media: MediaChoice | None = None
         self._sdp_version = 1
-        self._last_answer_sdp: bytes | None = None
+        self._last_sdp: bytes | None = None  # our last description in this dialog
         self._reinvite_2xx: tuple[Response, Address, int] | None = None  # resp, addr, cseq
         self._reinvite_interval = config.timers.t1
         self._audio_done = False
@@ -702,37 +709,23 @@ class Call:
             return self._respond(request, address, source, 481, "Call/Transaction Does Not Exist")
         if self._reinvite_2xx is not None:
             return self._respond(request, address, source, 491, "Request Pending")  # §14.2
+        codec = self._media.codec
         actions: list[Action] = []
-        codecs: tuple[str, ...] = (self._media.codec,)
         if request.body:
+            # RFC 3264 §6.1: answer the offer: its payload types, our codec, its
+            # telephone-event if any, its direction mirrored (hold, §8.4).
             try:
-                choice = negotiate(
-                    SessionDescription.parse(request.body), codecs=(self._media.codec,)
-                )
+                offer = SessionDescription.parse(request.body)
+                choice = negotiate(offer, codecs=(codec,))
             except SdpError:
                 return self._respond(request, address, source, 488, "Not Acceptable Here")
             if choice != self._media:
                 self._media = choice
                 actions.append(UpdateMedia(choice))
+            body = self._describe(lambda version: self._answer_sdp(offer, choice, version))
         else:
-            codecs = ("PCMU", "PCMA")  # the re-INVITE asks us to offer (§14.2)
-        body = build_offer(
-            self.config.rtp_address,
-            self.config.rtp_port,
-            session_id=self.config.session_id,
-            version=self._sdp_version,
-            codecs=codecs,
-        )
-        if self._last_answer_sdp is not None and body != self._last_answer_sdp:
-            self._sdp_version += 1  # RFC 3264 §8: a changed description gets a new version
-            body = build_offer(
-                self.config.rtp_address,
-                self.config.rtp_port,
-                session_id=self.config.session_id,
-                version=self._sdp_version,
-                codecs=codecs,
-            )
-        self._last_answer_sdp = body
+            # An offer-less re-INVITE asks us to offer (§14.2); the ACK carries the answer.
+            body = self._describe(lambda version: self._offer_sdp((codec,), version))
         extra = (("Contact", self.config.contact), ("Content-Type", "application/sdp"))
         actions += self._respond(request, address, source, 200, "OK", extra=extra, body=body)
         response = self._responded[(request.top_via.branch or "", "INVITE")][0]
@@ -743,15 +736,37 @@ class Call:
         self._timer_start("reinvite_giveup", self._timers_cfg.timer_b)
         return actions
 
+    def _offer_sdp(self, codecs: tuple[str, ...], version: int) -> bytes:
+        cfg = self.config
+        return build_offer(
+            cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id, version=version, codecs=codecs
+        )
+
+    def _answer_sdp(self, offer: SessionDescription, choice: MediaChoice, version: int) -> bytes:
+        cfg = self.config
+        return build_answer(
+            offer, choice, cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id, version=version
+        )
+
+    def _describe(self, build: Callable[[int], bytes]) -> bytes:
+        """Our description at the right version: RFC 3264 §8 keeps the version of an
+        unchanged description and increments it for a changed one."""
+        body = build(self._sdp_version)
+        if self._last_sdp is not None and body != self._last_sdp:
+            self._sdp_version += 1
+            body = build(self._sdp_version)
+        self._last_sdp = body
+        return body
+
     def _on_ack(self, request: Request) -> list[Action]:
         pending = self._reinvite_2xx
         if pending is None or request.cseq.seq != pending[2]:
             return []
         self._reinvite_2xx = None
         self._timer_cancel("reinvite_2xx", "reinvite_giveup")
-        if request.body and self._media is not None:
+        if request.body and self._media is not None and self.state is CallState.ANSWERED:
             try:
-                choice = negotiate(SessionDescription.parse(request.body))
+                choice = negotiate(SessionDescription.parse(request.body), (self._media.codec,))
             except SdpError:
                 return []
             if choice != self._media:

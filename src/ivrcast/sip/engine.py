@@ -43,6 +43,7 @@ from ivrcast.sip.outcome import (
     CallOutcome,
     verdict_for_transport_error,
 )
+from ivrcast.sip.sdp import MediaChoice
 from ivrcast.sip.transaction import Timers
 from ivrcast.sip.transport import SipTransport
 
@@ -365,10 +366,12 @@ class Engine:
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
             )
-            self.media_clock.add(entry.stream)
             entry.media_started = True
+            self._follow_direction(entry.stream, choice)
         elif isinstance(action, UpdateMedia):
-            entry.stream.set_remote((action.choice.address, action.choice.port))
+            if not entry.stream.closed:
+                entry.stream.set_remote((action.choice.address, action.choice.port))
+                self._follow_direction(entry.stream, action.choice)
         elif isinstance(action, StopMedia):
             self.media_clock.remove(entry.stream)
         elif isinstance(action, Emit):
@@ -376,6 +379,16 @@ class Engine:
                 entry.on_event(action.event)
         elif isinstance(action, Finish):
             self._finish(entry, action.outcome)
+
+    def _follow_direction(self, stream: RtpStream, choice: MediaChoice) -> None:
+        """Hold (RFC 3264 §8.4): a stream is on the media clock only while the far end
+        receives, and the no-RTP timer runs only while it sends. Taking a held stream off
+        the clock costs nothing per packet; its voice resumes where it stopped."""
+        stream.watch_rtp(self.no_rtp_timeout if choice.far_end_sends else None)
+        if choice.far_end_receives:
+            self.media_clock.add(stream)
+        else:
+            self.media_clock.remove(stream)
 
     def _send(self, entry: _ActiveCall, action: Send) -> None:
         try:
