@@ -24,11 +24,8 @@ from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import ALAW_SILENCE, FRAME_SAMPLES, ULAW_SILENCE
 from ivrcast.rtp.readers import SocketReaders
 from ivrcast.rtp.stream import Frame, RtpStream, open_rtp_socket, split_frames
-from ivrcast.sip.call import (
+from ivrcast.sip.actions import (
     Action,
-    Call,
-    CallConfig,
-    CallState,
     Emit,
     Finish,
     Send,
@@ -36,6 +33,7 @@ from ivrcast.sip.call import (
     StopMedia,
     UpdateMedia,
 )
+from ivrcast.sip.call import Call, CallConfig, CallState
 from ivrcast.sip.errors import SipTransportError
 from ivrcast.sip.message import Request, Response, make_response, response_address
 from ivrcast.sip.outcome import (
@@ -263,7 +261,6 @@ class Engine:
             key_wait=request.key_wait,
             username=trunk.username,
             password=trunk.password,
-            force_proxy=trunk.force_proxy,
             timers=self._timers,
             user_agent=self._user_agent,
         )

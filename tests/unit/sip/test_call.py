@@ -8,17 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ivrcast.clock import FrozenClock
-from ivrcast.sip.call import (
-    Action,
-    Call,
-    CallConfig,
-    CallState,
-    Emit,
-    Finish,
-    Send,
-    StartMedia,
-    UpdateMedia,
-)
+from ivrcast.sip.actions import Action, Emit, Finish, Send, StartMedia, UpdateMedia
+from ivrcast.sip.call import Call, CallConfig, CallState
 from ivrcast.sip.message import Request, Response
 from ivrcast.sip.outcome import CallOutcome
 from ivrcast.sip.sdp import build_offer
