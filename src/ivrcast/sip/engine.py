@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
-from ivrcast.rtp.g711 import ALAW_SILENCE, FRAME_SAMPLES, ULAW_SILENCE
+from ivrcast.rtp.g711 import SILENCE_FRAMES
 from ivrcast.rtp.readers import SocketReaders
 from ivrcast.rtp.stream import Frame, RtpStream, open_rtp_socket, split_frames
 from ivrcast.sip.actions import (
@@ -48,12 +48,21 @@ from ivrcast.sip.transport import SipTransport
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-SILENCE = {
-    "PCMU": bytes([ULAW_SILENCE]) * FRAME_SAMPLES,
-    "PCMA": bytes([ALAW_SILENCE]) * FRAME_SAMPLES,
-}
 DEFAULT_NO_RTP_TIMEOUT = 30.0
 RESOLVE_TTL = 60.0
+
+
+def follow_direction(
+    clock: MediaClock, stream: RtpStream, choice: MediaChoice, no_rtp_timeout: float | None
+) -> None:
+    """Hold (RFC 3264 §8.4): a stream is on the media clock only while the far end
+    receives, and its no-RTP timer runs only while the far end sends. Taking a held
+    stream off the clock costs nothing per packet; its voice resumes where it stopped."""
+    stream.watch_rtp(no_rtp_timeout if choice.far_end_sends else None)
+    if choice.far_end_receives:
+        clock.add(stream)
+    else:
+        clock.remove(stream)
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,9 @@ class EncodedAudio:
         """The voice cut into 20 ms frames, once per codec, for every call that plays it."""
         frames = self._frames.get(codec)
         if frames is None:
-            frames = self._frames[codec] = split_frames(self.for_codec(codec), SILENCE[codec])
+            frames = self._frames[codec] = split_frames(
+                self.for_codec(codec), SILENCE_FRAMES[codec]
+            )
         return frames
 
     @property
@@ -358,17 +369,17 @@ class Engine:
             entry.stream.start(
                 (choice.address, choice.port),
                 frames=entry.request.audio.frames_for(choice.codec),
-                silence=SILENCE[choice.codec],
+                silence=SILENCE_FRAMES[choice.codec],
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
             )
             entry.media_started = True
-            self._follow_direction(entry.stream, choice)
+            follow_direction(self.media_clock, entry.stream, choice, self.no_rtp_timeout)
         elif isinstance(action, UpdateMedia):
             if not entry.stream.closed:
                 entry.stream.set_remote((action.choice.address, action.choice.port))
-                self._follow_direction(entry.stream, action.choice)
+                follow_direction(self.media_clock, entry.stream, action.choice, self.no_rtp_timeout)
         elif isinstance(action, StopMedia):
             self.media_clock.remove(entry.stream)
         elif isinstance(action, Emit):
@@ -376,16 +387,6 @@ class Engine:
                 entry.on_event(action.event)
         elif isinstance(action, Finish):
             self._finish(entry, action.outcome)
-
-    def _follow_direction(self, stream: RtpStream, choice: MediaChoice) -> None:
-        """Hold (RFC 3264 §8.4): a stream is on the media clock only while the far end
-        receives, and the no-RTP timer runs only while it sends. Taking a held stream off
-        the clock costs nothing per packet; its voice resumes where it stopped."""
-        stream.watch_rtp(self.no_rtp_timeout if choice.far_end_sends else None)
-        if choice.far_end_receives:
-            self.media_clock.add(stream)
-        else:
-            self.media_clock.remove(stream)
 
     def _send(self, entry: _ActiveCall, action: Send) -> None:
         try:
