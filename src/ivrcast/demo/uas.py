@@ -33,7 +33,8 @@ from ivrcast.sip.in_dialog import (
     InviteReceived,
 )
 from ivrcast.sip.message import Request, Response
-from ivrcast.sip.sdp import MediaChoice, SessionDescription, build_answer, negotiate
+from ivrcast.sip.offer_answer import LocalDescription
+from ivrcast.sip.sdp import MediaChoice, SessionDescription, negotiate
 from ivrcast.sip.transaction import ClientTransaction, Timers, new_branch
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,9 @@ class DemoCall:
         self.behaviour = behaviour_for(invite.request_uri.user or "")
         self._tag = secrets.token_hex(6)
         self._contact = f"<sip:demo@{local.host}:{local.sip_port}>"
-        self._session_id = random.getrandbits(31)
+        self._sdp = LocalDescription(
+            local.host, local.rtp_port, session_id=random.getrandbits(31), username="demo"
+        )
         self._server = DialogServer(
             clock=clock, timers=timers, allow=ALLOW, local_tag=self._tag, label=invite.call_id
         )
@@ -255,14 +258,8 @@ class DemoCall:
         self._media = choice
         self._dialog = Dialog.from_request(self.invite, self._tag)
         self._set_state(DemoState.ACCEPTED)
-        body = self._answer_sdp(offer, choice)
+        body = self._sdp.answer(offer, choice)
         return list(self._server.accept_invite(self.invite, extra=self._sdp_headers(), body=body))
-
-    def _answer_sdp(self, offer: SessionDescription, choice: MediaChoice) -> bytes:
-        local = self._local
-        return build_answer(
-            offer, choice, local.host, local.rtp_port, session_id=self._session_id, username="demo"
-        )
 
     def _sdp_headers(self) -> tuple[tuple[str, str], ...]:
         return (("Contact", self._contact), ("Content-Type", "application/sdp"))
@@ -305,7 +302,7 @@ class DemoCall:
         if choice != self._media:
             self._media = choice
             actions.append(UpdateMedia(choice))
-        body = self._answer_sdp(offer, choice)
+        body = self._sdp.answer(offer, choice)
         return actions + self._server.accept_invite(request, extra=self._sdp_headers(), body=body)
 
     def on_response(self, response: Response) -> list[DemoAction]:

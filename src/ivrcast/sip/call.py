@@ -21,7 +21,6 @@ BYE is answered again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -49,6 +48,7 @@ from ivrcast.sip.in_dialog import (
     KeyReceived,
 )
 from ivrcast.sip.message import Request, Response
+from ivrcast.sip.offer_answer import LocalDescription
 from ivrcast.sip.outcome import (
     CallEvent,
     CallOutcome,
@@ -66,8 +66,6 @@ from ivrcast.sip.outcome import (
 from ivrcast.sip.sdp import (
     MediaChoice,
     SessionDescription,
-    build_answer,
-    build_offer,
     negotiate,
 )
 from ivrcast.sip.transaction import (
@@ -155,8 +153,9 @@ class Call:
         self._cancel_end: LocalEnd | None = None
         self._cancel_pending: LocalEnd | None = None
         self._media: MediaChoice | None = None
-        self._sdp_version = 1
-        self._last_sdp: bytes | None = None  # our last description in this dialog
+        self._sdp = LocalDescription(
+            config.rtp_address, config.rtp_port, session_id=config.session_id
+        )
         self._audio_done = False
         self._keys: list[str] = []
         self._invited_at: datetime | None = None
@@ -211,7 +210,7 @@ class Call:
 
     def _new_invite(self, cseq: int, auth: tuple[str, str] | None) -> Request:
         cfg = self.config
-        offer = build_offer(cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id)
+        offer = self._sdp.offer()
         headers: list[tuple[str, str]] = [
             ("Via", self._via()),
             ("Max-Forwards", "70"),
@@ -678,34 +677,12 @@ class Call:
             if choice != self._media:
                 self._media = choice
                 actions.append(UpdateMedia(choice))
-            body = self._describe(lambda version: self._answer_sdp(offer, choice, version))
+            body = self._sdp.answer(offer, choice)
         else:
             # An offer-less re-INVITE asks us to offer (§14.2); the ACK carries the answer.
-            body = self._describe(lambda version: self._offer_sdp((codec,), version))
+            body = self._sdp.offer((codec,))
         extra = (("Contact", self.config.contact), ("Content-Type", "application/sdp"))
         return actions + self._server.accept_invite(request, extra=extra, body=body)
-
-    def _offer_sdp(self, codecs: tuple[str, ...], version: int) -> bytes:
-        cfg = self.config
-        return build_offer(
-            cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id, version=version, codecs=codecs
-        )
-
-    def _answer_sdp(self, offer: SessionDescription, choice: MediaChoice, version: int) -> bytes:
-        cfg = self.config
-        return build_answer(
-            offer, choice, cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id, version=version
-        )
-
-    def _describe(self, build: Callable[[int], bytes]) -> bytes:
-        """Our description at the right version: RFC 3264 §8 keeps the version of an
-        unchanged description and increments it for a changed one."""
-        body = build(self._sdp_version)
-        if self._last_sdp is not None and body != self._last_sdp:
-            self._sdp_version += 1
-            body = build(self._sdp_version)
-        self._last_sdp = body
-        return body
 
     def _on_ack(self, request: Request) -> list[Action]:
         """The ACK of our 2xx to a re-INVITE; after an offer-less re-INVITE it carries

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivrcast.sip.errors import SdpError
+from ivrcast.sip.offer_answer import LocalDescription
 from ivrcast.sip.sdp import SessionDescription, build_answer, build_offer, negotiate
 
 DATA = Path(__file__).parents[2] / "data" / "sdp"
@@ -169,3 +170,19 @@ def test_answer_rejects_other_streams_in_place() -> None:
 def test_offer_without_a_codec_of_ours_is_refused() -> None:
     with pytest.raises(SdpError, match="no common codec"):
         answer_to(sdp("m=audio 5004 RTP/AVP 0"), ("PCMA",))
+
+
+def test_our_version_moves_only_when_our_description_changes() -> None:
+    """RFC 3264 §8: the same description keeps its o= version, a changed one increments."""
+    ours = LocalDescription("192.0.2.9", 40000, session_id=5)
+
+    def version(body: bytes) -> str:
+        return SessionDescription.parse(body).origin.split()[2]
+
+    assert version(ours.offer()) == version(ours.offer()) == "1"
+    offer = SessionDescription.parse(sdp("m=audio 5004 RTP/AVP 0"))
+    choice = negotiate(offer)
+    assert version(ours.answer(offer, choice)) == "2"  # not the offer we made
+    assert version(ours.answer(offer, choice)) == "2"  # a refresh, unchanged
+    held = SessionDescription.parse(sdp("m=audio 5004 RTP/AVP 0", "a=sendonly"))
+    assert version(ours.answer(held, negotiate(held))) == "3"
