@@ -211,12 +211,14 @@ class DialogServer:
     def _on_cancel(
         self, request: Request, source: Address, branch: str
     ) -> tuple[list[Send], Incoming | None]:
-        """RFC 3261 §9.2: a CANCEL matches the INVITE transaction of its branch; it is
-        answered 200 while that INVITE is unanswered, 481 otherwise."""
+        """RFC 3261 §9.2: a CANCEL matching an INVITE transaction (by its branch) is
+        answered 200, one matching none 481; only an unanswered INVITE is cancelled."""
         known = self._transactions.get((branch, "INVITE"))
-        if known is None or known[0].answered:
+        if known is None:
             return self.respond_new(request, source, 481, "Call/Transaction Does Not Exist"), None
-        return self.respond_new(request, source, 200, "OK"), CancelReceived(known[0].request)
+        ok = self.respond_new(request, source, 200, "OK")
+        invite = known[0]
+        return ok, None if invite.answered else CancelReceived(invite.request)
 
     def _on_info(self, request: Request, source: Address) -> tuple[list[Send], Incoming | None]:
         kind = request.content_type

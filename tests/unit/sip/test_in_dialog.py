@@ -99,6 +99,18 @@ def test_cancel_of_an_unanswered_invite_then_of_an_answered_one() -> None:
     assert statuses(server.on_request(other, FAR, None)[0]) == [481]
 
 
+def test_cancel_after_the_answer_is_200_and_changes_nothing() -> None:
+    """§9.2: the CANCEL matched a transaction, so 200; the answered INVITE stands."""
+    server, _ = uas()
+    invite = far_request("INVITE", 1, branch="i1")
+    server.receive(invite, FAR)
+    server.accept_invite(invite, extra=(), body=b"")
+    sends, incoming = server.on_request(far_request("CANCEL", 1, branch="i1"), FAR, None)
+    assert statuses(sends) == [200]
+    assert incoming is None
+    assert server.awaiting_ack
+
+
 def test_reinvite_while_a_2xx_waits_for_its_ack_is_491() -> None:
     server, _ = uas()
     invite = far_request("INVITE", 1, branch="i1")
