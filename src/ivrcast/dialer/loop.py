@@ -30,7 +30,8 @@ from ivrcast.dialer.metrics import DialerMetrics
 from ivrcast.dialer.routing import Router, caller_id
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.numbers import E164, format_for_trunk, get_nation
-from ivrcast.sip import CallEvent, CallOutcome, CallRequest, EncodedAudio, Engine, Trunk
+from ivrcast.rtp import EncodedAudio
+from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
 from ivrcast.sip.outcome import BY_CALLER, OTHER
 from ivrcast.store import dialing
 from ivrcast.store.dialing import ClaimedCall, DueTask
