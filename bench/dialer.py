@@ -31,8 +31,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 import engine as engine_bench  # bench/engine.py: its SIPp UAS and audio
+from ivrcast.rtp import EncodedAudio
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
-from ivrcast.sip import CallRequest, EncodedAudio, Engine, Trunk
+from ivrcast.sip import CallRequest, Engine, Trunk
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head

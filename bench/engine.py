@@ -45,8 +45,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivrcast.rtp import EncodedAudio
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
-from ivrcast.sip import CallOutcome, CallRequest, EncodedAudio, Engine, Trunk
+from ivrcast.sip import CallOutcome, CallRequest, Engine, Trunk
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; missing from Python 3.11
 PROBES = 20

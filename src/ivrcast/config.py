@@ -8,6 +8,7 @@ default at 3 a.m.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -201,6 +202,51 @@ class DialerSettings(_Section):
     heartbeat_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
 
 
+class SipSettings(_Section):
+    """The call engine's SIP and RTP tuning (where it listens is `[dialer]`)."""
+
+    # The address put in Via, Contact and the SDP when the one we listen on is not the one
+    # the carrier reaches (NAT); none: the listening address, or the route to the trunk.
+    advertised_host: str | None = None
+    # RTP ports, "LOW-HIGH", even ports only (RFC 3550 §11); none: ephemeral ports.
+    rtp_port_range: str | None = None
+    # An answered call with no RTP from the far end this long is hung up; 0 turns it off.
+    no_rtp_timeout: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # RFC 3261 T1 (round-trip estimate); Timer B and the like are 64×T1.
+    t1: Annotated[float, Field(ge=0.05, le=4.0)] = 0.5
+
+    @field_validator("advertised_host")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"advertised_host must be an IP address, got {value!r}") from None
+        return value
+
+    @field_validator("rtp_port_range")
+    @classmethod
+    def _port_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_port_range(value)
+        return value
+
+    @property
+    def rtp_ports(self) -> tuple[int, int] | None:
+        return None if self.rtp_port_range is None else _parse_port_range(self.rtp_port_range)
+
+
+def _parse_port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"rtp_port_range must look like 10000-20000, got {text!r}")
+    first, last = int(low), int(high)
+    if not 1024 <= first < last <= 65535 or last - first < 2:
+        raise ValueError(f"rtp_port_range must be within 1024-65535, low below high: {text!r}")
+    return first, last
+
+
 class Settings(_Section):
     data_dir: Path = Path("./var")
     database_url: str = ""
@@ -209,6 +255,7 @@ class Settings(_Section):
     callbacks: CallbackSettings = CallbackSettings()
     limits: LimitSettings = LimitSettings()
     dialer: DialerSettings = DialerSettings()
+    sip: SipSettings = SipSettings()
     countries: dict[str, CountrySettings] = {}
     trunks: list[TrunkSettings] = []
     config_path: Path | None = None

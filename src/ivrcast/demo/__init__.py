@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from ivrcast.demo.carrier import MAGIC, Behaviour, DemoCarrier, behaviour_for
+from ivrcast.demo.carrier import DemoCarrier
+from ivrcast.demo.uas import MAGIC, Behaviour, behaviour_for
 
 __all__ = ["MAGIC", "Behaviour", "DemoCarrier", "behaviour_for"]

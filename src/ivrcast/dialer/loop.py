@@ -30,7 +30,8 @@ from ivrcast.dialer.routing import Router, caller_id
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
-from ivrcast.sip import CallEvent, CallOutcome, CallRequest, EncodedAudio, Engine, Trunk
+from ivrcast.rtp import EncodedAudio
+from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
 from ivrcast.store import transitions
 from ivrcast.store.records import RecordBuilder
 from ivrcast.store.transitions import CallEnd, ClaimedCall, DueTask, Invite

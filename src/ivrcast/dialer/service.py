@@ -35,7 +35,7 @@ from ivrcast.dialer.metrics import SNAPSHOT_INTERVAL, DialerMetrics
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
-from ivrcast.sip import Engine
+from ivrcast.sip import Engine, Timers
 from ivrcast.store import nodes
 from ivrcast.store.engine import Database
 from ivrcast.store.records import RecordBuilder
@@ -62,6 +62,18 @@ def demo_trunk(address: tuple[str, int], countries: list[str]) -> TrunkSettings:
         callerids=[DEMO_CALLER_ID],
         max_channels=DEMO_CHANNELS,
         max_cps=DEMO_CPS,
+    )
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The call engine as `[dialer]` and `[sip]` configure it."""
+    return Engine(
+        bind_host=settings.dialer.sip_host,
+        bind_port=settings.dialer.sip_port,
+        rtp_port_range=settings.sip.rtp_ports,
+        advertised_host=settings.sip.advertised_host,
+        no_rtp_timeout=settings.sip.no_rtp_timeout or None,
+        timers=Timers(t1=settings.sip.t1),
     )
 
 
@@ -97,7 +109,7 @@ class _Service:
         db = Database(settings.database_url)
         dbt = DatabaseThread(db)
         demo: DemoCarrier | None = None
-        engine = Engine(bind_host=settings.dialer.sip_host, bind_port=settings.dialer.sip_port)
+        engine = engine_for(settings)
         background: list[asyncio.Task[None]] = []
         try:
             trunk_settings = list(settings.trunks)

@@ -12,9 +12,11 @@ from ivrcast.rtp.errors import RtpError, RtpParseError
 from ivrcast.rtp.packet import RtpPacket
 from ivrcast.rtp.stats import ReceiveStats
 from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.voice import EncodedAudio
 
 __all__ = [
     "DtmfReceiver",
+    "EncodedAudio",
     "MediaClock",
     "ReceiveStats",
     "RtpError",

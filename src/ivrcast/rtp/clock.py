@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-from ivrcast.rtp.stream import RtpStream
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +22,17 @@ PTIME = 0.020  # 20 ms packetisation, 160 G.711 samples
 # The no-RTP timeout is seconds long: checking it every 10th tick (200 ms) keeps that
 # work off nine ticks in ten.
 TIMEOUT_CHECK_TICKS = 10
+
+
+class Ticking(Protocol):
+    """What the clock walks: an `RtpStream`, or a `dtmf_send.KeyPress` standing in for
+    one while it sends a key."""
+
+    label: str
+
+    def tick(self) -> None: ...
+
+    def check_rtp_timeout(self, now: float) -> None: ...
 
 
 def tick_time(scheduled: float, now: float, interval: float) -> float:
@@ -34,14 +44,14 @@ def tick_time(scheduled: float, now: float, interval: float) -> float:
 class MediaClock:
     def __init__(self, *, interval: float = PTIME) -> None:
         self.interval = interval
-        self._streams: dict[int, RtpStream] = {}
+        self._streams: dict[int, Ticking] = {}
         self._task: asyncio.Task[None] | None = None
         self.late_ticks = 0  # ticks a frame late or more, which restarted the schedule
 
-    def add(self, stream: RtpStream) -> None:
+    def add(self, stream: Ticking) -> None:
         self._streams[id(stream)] = stream
 
-    def remove(self, stream: RtpStream) -> None:
+    def remove(self, stream: Ticking) -> None:
         self._streams.pop(id(stream), None)
 
     def __len__(self) -> int:
@@ -101,7 +111,7 @@ class MediaClock:
             except Exception:
                 self._drop_broken(stream)
 
-    def _drop_broken(self, stream: RtpStream) -> None:
+    def _drop_broken(self, stream: Ticking) -> None:
         # One broken stream must not stop the clock for every other call.
         logger.exception(
             "stream failed on the media clock; it is dropped",

@@ -17,6 +17,11 @@ ULAW_SILENCE = 0xFF
 ALAW_SILENCE = 0xD5
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+# One 20 ms frame of silence per codec, sent once a voice has ended.
+SILENCE_FRAMES = {
+    "PCMU": bytes([ULAW_SILENCE]) * FRAME_SAMPLES,
+    "PCMA": bytes([ALAW_SILENCE]) * FRAME_SAMPLES,
+}
 
 
 def ulaw_encode_sample(sample: int) -> int:

@@ -164,6 +164,13 @@ class RtpStream:
         first packet from its address."""
         self._expect(remote)
 
+    def watch_rtp(self, timeout: float | None) -> None:
+        """Restart the no-RTP timer with `timeout` (None: off), counted from now, so a
+        call coming off hold is not ended for the silence of its hold."""
+        self._no_rtp_timeout = timeout
+        self.last_received = self._monotonic()
+        self._timed_out = False
+
     def _expect(self, remote: tuple[str, int]) -> None:
         self._remote = remote
         self._source = None
@@ -206,6 +213,31 @@ class RtpStream:
             self.send_errors += 1
         if index + 1 == len(frames) and self.on_audio_done is not None:
             self.on_audio_done()  # the last frame of the voice has just left
+
+    @property
+    def timestamp(self) -> int:
+        """The RTP timestamp the next frame will carry."""
+        return self._ts
+
+    def send_event(self, payload: bytes, *, timestamp: int, marker: bool) -> None:
+        """Send one RFC 4733 telephone-event packet in place of a frame (the caller
+        ticks it, see `dtmf_send.KeyPress`); off the audio path of `tick()`."""
+        remote = self._remote
+        if remote is None or self._dtmf_payload_type is None:
+            return
+        second = self._dtmf_payload_type | (0x80 if marker else 0)
+        header = HEADER.pack(FIRST_BYTE, second, self._seq, timestamp, self.ssrc)
+        self._seq = (self._seq + 1) & 0xFFFF
+        try:
+            self._sock.sendmsg((header, payload), (), 0, remote)
+            self.packets_sent += 1
+        except OSError:
+            self.send_errors += 1
+
+    def skip(self, samples: int) -> None:
+        """Move the audio timestamp on by `samples` (the span of an event sent instead
+        of frames, RFC 4733 §2.5.1.5)."""
+        self._ts = (self._ts + samples) & 0xFFFFFFFF
 
     def check_rtp_timeout(self, now: float) -> None:
         """Has the far end sent nothing for `no_rtp_timeout` seconds? Called by

@@ -2,9 +2,11 @@
 §15 BYE, §12 dialogs).
 
 `Call` takes events — responses, requests from the far end, timers, media events — and
-returns actions (`Send`, `StartMedia`, `UpdateMedia`, `StopMedia`, `Emit`, `Finish`) that
-`engine.py` carries out. Times come from the injected `Clock`; `deadline()` says when
-`on_timer()` next needs calling.
+returns actions (`actions.py`: `Send`, `StartMedia`, `UpdateMedia`, `StopMedia`, `Emit`,
+`Finish`) that `engine.py` carries out. The far end's in-dialog requests are answered by
+`in_dialog.DialogServer`; `Call` acts on what it hands up (BYE, re-INVITE, ACK, keys).
+Times come from the injected `Clock`; `deadline()` says when `on_timer()` next needs
+calling.
 
     IDLE -> CALLING -> EARLY -> ANSWERED -> ENDED
                |         |         ^  (BYE either way, conn_time, audio done, no RTP)
@@ -24,11 +26,29 @@ from datetime import datetime
 from enum import Enum
 
 from ivrcast.clock import Clock
+from ivrcast.sip.actions import (
+    Action,
+    Address,
+    Emit,
+    Finish,
+    Send,
+    StartMedia,
+    StopMedia,
+    UpdateMedia,
+)
 from ivrcast.sip.dialog import Dialog
-from ivrcast.sip.digest import authorization, choose, new_cnonce
+from ivrcast.sip.digest import Challenge, authorization, choose, new_cnonce
 from ivrcast.sip.errors import DigestError, SdpError, SipParseError
 from ivrcast.sip.headers import q850_cause
-from ivrcast.sip.message import Request, Response, make_response, response_address
+from ivrcast.sip.in_dialog import (
+    AckReceived,
+    ByeReceived,
+    DialogServer,
+    InviteReceived,
+    KeyReceived,
+)
+from ivrcast.sip.message import Request, Response
+from ivrcast.sip.offer_answer import LocalDescription
 from ivrcast.sip.outcome import (
     CallEvent,
     CallOutcome,
@@ -43,7 +63,11 @@ from ivrcast.sip.outcome import (
     verdict_for_timeout,
     verdict_for_transport_error,
 )
-from ivrcast.sip.sdp import MediaChoice, SessionDescription, build_offer, negotiate
+from ivrcast.sip.sdp import (
+    MediaChoice,
+    SessionDescription,
+    negotiate,
+)
 from ivrcast.sip.transaction import (
     ClientTransaction,
     Timers,
@@ -54,10 +78,8 @@ from ivrcast.sip.transaction import (
 
 logger = logging.getLogger(__name__)
 
-DTMF_KEYS = "0123456789*#ABCD"
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 MAX_AUTH_ATTEMPTS = 2  # a second try only for a `stale=true` nonce (RFC 7616 §3.3)
-Address = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,7 @@ class CallConfig:
     contact: str  # our Contact value, `<sip:...>`
     via_host: str
     via_port: int
-    proxy: Address  # where the INVITE (and, with `force_proxy`, everything) goes
+    proxy: Address  # where the INVITE and CANCEL go
     rtp_address: str
     rtp_port: int
     session_id: int
@@ -81,43 +103,15 @@ class CallConfig:
     key_wait: float
     username: str | None = None
     password: str | None = None
-    force_proxy: bool = False
     timers: Timers = field(default_factory=Timers)
     user_agent: str = "ivrcast"
 
 
-@dataclass(frozen=True)
-class Send:
-    message: Request | Response
-    address: Address
-
-
-@dataclass(frozen=True)
-class StartMedia:
-    choice: MediaChoice
-
-
-@dataclass(frozen=True)
-class UpdateMedia:
-    choice: MediaChoice
-
-
-@dataclass(frozen=True)
-class StopMedia:
-    pass
-
-
-@dataclass(frozen=True)
-class Emit:
-    event: CallEvent
-
-
-@dataclass(frozen=True)
-class Finish:
-    outcome: CallOutcome
-
-
-Action = Send | StartMedia | UpdateMedia | StopMedia | Emit | Finish
+class CallTimer(Enum):
+    WAIT_TIME = "wait_time"  # the task's waittime: CANCEL an unanswered call
+    CONN_TIME = "conn_time"  # the task's conntime: BYE an answered one
+    KEY_WAIT = "key_wait"  # after the voice, how long keys are waited for
+    CANCEL_GUARD = "cancel guard"  # RFC 3261 §9.1: no final response 64*T1 after CANCEL
 
 
 class CallState(Enum):
@@ -150,17 +144,18 @@ class Call:
         self._transactions: list[ClientTransaction] = []
         self._dialog: Dialog | None = None
         self._ack: Request | None = None
-        self._timers: dict[str, float] = {}
-        self._responded: dict[tuple[str, str], tuple[Response, Address]] = {}
+        self._timers: dict[CallTimer, float] = {}
+        self._server = DialogServer(
+            clock=clock, timers=config.timers, allow=ALLOW, label=config.call_uuid
+        )
         self._auth_attempts = 0
         self._auth_header: tuple[str, str] | None = None  # (header name, value) on INVITE
         self._cancel_end: LocalEnd | None = None
         self._cancel_pending: LocalEnd | None = None
         self._media: MediaChoice | None = None
-        self._sdp_version = 1
-        self._last_answer_sdp: bytes | None = None
-        self._reinvite_2xx: tuple[Response, Address, int] | None = None  # resp, addr, cseq
-        self._reinvite_interval = config.timers.t1
+        self._sdp = LocalDescription(
+            config.rtp_address, config.rtp_port, session_id=config.session_id
+        )
         self._audio_done = False
         self._keys: list[str] = []
         self._invited_at: datetime | None = None
@@ -183,16 +178,18 @@ class Call:
         )
         self.state = state
 
-    def _timer_start(self, name: str, delay: float) -> None:
-        self._timers[name] = self._clock.monotonic() + delay
+    def _timer_start(self, timer: CallTimer, delay: float) -> None:
+        self._timers[timer] = self._clock.monotonic() + delay
 
-    def _timer_cancel(self, *names: str) -> None:
-        for name in names:
-            self._timers.pop(name, None)
+    def _timer_cancel(self, *timers: CallTimer) -> None:
+        for timer in timers:
+            self._timers.pop(timer, None)
 
     def deadline(self) -> float | None:
         times = list(self._timers.values())
         times += [d for tx in self._transactions if (d := tx.deadline()) is not None]
+        if (d := self._server.deadline()) is not None:
+            times.append(d)
         return min(times) if times else None
 
     @property
@@ -211,12 +208,9 @@ class Call:
             f"SIP/2.0/UDP {self.config.via_host}:{self.config.via_port};branch={new_branch()};rport"
         )
 
-    def _route(self, default: Address) -> Address:
-        return self.config.proxy if self.config.force_proxy else default
-
     def _new_invite(self, cseq: int, auth: tuple[str, str] | None) -> Request:
         cfg = self.config
-        offer = build_offer(cfg.rtp_address, cfg.rtp_port, session_id=cfg.session_id)
+        offer = self._sdp.offer()
         headers: list[tuple[str, str]] = [
             ("Via", self._via()),
             ("Max-Forwards", "70"),
@@ -251,7 +245,7 @@ class Call:
         self._set_state(CallState.CALLING)
         self._invited_at = self._clock.now()
         self._invite = self._new_invite(1, None)
-        self._timer_start("wait", self.config.wait_time)
+        self._timer_start(CallTimer.WAIT_TIME, self.config.wait_time)
         tx, actions = self._start_tx(self._invite, self.config.proxy)
         self._invite_tx = tx
         return actions
@@ -287,40 +281,32 @@ class Call:
             deadline = tx.deadline()
             if deadline is not None and now >= deadline:
                 actions += self._run_tx(tx, tx.on_timer(), tx.destination)
-        for name, at in sorted(self._timers.items(), key=lambda item: item[1]):
-            if now >= at and name in self._timers:
-                del self._timers[name]
-                actions += self._on_timer_expired(name)
+        actions += self._server.on_timer()
+        for timer, at in sorted(self._timers.items(), key=lambda item: item[1]):
+            if now >= at and timer in self._timers:
+                del self._timers[timer]
+                actions += self._on_timer_expired(timer)
         self._transactions = [tx for tx in self._transactions if not tx.terminated]
         return actions
 
-    def _on_timer_expired(self, name: str) -> list[Action]:
-        if name == "wait":
+    def _on_timer_expired(self, timer: CallTimer) -> list[Action]:
+        if timer is CallTimer.WAIT_TIME:
             return self._hang_up(LocalEnd.RING_TIMEOUT)
-        if name == "conn":
+        if timer is CallTimer.CONN_TIME:
             return self._hang_up(LocalEnd.CONN_TIME)
-        if name == "key_wait":
+        if timer is CallTimer.KEY_WAIT:
             return self._hang_up(LocalEnd.AUDIO_DONE)
-        if name == "cancel_guard":
+        if timer is CallTimer.CANCEL_GUARD:
             # RFC 3261 §9.1: no final response 64*T1 after CANCEL: give the INVITE up.
             if self._invite_tx is not None:
                 self._invite_tx.abandon()
             end = self._cancel_end or LocalEnd.RING_TIMEOUT
             return self._finish(
                 verdict_for_local_end(end, False),
-                None,
-                "no final response after CANCEL",
-                None,
-                "us",
+                code=None,
+                reason="no final response after CANCEL",
+                hangup_by="us",
             )
-        if name == "reinvite_2xx" and self._reinvite_2xx is not None:
-            response, address, _ = self._reinvite_2xx
-            self._reinvite_interval = min(self._reinvite_interval * 2, self._timers_cfg.t2)
-            self._timer_start("reinvite_2xx", self._reinvite_interval)
-            return [Send(response, address)]
-        if name == "reinvite_giveup":
-            self._reinvite_2xx = None
-            self._timer_cancel("reinvite_2xx")
         return []
 
     def on_audio_done(self) -> list[Action]:
@@ -328,7 +314,7 @@ class Call:
             return []
         self._audio_done = True
         if self.config.collect_keys and not self._keys:
-            self._timer_start("key_wait", self.config.key_wait)
+            self._timer_start(CallTimer.KEY_WAIT, self.config.key_wait)
             return []
         return self._hang_up(LocalEnd.AUDIO_DONE)
 
@@ -355,7 +341,7 @@ class Call:
         self._transactions = []
         self._timers.clear()
         verdict = verdict_for_local_end(LocalEnd.STOPPED, self.answered)
-        return self._finish(verdict, None, reason, None, "us")
+        return self._finish(verdict, code=None, reason=reason, hangup_by="us")
 
     # -- responses to our requests -----------------------------------------------
 
@@ -399,17 +385,16 @@ class Call:
         except SipParseError as exc:
             return self._finish(
                 verdict_for_local_end(LocalEnd.NO_CODEC, False),
-                response.status,
-                f"bad 2xx: {exc}",
-                None,
-                None,
+                code=response.status,
+                reason=f"bad 2xx: {exc}",
+                hangup_by=None,
             )
         actions = self._ack_2xx(response)
         self._final_code = response.status
         self._answered_at = self._clock.now()
         cancelled = self._cancel_end is not None or self._cancel_pending is not None
         self._set_state(CallState.ANSWERED)
-        self._timer_cancel("wait", "cancel_guard")
+        self._timer_cancel(CallTimer.WAIT_TIME, CallTimer.CANCEL_GUARD)
         if cancelled:
             # RFC 3261 §9.1: the 2xx won the race with our CANCEL: ACK it, then BYE.
             return actions + self._send_bye(
@@ -421,7 +406,7 @@ class Call:
             reason = f"{response.status} {response.reason}, but no usable audio: {exc}"
             return actions + self._send_bye(verdict_for_local_end(LocalEnd.NO_CODEC, True), reason)
         self._media = choice
-        self._timer_start("conn", self.config.conn_time)
+        self._timer_start(CallTimer.CONN_TIME, self.config.conn_time)
         return [
             *actions,
             StartMedia(choice),
@@ -444,7 +429,7 @@ class Call:
                 extra=extra,
                 cseq=self._invite_request().cseq.seq,
             )
-        return [Send(self._ack, self._route(dialog.next_hop()))]
+        return [Send(self._ack, dialog.next_hop())]
 
     def _end_forked_dialog(self, response: Response) -> list[Action]:
         """A 2xx from a second fork (RFC 3261 §13.2.2.4): ACK it and BYE it at once."""
@@ -456,7 +441,7 @@ class Call:
             "ACK", via=self._via(), contact=self.config.contact, cseq=fork.local_cseq
         )
         bye = fork.request("BYE", via=self._via(), contact=self.config.contact)
-        hop = self._route(fork.next_hop())
+        hop = fork.next_hop()
         _, actions = self._start_tx(bye, hop)
         return [Send(ack, hop), *actions]
 
@@ -467,7 +452,9 @@ class Call:
         synthetic = response.received_at is None
         if self._cancel_end is not None:
             verdict = verdict_for_local_end(self._cancel_end, False)
-            return self._finish(verdict, response.status, response.reason, q850, "us")
+            return self._finish(
+                verdict, code=response.status, reason=response.reason, q850=q850, hangup_by="us"
+            )
         if synthetic and response.status == 408:
             verdict = verdict_for_timeout()
         elif synthetic:
@@ -477,27 +464,37 @@ class Call:
         trunk_failed = is_trunk_failure(
             response.status, synthetic, self._ringing_at is not None, verdict.status
         )
-        return self._finish(verdict, response.status, response.reason, q850, None, trunk_failed)
+        return self._finish(
+            verdict,
+            code=response.status,
+            reason=response.reason,
+            q850=q850,
+            hangup_by=None,
+            trunk_failed=trunk_failed,
+        )
 
-    def _challenge_answer(
-        self, response: Response, method: str, uri: str
-    ) -> tuple[str, str] | None:
-        cfg = self.config
-        if cfg.username is None or cfg.password is None:
+    def _challenge(self, response: Response) -> Challenge | None:
+        """The challenge of a 401/407 we can answer, if we have credentials."""
+        if self.config.username is None or self.config.password is None:
             return None
-        if response.status == 401:
-            challenge_name, answer_name = "WWW-Authenticate", "Authorization"
-        else:
-            challenge_name, answer_name = "Proxy-Authenticate", "Proxy-Authorization"
+        name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         try:
-            challenge = choose(response.header_values(challenge_name))
+            return choose(response.header_values(name))
         except DigestError as exc:
             logger.warning(
                 "cannot answer challenge: %s",
                 exc,
-                extra={"event": "sip.auth_unsupported", "call_uuid": cfg.call_uuid},
+                extra={"event": "sip.auth_unsupported", "call_uuid": self.config.call_uuid},
             )
             return None
+
+    def _challenge_answer(
+        self, response: Response, challenge: Challenge, method: str, uri: str
+    ) -> tuple[str, str]:
+        cfg = self.config
+        assert cfg.username is not None
+        assert cfg.password is not None
+        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
         value = authorization(
             challenge,
             method=method,
@@ -506,21 +503,18 @@ class Call:
             password=cfg.password,
             cnonce=new_cnonce(),
         )
-        return answer_name, value
+        return name, value
 
     def _retry_invite_with_auth(self, response: Response) -> list[Action] | None:
         if self._auth_attempts >= MAX_AUTH_ATTEMPTS:
             return None
-        stale = "stale=true" in (
-            (response.header("WWW-Authenticate") or "")
-            + (response.header("Proxy-Authenticate") or "")
-        ).lower().replace(" ", "")
-        if self._auth_attempts == 1 and not stale:
+        challenge = self._challenge(response)
+        if challenge is None:
+            return None
+        if self._auth_attempts == 1 and not challenge.stale:
             return None  # our credentials were refused
         invite = self._invite_request()
-        answer = self._challenge_answer(response, "INVITE", invite.uri)
-        if answer is None:
-            return None
+        answer = self._challenge_answer(response, challenge, "INVITE", invite.uri)
         self._auth_attempts += 1
         self._auth_header = answer
         self._invite = self._new_invite(invite.cseq.seq + 1, answer)
@@ -531,9 +525,10 @@ class Call:
     def _retry_bye_with_auth(self, tx: ClientTransaction, response: Response) -> list[Action]:
         if tx.authenticated or self._dialog is None:
             return []
-        answer = self._challenge_answer(response, "BYE", tx.request.uri)
-        if answer is None:
+        challenge = self._challenge(response)
+        if challenge is None:
             return []
+        answer = self._challenge_answer(response, challenge, "BYE", tx.request.uri)
         bye = self._dialog.request(
             "BYE", via=self._via(), contact=self.config.contact, extra=(answer,)
         )
@@ -560,7 +555,10 @@ class Call:
                 if self._invite_tx is not None:
                     self._invite_tx.abandon()
                 return self._finish(
-                    verdict_for_local_end(end, False), None, "engine stopped", None, "us"
+                    verdict_for_local_end(end, False),
+                    code=None,
+                    reason="engine stopped",
+                    hangup_by="us",
                 )
             # RFC 3261 §9.1: no CANCEL before a provisional; send it when one comes,
             # or let Timer B end the call.
@@ -571,8 +569,8 @@ class Call:
         self._cancel_pending = None
         self._cancel_end = end
         self._set_state(CallState.CANCELLING)
-        self._timer_cancel("wait")
-        self._timer_start("cancel_guard", self._timers_cfg.timer_b)
+        self._timer_cancel(CallTimer.WAIT_TIME)
+        self._timer_start(CallTimer.CANCEL_GUARD, self._timers_cfg.timer_b)
         _, actions = self._start_tx(build_cancel(self._invite_request()), self.config.proxy)
         return actions
 
@@ -580,23 +578,24 @@ class Call:
         assert self._dialog is not None
         extra: tuple[tuple[str, str], ...] = (("User-Agent", self.config.user_agent),)
         bye = self._dialog.request("BYE", via=self._via(), contact=self.config.contact, extra=extra)
-        _, actions = self._start_tx(bye, self._route(self._dialog.next_hop()))
+        _, actions = self._start_tx(bye, self._dialog.next_hop())
         status = self._final_code or 200
-        return actions + self._finish(verdict, status, reason, None, "us")
+        return actions + self._finish(verdict, code=status, reason=reason, hangup_by="us")
 
     def _finish(
         self,
         verdict: Verdict,
+        *,
         code: int | None,
         reason: str,
-        q850: int | None,
+        q850: int | None = None,
         hangup_by: HangupBy | None,
         trunk_failed: bool = False,
     ) -> list[Action]:
         if self.state is CallState.ENDED:
             return []
         self._set_state(CallState.ENDED)
-        self._timer_cancel("wait", "conn", "key_wait", "cancel_guard")
+        self._timer_cancel(*CallTimer)
         ended = self._clock.now()
         self.outcome = CallOutcome(
             status=verdict.status,
@@ -642,146 +641,59 @@ class Call:
     # -- requests from the far end -----------------------------------------------
 
     def on_request(self, request: Request, source: Address) -> list[Action]:
-        address = response_address(request, source)
-        if request.method == "ACK":
-            return self._on_ack(request)
-        branch = request.top_via.branch or ""
-        cached = self._responded.get((branch, request.method))
-        if cached is not None:
-            return [Send(cached[0], cached[1])]  # a retransmission: same answer again
-        dialog = self._dialog
-        if dialog is None or not dialog.matches(request):
-            return self._respond(request, address, source, 481, "Call/Transaction Does Not Exist")
-        cseq = request.cseq.seq
-        if dialog.remote_cseq is not None and cseq < dialog.remote_cseq:
-            return self._respond(request, address, source, 500, "CSeq Out of Order")  # §12.2.2
-        dialog.remote_cseq = cseq
-        method = request.method
-        if method == "BYE":
-            return self._on_bye(request, address, source)
-        if method == "INVITE":
-            return self._on_reinvite(request, address, source)
-        if method == "OPTIONS":
-            extra = (("Allow", ALLOW), ("Accept", "application/sdp, application/dtmf-relay"))
-            return self._respond(request, address, source, 200, "OK", extra=extra)
-        if method == "INFO":
-            return self._on_info(request, address, source)
-        return self._respond(
-            request, address, source, 501, "Not Implemented", extra=(("Allow", ALLOW),)
-        )
-
-    def _respond(
-        self,
-        request: Request,
-        address: Address,
-        source: Address,
-        status: int,
-        reason: str,
-        *,
-        extra: tuple[tuple[str, str], ...] = (),
-        body: bytes = b"",
-    ) -> list[Action]:
-        response = make_response(request, status, reason, source=source, extra=extra, body=body)
-        self._responded[(request.top_via.branch or "", request.method)] = (response, address)
-        if request.method != "INVITE":
-            # Timer J (§17.2.2): keep answering retransmissions for 64*T1.
-            self._timer_start("linger", self._timers_cfg.timer_b)
-        return [Send(response, address)]
-
-    def _on_bye(self, request: Request, address: Address, source: Address) -> list[Action]:
-        actions = self._respond(request, address, source, 200, "OK")
-        if self.state is CallState.ANSWERED:
-            q850 = q850_cause(request.header_values("Reason"))
-            actions += self._finish(
-                verdict_for_far_end_bye(), 200, "BYE from the far end", q850, "callee"
-            )
+        sends, incoming = self._server.on_request(request, source, self._dialog)
+        actions: list[Action] = list(sends)
+        if isinstance(incoming, ByeReceived):
+            if self.state is CallState.ANSWERED:
+                q850 = q850_cause(incoming.request.header_values("Reason"))
+                actions += self._finish(
+                    verdict_for_far_end_bye(),
+                    code=200,
+                    reason="BYE from the far end",
+                    q850=q850,
+                    hangup_by="callee",
+                )
+        elif isinstance(incoming, InviteReceived):
+            actions += self._on_reinvite(incoming.request)
+        elif isinstance(incoming, AckReceived):
+            actions += self._on_ack(incoming.request)
+        elif isinstance(incoming, KeyReceived):
+            actions += self.on_key(incoming.key)
         return actions
 
-    def _on_reinvite(self, request: Request, address: Address, source: Address) -> list[Action]:
+    def _on_reinvite(self, request: Request) -> list[Action]:
         if self.state is not CallState.ANSWERED or self._media is None:
-            return self._respond(request, address, source, 481, "Call/Transaction Does Not Exist")
-        if self._reinvite_2xx is not None:
-            return self._respond(request, address, source, 491, "Request Pending")  # §14.2
+            return list(self._server.respond(request, 481, "Call/Transaction Does Not Exist"))
+        codec = self._media.codec
         actions: list[Action] = []
-        codecs: tuple[str, ...] = (self._media.codec,)
         if request.body:
+            # RFC 3264 §6.1: answer the offer: its payload types, our codec, its
+            # telephone-event if any, its direction mirrored (hold, §8.4).
             try:
-                choice = negotiate(
-                    SessionDescription.parse(request.body), codecs=(self._media.codec,)
-                )
+                offer = SessionDescription.parse(request.body)
+                choice = negotiate(offer, codecs=(codec,))
             except SdpError:
-                return self._respond(request, address, source, 488, "Not Acceptable Here")
+                return list(self._server.respond(request, 488, "Not Acceptable Here"))
             if choice != self._media:
                 self._media = choice
                 actions.append(UpdateMedia(choice))
+            body = self._sdp.answer(offer, choice)
         else:
-            codecs = ("PCMU", "PCMA")  # the re-INVITE asks us to offer (§14.2)
-        body = build_offer(
-            self.config.rtp_address,
-            self.config.rtp_port,
-            session_id=self.config.session_id,
-            version=self._sdp_version,
-            codecs=codecs,
-        )
-        if self._last_answer_sdp is not None and body != self._last_answer_sdp:
-            self._sdp_version += 1  # RFC 3264 §8: a changed description gets a new version
-            body = build_offer(
-                self.config.rtp_address,
-                self.config.rtp_port,
-                session_id=self.config.session_id,
-                version=self._sdp_version,
-                codecs=codecs,
-            )
-        self._last_answer_sdp = body
+            # An offer-less re-INVITE asks us to offer (§14.2); the ACK carries the answer.
+            body = self._sdp.offer((codec,))
         extra = (("Contact", self.config.contact), ("Content-Type", "application/sdp"))
-        actions += self._respond(request, address, source, 200, "OK", extra=extra, body=body)
-        response = self._responded[(request.top_via.branch or "", "INVITE")][0]
-        # §13.3.1.4: the UAS retransmits its 2xx until the ACK comes, for 64*T1.
-        self._reinvite_2xx = (response, address, request.cseq.seq)
-        self._reinvite_interval = self._timers_cfg.t1
-        self._timer_start("reinvite_2xx", self._reinvite_interval)
-        self._timer_start("reinvite_giveup", self._timers_cfg.timer_b)
-        return actions
+        return actions + self._server.accept_invite(request, extra=extra, body=body)
 
     def _on_ack(self, request: Request) -> list[Action]:
-        pending = self._reinvite_2xx
-        if pending is None or request.cseq.seq != pending[2]:
+        """The ACK of our 2xx to a re-INVITE; after an offer-less re-INVITE it carries
+        the far end's answer."""
+        if not request.body or self._media is None or self.state is not CallState.ANSWERED:
             return []
-        self._reinvite_2xx = None
-        self._timer_cancel("reinvite_2xx", "reinvite_giveup")
-        if request.body and self._media is not None:
-            try:
-                choice = negotiate(SessionDescription.parse(request.body))
-            except SdpError:
-                return []
-            if choice != self._media:
-                self._media = choice
-                return [UpdateMedia(choice)]
-        return []
-
-    def _on_info(self, request: Request, address: Address, source: Address) -> list[Action]:
-        kind = request.content_type
-        key: str | None = None
-        if kind == "application/dtmf-relay":
-            for line in request.body.decode("utf-8", "replace").splitlines():
-                name, _, value = line.partition("=")
-                if name.strip().lower() == "signal":
-                    key = value.strip() or None
-        elif kind == "application/dtmf":
-            key = request.body.decode("utf-8", "replace").strip() or None
-        elif request.body:
-            return self._respond(
-                request,
-                address,
-                source,
-                415,
-                "Unsupported Media Type",
-                extra=(("Accept", "application/dtmf-relay, application/dtmf"),),
-            )
-        actions = self._respond(request, address, source, 200, "OK")
-        if key is not None:
-            # Some gateways send the RFC 4733 event number (10, 11) instead of * and #.
-            key = {"10": "*", "11": "#"}.get(key, key).upper()
-            if len(key) == 1 and key in DTMF_KEYS:
-                actions += self.on_key(key)
-        return actions
+        try:
+            choice = negotiate(SessionDescription.parse(request.body), (self._media.codec,))
+        except SdpError:
+            return []
+        if choice == self._media:
+            return []
+        self._media = choice
+        return [UpdateMedia(choice)]

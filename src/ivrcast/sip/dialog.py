@@ -1,5 +1,6 @@
-"""The UAC side of a dialog (RFC 3261 §12): identifiers, CSeq, remote target, route set,
-and how in-dialog requests are built and where they go."""
+"""A dialog (RFC 3261 §12): identifiers, CSeq, remote target, route set, and how
+in-dialog requests are built and where they go. The UAC builds it from the 2xx to its
+INVITE (`from_response`), a UAS from the INVITE it answers (`from_request`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ class Dialog:
             remote_target=target,
             route_set=routes,
             local_cseq=invite.cseq.seq,
+        )
+
+    @classmethod
+    def from_request(cls, invite: Request, local_tag: str) -> Dialog:
+        """§12.1.1: the UAS's dialog state from the INVITE it answers with `local_tag`."""
+        from_tag = invite.from_.tag
+        if from_tag is None:
+            raise SipParseError("INVITE without a From tag")
+        contacts = invite.header_values("Contact")
+        target = NameAddr.parse(contacts[0]).raw_uri if contacts else invite.uri
+        return cls(
+            call_id=invite.call_id,
+            local_tag=local_tag,
+            remote_tag=from_tag,
+            local=str(invite.to.with_tag(local_tag)),
+            remote=invite.header("From") or "",
+            remote_target=target,
+            route_set=tuple(invite.header_values("Record-Route")),
+            local_cseq=0,
+            remote_cseq=invite.cseq.seq,
         )
 
     def _uri_and_routes(self) -> tuple[str, list[str]]:

@@ -21,14 +21,12 @@ from dataclasses import dataclass, field, replace
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
-from ivrcast.rtp.g711 import ALAW_SILENCE, FRAME_SAMPLES, ULAW_SILENCE
+from ivrcast.rtp.g711 import SILENCE_FRAMES
 from ivrcast.rtp.readers import SocketReaders
-from ivrcast.rtp.stream import Frame, RtpStream, open_rtp_socket, split_frames
-from ivrcast.sip.call import (
+from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.voice import EncodedAudio
+from ivrcast.sip.actions import (
     Action,
-    Call,
-    CallConfig,
-    CallState,
     Emit,
     Finish,
     Send,
@@ -36,6 +34,7 @@ from ivrcast.sip.call import (
     StopMedia,
     UpdateMedia,
 )
+from ivrcast.sip.call import Call, CallConfig, CallState
 from ivrcast.sip.errors import SipTransportError
 from ivrcast.sip.message import Request, Response, make_response, response_address
 from ivrcast.sip.outcome import (
@@ -43,58 +42,29 @@ from ivrcast.sip.outcome import (
     CallOutcome,
     verdict_for_transport_error,
 )
+from ivrcast.sip.sdp import MediaChoice
 from ivrcast.sip.transaction import Timers
 from ivrcast.sip.transport import SipTransport
+from ivrcast.sip.trunk import Trunk, call_uris, host_in_uri
 
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-SILENCE = {
-    "PCMU": bytes([ULAW_SILENCE]) * FRAME_SAMPLES,
-    "PCMA": bytes([ALAW_SILENCE]) * FRAME_SAMPLES,
-}
 DEFAULT_NO_RTP_TIMEOUT = 30.0
 RESOLVE_TTL = 60.0
 
 
-@dataclass(frozen=True)
-class Trunk:
-    """Where to send the INVITE. With `domain`, host:port is an outbound proxy and the
-    Request-URI names `domain`; `force_proxy` sends in-dialog requests there too
-    instead of to the far end's Contact / Record-Route (for trunks behind NAT)."""
-
-    name: str
-    host: str
-    port: int = 5060
-    username: str | None = None
-    password: str | None = None
-    domain: str | None = None
-    force_proxy: bool = False
-
-
-@dataclass(frozen=True)
-class EncodedAudio:
-    """The voice encoded once at upload: 8 kHz mono G.711, one byte per sample."""
-
-    pcmu: bytes
-    pcma: bytes
-    _frames: dict[str, tuple[Frame, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def for_codec(self, codec: str) -> bytes:
-        return self.pcmu if codec == "PCMU" else self.pcma
-
-    def frames_for(self, codec: str) -> tuple[Frame, ...]:
-        """The voice cut into 20 ms frames, once per codec, for every call that plays it."""
-        frames = self._frames.get(codec)
-        if frames is None:
-            frames = self._frames[codec] = split_frames(self.for_codec(codec), SILENCE[codec])
-        return frames
-
-    @property
-    def duration(self) -> float:
-        return len(self.pcmu) / 8000
+def follow_direction(
+    clock: MediaClock, stream: RtpStream, choice: MediaChoice, no_rtp_timeout: float | None
+) -> None:
+    """Hold (RFC 3264 §8.4): a stream is on the media clock only while the far end
+    receives, and its no-RTP timer runs only while the far end sends. Taking a held
+    stream off the clock costs nothing per packet; its voice resumes where it stopped."""
+    stream.watch_rtp(no_rtp_timeout if choice.far_end_sends else None)
+    if choice.far_end_receives:
+        clock.add(stream)
+    else:
+        clock.remove(stream)
 
 
 @dataclass(frozen=True)
@@ -141,10 +111,10 @@ class Engine:
         self._bind_host = bind_host
         self._bind_port = bind_port
         self._clock: Clock = clock or SystemClock()
-        self._rtp_port_range = rtp_port_range
+        self.rtp_port_range = rtp_port_range
         self.no_rtp_timeout = no_rtp_timeout
-        self._timers = timers or Timers()
-        self._advertised_host = advertised_host
+        self.timers = timers or Timers()
+        self.advertised_host = advertised_host
         self._user_agent = user_agent
         self._stop_grace = stop_grace
         self._transport: SipTransport | None = None
@@ -229,7 +199,7 @@ class Engine:
             return self._immediate_failure(f"cannot resolve {trunk.host}: {exc}", trunk_failed=True)
         local_host = self._local_host_for(proxy)
         try:
-            sock = open_rtp_socket(self._bind_host, self._rtp_port_range)
+            sock = open_rtp_socket(self._bind_host, self.rtp_port_range)
         except RtpError as exc:
             logger.error("%s", exc, extra={"event": "rtp.no_socket", **log_extra})
             return self._immediate_failure(str(exc), trunk_failed=False)
@@ -238,17 +208,15 @@ class Engine:
             sock, readers=self._rtp_readers, label=request.call_uuid, monotonic=loop.time
         )
         sip_port = self.local_address[1]
-        domain = trunk.domain or trunk.host
-        port_part = "" if trunk.domain else f":{trunk.port}"
-        uri_host = f"[{domain}]" if ":" in domain else domain
-        contact_host = f"[{local_host}]" if ":" in local_host else local_host
+        uris = call_uris(trunk, request.dest, request.caller_id)
+        contact_host = host_in_uri(local_host)
         config = CallConfig(
             call_uuid=request.call_uuid,
             call_id=f"{secrets.token_hex(12)}@{contact_host}",
             local_tag=secrets.token_hex(6),
-            request_uri=f"sip:{request.dest}@{uri_host}{port_part}",
-            from_uri=f"sip:{request.caller_id}@{uri_host}",
-            to_uri=f"sip:{request.dest}@{uri_host}",
+            request_uri=uris.request_uri,
+            from_uri=uris.from_uri,
+            to_uri=uris.to_uri,
             contact=f"<sip:ivrcast@{contact_host}:{sip_port}>",
             via_host=local_host,
             via_port=sip_port,
@@ -262,8 +230,7 @@ class Engine:
             key_wait=request.key_wait,
             username=trunk.username,
             password=trunk.password,
-            force_proxy=trunk.force_proxy,
-            timers=self._timers,
+            timers=self.timers,
             user_agent=self._user_agent,
         )
         call = Call(config, self._clock)
@@ -326,10 +293,13 @@ class Engine:
         return address
 
     def _local_host_for(self, peer: Address) -> str:
-        """The address to put in Via, Contact and SDP: the configured one, the bind
-        address, or (bound to a wildcard) the source address the kernel would use."""
-        if self._advertised_host:
-            return self._advertised_host
+        """The address to put in Via, Contact and SDP: the advertised one (but not to a
+        peer on loopback), the bind address, or (bound to a wildcard) the source address
+        the kernel would use."""
+        if self.advertised_host and not ipaddress.ip_address(peer[0]).is_loopback:
+            # The advertised (public) address is for carriers; a peer on loopback (the
+            # demo carrier) is answered on the address it can reach.
+            return self.advertised_host
         if self._bind_host not in ("0.0.0.0", "::", ""):
             return self._bind_host
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -360,15 +330,17 @@ class Engine:
             entry.stream.start(
                 (choice.address, choice.port),
                 frames=entry.request.audio.frames_for(choice.codec),
-                silence=SILENCE[choice.codec],
+                silence=SILENCE_FRAMES[choice.codec],
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
             )
-            self.media_clock.add(entry.stream)
             entry.media_started = True
+            follow_direction(self.media_clock, entry.stream, choice, self.no_rtp_timeout)
         elif isinstance(action, UpdateMedia):
-            entry.stream.set_remote((action.choice.address, action.choice.port))
+            if not entry.stream.closed:
+                entry.stream.set_remote((action.choice.address, action.choice.port))
+                follow_direction(self.media_clock, entry.stream, action.choice, self.no_rtp_timeout)
         elif isinstance(action, StopMedia):
             self.media_clock.remove(entry.stream)
         elif isinstance(action, Emit):

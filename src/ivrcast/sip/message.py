@@ -253,9 +253,11 @@ def make_response(
     source: tuple[str, int] | None = None,
     extra: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
+    to_tag: str | None = None,
 ) -> Response:
     """A response to `request` (RFC 3261 §8.2.6.2): Vias, From, To, Call-ID and CSeq
-    copied; the top Via gets `received`/`rport` from `source` (RFC 3581 §4)."""
+    copied; the top Via gets `received`/`rport` from `source` (RFC 3581 §4); a UAS
+    passes `to_tag` to add its tag to a To that has none (§8.2.6.2)."""
     vias = request.header_values("Via")
     if source is not None and vias:
         top = Via.parse(vias[0])
@@ -270,6 +272,8 @@ def make_response(
         vias[0] = str(replace(top, params=tuple(params)))
     headers = [("Via", v) for v in vias]
     headers += [(k, request.header(k) or "") for k in ("From", "To", "Call-ID", "CSeq")]
+    if to_tag is not None and request.to.tag is None:
+        headers[-3] = ("To", str(request.to.with_tag(to_tag)))
     headers += extra
     return Response(status=status, reason=reason, headers=tuple(headers), body=body)
 

@@ -1,8 +1,11 @@
-"""SDP (RFC 4566) and the offer/answer rules a UAC needs (RFC 3264).
+"""SDP (RFC 4566) and the offer/answer rules of RFC 3264.
 
-We always offer one audio stream with PCMU/0, PCMA/8 and telephone-event/101 and never
-accept an offer-less INVITE, so the model covers what an answer can say about audio:
-connection address, port, payload types with their rtpmap, and direction.
+Our offer is one audio stream with PCMU/0, PCMA/8 and telephone-event/101. The model
+covers what either side can say about audio: connection address, port, payload types
+with their rtpmap and fmtp, and direction. `negotiate` reads the answer to our offer;
+`answer_choice` and `build_answer` answer the far end's offer (a re-INVITE, or the demo
+carrier's INVITE): its payload types, telephone-event only if offered, the direction
+mirrored (RFC 3264 §6.1), and every other stream rejected with port 0 (§6).
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ STATIC_PAYLOADS = {0: "PCMU", 8: "PCMA"}
 CODECS = ("PCMU", "PCMA")  # our preference order in the offer
 DTMF_PAYLOAD = 101  # dynamic (RFC 3551 §6), the usual choice of carriers and SIPp
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# RFC 3264 §6.1: the answer's direction for each direction of the offer.
+MIRRORED = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
+# RFC 3264 §8.4: an older way to hold is a connection address of all zeros.
+UNSPECIFIED = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class Media:
     port: int
     proto: str
     formats: tuple[int, ...]
+    format_tokens: tuple[str, ...] = ()  # the m= line's formats as written (non-RTP too)
     rtpmaps: tuple[RtpMap, ...] = ()
     connection: str | None = None  # c= inside the media section
     direction: str = "sendrecv"
@@ -43,6 +56,13 @@ class Media:
                 return rtpmap
         if payload_type in STATIC_PAYLOADS:
             return RtpMap(payload_type, STATIC_PAYLOADS[payload_type], 8000)
+        return None
+
+    def fmtp_of(self, payload_type: int) -> str | None:
+        prefix = f"{payload_type} "
+        for name, value in self.attributes:
+            if name == "fmtp" and value is not None and value.startswith(prefix):
+                return value[len(prefix) :].strip()
         return None
 
 
@@ -121,7 +141,13 @@ def _parse_m_line(value: str) -> dict[str, object]:
     for fmt in parts[3:]:
         if fmt.isdigit() and int(fmt) < 128:
             formats.append(int(fmt))
-    return {"kind": parts[0], "port": int(port_text), "proto": parts[2], "formats": formats}
+    return {
+        "kind": parts[0],
+        "port": int(port_text),
+        "proto": parts[2],
+        "formats": formats,
+        "format_tokens": tuple(parts[3:]),
+    }
 
 
 def _parse_c_line(value: str) -> str:
@@ -151,6 +177,8 @@ def _build_media(raw: dict[str, object], session_direction: str) -> Media:
                 rtpmaps.append(rtpmap)
     formats = raw["formats"]
     assert isinstance(formats, list)
+    tokens = raw["format_tokens"]
+    assert isinstance(tokens, tuple)
     connection = raw.get("connection")
     direction = raw.get("direction", session_direction)
     return Media(
@@ -158,6 +186,7 @@ def _build_media(raw: dict[str, object], session_direction: str) -> Media:
         port=int(str(raw["port"])),
         proto=str(raw["proto"]),
         formats=tuple(formats),
+        format_tokens=tokens,
         rtpmaps=tuple(rtpmaps),
         connection=connection if isinstance(connection, str) else None,
         direction=str(direction),
@@ -167,7 +196,8 @@ def _build_media(raw: dict[str, object], session_direction: str) -> Media:
 
 @dataclass(frozen=True)
 class MediaChoice:
-    """What the answer settled: where to send, which codec, which DTMF payload type."""
+    """What offer and answer settled: where to send, which codec, which DTMF payload
+    type, and the far end's direction, as its own SDP states it."""
 
     address: str
     port: int
@@ -175,6 +205,18 @@ class MediaChoice:
     payload_type: int
     dtmf_payload_type: int | None
     direction: str
+
+    @property
+    def far_end_receives(self) -> bool:
+        """Send RTP only to a far end that wants it: not to one that holds the call
+        (`sendonly`, `inactive`, or the all-zeros address of RFC 3264 §8.4)."""
+        return self.direction in ("sendrecv", "recvonly") and self.address not in UNSPECIFIED
+
+    @property
+    def far_end_sends(self) -> bool:
+        """Expect RTP (the no-RTP timer runs) only from a far end that says it sends
+        and that is not holding the call."""
+        return self.direction == "sendrecv" and self.address not in UNSPECIFIED
 
 
 def build_offer(
@@ -210,16 +252,34 @@ def build_offer(
 
 
 def negotiate(answer: SessionDescription, codecs: tuple[str, ...] = CODECS) -> MediaChoice:
-    """Apply RFC 3264 §6/§7 to an answer to our offer: the first payload type of the
-    answer that is a codec we offered wins. Raises `SdpError` (488) when nothing fits."""
+    """The media the far end's description settles, for an answer to our offer (RFC 3264
+    §6/§7) or an offer we answer (§6.1): its first payload type that is one of `codecs`
+    wins. Raises `SdpError` (488) when nothing fits."""
     audio = answer.audio()
     if audio is None:
-        raise SdpError("the answer has no active audio stream")
+        raise SdpError("the description has no active audio stream")
     if not audio.proto.upper().startswith("RTP/AVP"):
         raise SdpError(f"unsupported media transport {audio.proto}")
     address = audio.connection or answer.connection
     if address is None:
-        raise SdpError("the answer has no connection address")
+        raise SdpError("the description has no connection address")
+    codec, dtmf = _choose(audio, codecs)
+    if codec is None:
+        offered = ", ".join(codecs)
+        raise SdpError(f"no common codec: the far end offers {list(audio.formats)}, we {offered}")
+    return MediaChoice(
+        address=address,
+        port=audio.port,
+        codec=codec.encoding,
+        payload_type=codec.payload_type,
+        dtmf_payload_type=dtmf,
+        direction=audio.direction,
+    )
+
+
+def _choose(audio: Media, codecs: tuple[str, ...]) -> tuple[RtpMap | None, int | None]:
+    """The first payload type of `audio` that is one of `codecs`, and its
+    telephone-event payload type, if any (both at 8 kHz)."""
     codec: RtpMap | None = None
     dtmf: int | None = None
     for pt in audio.formats:
@@ -230,14 +290,49 @@ def negotiate(answer: SessionDescription, codecs: tuple[str, ...] = CODECS) -> M
             codec = rtpmap
         elif dtmf is None and rtpmap.encoding == "TELEPHONE-EVENT":
             dtmf = pt
-    if codec is None:
-        offered = ", ".join(codecs)
-        raise SdpError(f"no common codec: the answer offers {list(audio.formats)}, we {offered}")
-    return MediaChoice(
-        address=address,
-        port=audio.port,
-        codec=codec.encoding,
-        payload_type=codec.payload_type,
-        dtmf_payload_type=dtmf,
-        direction=audio.direction,
-    )
+    return codec, dtmf
+
+
+def build_answer(
+    offer: SessionDescription,
+    choice: MediaChoice,
+    address: str,
+    port: int,
+    *,
+    session_id: int,
+    version: int = 1,
+    username: str = "ivrcast",
+) -> bytes:
+    """Our answer to `offer` for the `choice` made from it (`negotiate`): the same
+    m= lines in the same order (RFC 3264 §6), the chosen audio stream with the offer's
+    payload type numbers and fmtp, telephone-event only when offered, the direction
+    mirrored; every other stream rejected with port 0."""
+    ip = "IP6" if ":" in address else "IP4"
+    lines = [
+        "v=0",
+        f"o={username} {session_id} {version} IN {ip} {address}",
+        f"s={username}",
+        f"c=IN {ip} {address}",
+        "t=0 0",
+    ]
+    chosen = offer.audio()
+    for media in offer.media:
+        if media is not chosen:
+            # §6: a rejected stream keeps its place, with port 0 and the offer's formats.
+            formats = " ".join(media.format_tokens) or "0"
+            lines.append(f"m={media.kind} 0 {media.proto} {formats}")
+            continue
+        payloads = [choice.payload_type]
+        if choice.dtmf_payload_type is not None:
+            payloads.append(choice.dtmf_payload_type)
+        lines.append(f"m=audio {port} {media.proto} {' '.join(map(str, payloads))}")
+        lines.append(f"a=rtpmap:{choice.payload_type} {choice.codec}/8000")
+        if choice.dtmf_payload_type is not None:
+            pt = choice.dtmf_payload_type
+            lines.append(f"a=rtpmap:{pt} telephone-event/8000")
+            # RFC 4733 §7.1.1: answer with the events offered; none named means 0-15.
+            fmtp = media.fmtp_of(pt)
+            if fmtp is not None:
+                lines.append(f"a=fmtp:{pt} {fmtp}")
+        lines += ["a=ptime:20", f"a={MIRRORED.get(media.direction, 'sendrecv')}"]
+    return ("\r\n".join(lines) + "\r\n").encode()

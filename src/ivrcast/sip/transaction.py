@@ -1,10 +1,17 @@
-"""Client transactions (RFC 3261 §17.1) with no I/O.
+"""Client (RFC 3261 §17.1) and server (§17.2) transactions with no I/O.
 
-A transaction takes events (`start`, `on_response`, `on_timer`) and returns a
+A client transaction takes events (`start`, `on_response`, `on_timer`) and returns a
 `TxResult`: requests to (re)transmit and the response, if any, to pass up to the call.
 Timer B and Timer F deliver a synthetic 408 (sippy), so a timeout takes the same path
 as a response. The INVITE transaction has the Accepted state of RFC 6026, so 2xx
 retransmissions reach the call, which answers each with its ACK.
+
+A server transaction sends the responses its owner gives it (`respond`), answers a
+retransmitted request with the last response (`on_retransmission`), retransmits a
+non-2xx final response to an INVITE until the ACK (Timer G, giving up at Timer H) and
+absorbs ACKs (Timer I) and request retransmissions (Timer J) before it ends. A 2xx to an
+INVITE puts it in RFC 6026's Accepted state: the 2xx itself is retransmitted by the
+dialog's owner (§13.3.1.4, `in_dialog.py`), since its ACK is a transaction of its own.
 """
 
 from __future__ import annotations
@@ -62,6 +69,29 @@ ALLOWED: dict[TxState, frozenset[TxState]] = {
     TxState.ACCEPTED: frozenset({TxState.TERMINATED}),
     TxState.COMPLETED: frozenset({TxState.TERMINATED}),
     TxState.TERMINATED: frozenset(),
+}
+
+
+class ServerTxState(Enum):
+    TRYING = "trying"  # non-INVITE only
+    PROCEEDING = "proceeding"
+    ACCEPTED = "accepted"  # RFC 6026, INVITE only
+    COMPLETED = "completed"
+    CONFIRMED = "confirmed"  # INVITE only
+    TERMINATED = "terminated"
+
+
+SERVER_ALLOWED: dict[ServerTxState, frozenset[ServerTxState]] = {
+    ServerTxState.TRYING: frozenset(
+        {ServerTxState.PROCEEDING, ServerTxState.COMPLETED, ServerTxState.TERMINATED}
+    ),
+    ServerTxState.PROCEEDING: frozenset(
+        {ServerTxState.ACCEPTED, ServerTxState.COMPLETED, ServerTxState.TERMINATED}
+    ),
+    ServerTxState.ACCEPTED: frozenset({ServerTxState.TERMINATED}),
+    ServerTxState.COMPLETED: frozenset({ServerTxState.CONFIRMED, ServerTxState.TERMINATED}),
+    ServerTxState.CONFIRMED: frozenset({ServerTxState.TERMINATED}),
+    ServerTxState.TERMINATED: frozenset(),
 }
 
 
@@ -217,6 +247,113 @@ class ClientTransaction:
         """Forget the transaction (the call gave up waiting, e.g. after CANCEL)."""
         if self.state is not TxState.TERMINATED:
             self._terminate()
+
+
+class ServerTransaction:
+    """One request from the far end and our responses to it (RFC 3261 §17.2).
+
+    `address` is where responses go (§18.2.2, `message.response_address`)."""
+
+    def __init__(
+        self, request: Request, timers: Timers, clock: Clock, address: tuple[str, int]
+    ) -> None:
+        self.request = request
+        self.address = address
+        self.method = request.method
+        self.branch = request.top_via.branch or ""
+        self.invite = request.method == "INVITE"
+        self._timers = timers
+        self._clock = clock
+        self.state = ServerTxState.PROCEEDING if self.invite else ServerTxState.TRYING
+        self.last_response: Response | None = None
+        self._retransmit_at: float | None = None  # Timer G
+        self._interval = timers.t1
+        self._end_at: float | None = None  # Timer H, I, J or L
+
+    def _set_state(self, state: ServerTxState) -> None:
+        if state not in SERVER_ALLOWED[self.state]:
+            raise RuntimeError(f"server transaction {self.branch}: {self.state} -> {state}")
+        logger.debug(
+            "server transaction %s %s: %s -> %s",
+            self.method,
+            self.branch,
+            self.state.value,
+            state.value,
+            extra={"event": "sip.server_tx_state", "sip_branch": self.branch},
+        )
+        self.state = state
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is ServerTxState.TERMINATED
+
+    @property
+    def answered(self) -> bool:
+        """A final response has been sent."""
+        return self.state not in (ServerTxState.TRYING, ServerTxState.PROCEEDING)
+
+    def deadline(self) -> float | None:
+        times = [t for t in (self._retransmit_at, self._end_at) if t is not None]
+        return min(times) if times else None
+
+    def respond(self, response: Response) -> tuple[Response, ...]:
+        """Send `response`; after a final response, further ones are ignored."""
+        if self.answered:
+            return ()
+        self.last_response = response
+        now = self._clock.monotonic()
+        if response.status < 200:
+            if self.state is ServerTxState.TRYING:
+                self._set_state(ServerTxState.PROCEEDING)
+        elif not self.invite:
+            self._set_state(ServerTxState.COMPLETED)
+            self._end_at = now + self._timers.timer_b  # Timer J (§17.2.2), 64*T1 on UDP
+        elif response.status < 300:
+            self._set_state(ServerTxState.ACCEPTED)
+            self._end_at = now + self._timers.timer_b  # Timer L (RFC 6026 §8.7)
+        else:
+            self._set_state(ServerTxState.COMPLETED)
+            self._interval = self._timers.t1
+            self._retransmit_at = now + self._interval  # Timer G
+            self._end_at = now + self._timers.timer_b  # Timer H
+        return (response,)
+
+    def on_retransmission(self) -> tuple[Response, ...]:
+        """The request came again: the last response again (§17.2.1, §17.2.2); in the
+        Accepted and Confirmed states the retransmission is absorbed."""
+        answerable = self.state in (ServerTxState.PROCEEDING, ServerTxState.COMPLETED)
+        if answerable and self.last_response is not None:
+            return (self.last_response,)
+        return ()
+
+    def on_ack(self) -> bool:
+        """The ACK of our non-2xx final response: stop Timer G, absorb further ACKs
+        for Timer I. False when this transaction waits for no ACK."""
+        if self.state is not ServerTxState.COMPLETED or not self.invite:
+            return False
+        self._set_state(ServerTxState.CONFIRMED)
+        self._retransmit_at = None
+        self._end_at = self._clock.monotonic() + self._timers.t4  # Timer I
+        return True
+
+    def on_timer(self) -> tuple[Response, ...]:
+        now = self._clock.monotonic()
+        if self._end_at is not None and now >= self._end_at:
+            if self.state is ServerTxState.COMPLETED and self.invite:
+                logger.info(
+                    "no ACK for %s to INVITE (Timer H)",
+                    self.last_response.status if self.last_response else None,
+                    extra={"event": "sip.timer_h", "sip_branch": self.branch},
+                )
+            self._set_state(ServerTxState.TERMINATED)
+            self._retransmit_at = self._end_at = None
+            return ()
+        if self._retransmit_at is not None and now >= self._retransmit_at:
+            self._interval = min(self._interval * 2, self._timers.t2)  # Timer G
+            self._retransmit_at = now + self._interval
+            assert self.last_response is not None
+            return (self.last_response,)
+        return ()
 
 
 def build_ack_for_failure(invite: Request, response: Response) -> Request:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivrcast.rtp import EncodedAudio
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
-from ivrcast.sip import CallRequest, EncodedAudio, Trunk
+from ivrcast.sip import CallRequest, Trunk
 
 HERE = Path(__file__).parent
 SIPP = "/usr/bin/sipp"

@@ -5,8 +5,10 @@ for PCMA."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
+import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ from engine_helpers import (
     wait_for,
 )
 
-from ivrcast.sip import Engine, Trunk
+from ivrcast.sip import CallEvent, Engine, Trunk
 
 BARESIP = "/usr/bin/baresip"
 FRAME = 160  # 20 ms at 8 kHz
@@ -63,14 +65,15 @@ def read_wav(path: Path) -> list[int]:
     return [int.from_bytes(data[i : i + 2], "little", signed=True) for i in range(0, len(data), 2)]
 
 
-Phone = Callable[[str], Awaitable[tuple[Trunk, Path, Path]]]
+Phone = Callable[..., Awaitable[tuple[Trunk, Path, Path]]]
 
 
 @pytest.fixture
 async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def start(codec: str) -> tuple[Trunk, Path, Path]:
+    async def start(codec: str, control_port: int | None = None) -> tuple[Trunk, Path, Path]:
+        """`control_port`: also listen for commands there (`ctrl_tcp`, netstring JSON)."""
         home = tmp_path / f"baresip-{codec}"
         recordings = home / "rec"
         recordings.mkdir(parents=True)
@@ -94,6 +97,11 @@ async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
                     "module account.so",
                     "module menu.so",
                     f"snd_path {recordings}",
+                    *(
+                        ["module ctrl_tcp.so", f"ctrl_tcp_listen 127.0.0.1:{control_port}"]
+                        if control_port
+                        else []
+                    ),
                     "",
                 ]
             )
@@ -137,3 +145,50 @@ async def test_phone_hears_the_voice(engine: Engine, baresip: Phone, codec: str)
     assert len(heard) >= 0.9 * len(sent), f"recorded {len(heard)} of {len(sent)} frames"
     score = best_alignment(sent, heard)
     assert score > 0.9, f"envelope correlation {score:.2f}"
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def command(port: int, name: str) -> dict[str, object]:
+    """One `ctrl_tcp` command (a netstring of JSON) and its reply."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        body = json.dumps({"command": name, "params": "", "token": name}).encode()
+        writer.write(f"{len(body)}:".encode() + body + b",")
+        await writer.drain()
+        while True:
+            size = int((await reader.readuntil(b":"))[:-1])
+            reply: dict[str, object] = json.loads(await reader.readexactly(size))
+            await reader.readexactly(1)  # the netstring's ","
+            if reply.get("response"):
+                return reply
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_phone_holds_and_resumes_the_call(engine: Engine, baresip: Phone) -> None:
+    """baresip's own hold (a=sendonly) and resume (a=sendrecv) re-INVITEs: our answers
+    take us off the media clock and back on, and the whole voice is still played."""
+    control = free_tcp_port()
+    trunk, _, log = await baresip("PCMU", control)
+    request = call_request(trunk, encoded(tone_bursts(3.0)), dest="bob")
+    events: list[CallEvent] = []
+    call = asyncio.create_task(engine.originate(request, events.append))
+    await wait_for(lambda: len(engine.media_clock) == 1, 10, "the answer")
+    reply = await command(control, "hold")
+    assert reply.get("ok") is True, reply
+    await wait_for(lambda: len(engine.media_clock) == 0, 10, "the hold re-INVITE")
+    reply = await command(control, "resume")
+    assert reply.get("ok") is True, reply
+    await wait_for(lambda: len(engine.media_clock) == 1, 10, "the resume re-INVITE")
+    outcome = await call
+    text = log.read_text(errors="replace")
+    assert outcome.status == "completed", text
+    assert outcome.sip_reason == "audio played", text
+    assert outcome.rtp_sent == 150, text  # the voice resumed where it stopped

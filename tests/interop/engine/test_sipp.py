@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from engine_helpers import SippRun, call_request, silence, wait_for
@@ -174,6 +174,48 @@ async def test_reinvite_moves_media(
     await finish_ok(run)  # our 200 carried SDP (checked by ereg) and SIPp's ACK was taken
     assert outcome.status == "completed", run.logs()
     assert 0 < drain(moved) < outcome.rtp_sent
+
+
+@pytest.fixture
+async def watching_engine() -> AsyncIterator[Engine]:
+    """An engine whose no-RTP timer is on (half a second): SIPp echoes our RTP with
+    `-rtp_echo`, so the far end is silent only while the call is held."""
+    eng = Engine(no_rtp_timeout=0.5)
+    await eng.start()
+    yield eng
+    await eng.stop()
+
+
+async def test_hold_stops_our_rtp_and_the_no_rtp_timer_until_resumed(
+    watching_engine: Engine, sipp: Sipp, rtp_sink: Callable[[], socket.socket]
+) -> None:
+    held = rtp_sink()
+    run = await sipp(
+        "uas_hold_resume.xml", "-rtp_echo", keys={"hold_port": str(held.getsockname()[1])}
+    )
+    outcome = await watching_engine.originate(call_request(run.trunk, silence(1.0)))
+    await finish_ok(run)  # our answers mirrored sendonly and sendrecv (checked by ereg)
+    assert outcome.status == "completed", run.logs()
+    # The 1.5 s hold outlasted the no-RTP timeout, yet the voice played to its end.
+    assert outcome.sip_reason == "audio played", run.logs()
+    assert drain(held) == 0  # nothing was sent while held
+    assert outcome.rtp_sent == 50  # the whole voice, resumed where it stopped
+    assert outcome.rtp_received > 0
+
+
+async def test_held_call_ends_at_conn_time(
+    watching_engine: Engine, sipp: Sipp, rtp_sink: Callable[[], socket.socket]
+) -> None:
+    held = rtp_sink()
+    run = await sipp(
+        "uas_hold_until_bye.xml", "-rtp_echo", keys={"hold_port": str(held.getsockname()[1])}
+    )
+    request = call_request(run.trunk, silence(5.0), conn_time=1.5)
+    outcome = await watching_engine.originate(request)
+    await finish_ok(run)
+    assert outcome.status == "completed", run.logs()
+    assert outcome.sip_reason == "conn_time reached", run.logs()
+    assert drain(held) == 0
 
 
 async def test_no_response_ends_with_timer_b(fast_engine: Engine, sipp: Sipp) -> None:

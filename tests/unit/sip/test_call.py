@@ -8,17 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ivrcast.clock import FrozenClock
-from ivrcast.sip.call import (
-    Action,
-    Call,
-    CallConfig,
-    CallState,
-    Emit,
-    Finish,
-    Send,
-    StartMedia,
-    UpdateMedia,
-)
+from ivrcast.sip.actions import Action, Emit, Finish, Send, StartMedia, UpdateMedia
+from ivrcast.sip.call import Call, CallConfig, CallState
 from ivrcast.sip.message import Request, Response
 from ivrcast.sip.outcome import CallOutcome
 from ivrcast.sip.sdp import build_offer
@@ -339,6 +330,73 @@ def test_reinvite_is_answered_with_our_sdp_and_moves_media() -> None:
     )  # fmt: skip
     h.call.on_request(ack, PEER)
     assert sent(h.advance(4.0), 200) == []
+
+
+def reinvite_offer(direction: str, *, version: int, formats: str = "8 0") -> bytes:
+    lines = [
+        "v=0", f"o=far 1 {version} IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+        f"m=audio 30000 RTP/AVP {formats}", f"a={direction}",
+    ]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def ack_for(h: Harness, cseq: int) -> None:
+    ack = Request(
+        "ACK", "sip:ivrcast@192.0.2.9:5060",
+        (("Via", f"SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKack{cseq}"),
+         ("From", "<sip:100@x>;tag=theirs"), ("To", "<sip:200@x>;tag=ours"),
+         ("Call-ID", "c1@test"), ("CSeq", f"{cseq} ACK")),
+    )  # fmt: skip
+    h.call.on_request(ack, PEER)
+
+
+def test_reinvite_is_answered_not_offered_to() -> None:
+    """RFC 3264 §6.1: the answer takes the offer's payload types and declares no
+    telephone-event the offer did not have."""
+    h = Harness()
+    h.answer()
+    actions = h.far_request(
+        "INVITE", 7, body=reinvite_offer("sendrecv", version=2), ctype="application/sdp"
+    )
+    (ok,) = sent(actions, 200)
+    assert b"m=audio 40000 RTP/AVP 8\r\n" in ok.body
+    assert b"telephone-event" not in ok.body
+    assert b"a=sendrecv" in ok.body
+
+
+def test_hold_and_resume_follow_the_offers_direction() -> None:
+    h = Harness()
+    h.answer()
+    hold = h.far_request(
+        "INVITE", 7, body=reinvite_offer("sendonly", version=2), ctype="application/sdp"
+    )
+    (ok,) = sent(hold, 200)
+    assert b"a=recvonly" in ok.body  # §8.4: mirrored
+    (update,) = [a for a in hold if isinstance(a, UpdateMedia)]
+    assert not update.choice.far_end_receives
+    assert not update.choice.far_end_sends
+    ack_for(h, 7)
+    resume = h.far_request(
+        "INVITE", 8, body=reinvite_offer("sendrecv", version=3), ctype="application/sdp"
+    )
+    (ok,) = sent(resume, 200)
+    assert b"a=sendrecv" in ok.body
+    (update,) = [a for a in resume if isinstance(a, UpdateMedia)]
+    assert update.choice.far_end_receives
+    assert update.choice.far_end_sends
+    ack_for(h, 8)
+    assert h.call.state is CallState.ANSWERED
+
+
+def test_held_call_still_ends_at_conn_time() -> None:
+    h = Harness(conn_time=5.0)
+    h.answer()
+    h.far_request("INVITE", 7, body=reinvite_offer("inactive", version=2), ctype="application/sdp")
+    ack_for(h, 7)
+    h.advance(5.0)
+    assert sent(h.actions, "BYE")
+    assert h.outcome.status == "completed"
+    assert h.outcome.sip_reason == "conn_time reached"
 
 
 def test_requests_outside_the_dialog_get_481() -> None:

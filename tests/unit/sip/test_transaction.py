@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 from ivrcast.clock import FrozenClock
 from ivrcast.sip.message import Request, Response
-from ivrcast.sip.transaction import ClientTransaction, Timers, TxState
+from ivrcast.sip.transaction import (
+    ClientTransaction,
+    ServerTransaction,
+    ServerTxState,
+    Timers,
+    TxState,
+)
 
 T = Timers()  # T1 0.5 s, T2 4 s
 
@@ -122,3 +128,76 @@ def test_transport_error_is_a_503() -> None:
     assert result.deliver is not None
     assert result.deliver.status == 503
     assert result.deliver.received_at is None
+
+
+# -- server transactions (RFC 3261 §17.2) --------------------------------------------
+
+
+def make_server(method: str) -> tuple[ServerTransaction, FrozenClock]:
+    clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    return ServerTransaction(request(method), T, clock, ("192.0.2.1", 5060)), clock
+
+
+def run_server_timers(tx: ServerTransaction, clock: FrozenClock) -> list[float]:
+    """Advance to each deadline in turn; the times at which a response is resent."""
+    sent: list[float] = []
+    start = clock.monotonic()
+    while (deadline := tx.deadline()) is not None:
+        clock.advance(deadline - clock.monotonic())
+        sent += [clock.monotonic() - start] * len(tx.on_timer())
+    return sent
+
+
+def test_invite_failure_is_resent_on_timer_g_until_timer_h() -> None:
+    tx, clock = make_server("INVITE")
+    busy = response(tx.request, 486)
+    assert tx.respond(busy) == (busy,)
+    assert tx.state is ServerTxState.COMPLETED
+    # Timer G: T1, doubling up to T2; Timer H ends it 64*T1 (32 s) after the response.
+    assert run_server_timers(tx, clock) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+    assert tx.terminated
+
+
+def test_ack_stops_timer_g_and_timer_i_absorbs_the_rest() -> None:
+    tx, clock = make_server("INVITE")
+    tx.respond(response(tx.request, 603))
+    assert tx.on_ack()
+    assert tx.state is ServerTxState.CONFIRMED
+    assert tx.on_retransmission() == ()
+    assert run_server_timers(tx, clock) == []  # Timer I (T4) then gone, nothing resent
+    assert tx.terminated
+
+
+def test_retransmitted_invite_gets_the_last_provisional_then_the_final() -> None:
+    tx, _ = make_server("INVITE")
+    assert tx.on_retransmission() == ()  # nothing sent yet
+    ringing = response(tx.request, 180)
+    tx.respond(ringing)
+    assert tx.on_retransmission() == (ringing,)
+    busy = response(tx.request, 486)
+    tx.respond(busy)
+    assert tx.on_retransmission() == (busy,)
+    assert tx.respond(response(tx.request, 200)) == ()  # one final response only
+
+
+def test_invite_2xx_is_accepted_and_absorbs_retransmissions() -> None:
+    """RFC 6026 §7.1: the 2xx is the dialog's to resend; the transaction only absorbs."""
+    tx, clock = make_server("INVITE")
+    tx.respond(response(tx.request, 200))
+    assert tx.state is ServerTxState.ACCEPTED
+    assert tx.on_retransmission() == ()
+    assert not tx.on_ack()
+    assert run_server_timers(tx, clock) == []  # Timer L
+    assert tx.terminated
+
+
+def test_non_invite_answers_retransmissions_until_timer_j() -> None:
+    tx, clock = make_server("BYE")
+    ok = response(tx.request, 200)
+    tx.respond(ok)
+    assert tx.on_retransmission() == (ok,)
+    deadline = tx.deadline()
+    assert deadline is not None
+    assert deadline - clock.monotonic() == 64 * T.t1  # Timer J
+    assert run_server_timers(tx, clock) == []
+    assert tx.terminated
