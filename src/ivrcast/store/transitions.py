@@ -279,9 +279,9 @@ def finish_calls(
     calls ended; a call no longer in `from_states` (it ended another way, say another
     node's recovery) is left as it is and gets no second record.
 
-    The rows are locked and read first, so the guarded UPDATE runs once, as one
-    statement with a parameter set per call, and the records of the whole batch are
-    written by one `records.write_records`.
+    The rows are locked and read first, so the guarded UPDATE runs once: one statement
+    with a parameter set per call (or a single one when every call ends alike), and the
+    records of the whole batch are written by one `records.write_records`.
     """
     if not ends:
         return 0
@@ -293,9 +293,9 @@ def finish_calls(
     live = sorted(conn.execute(still_there).scalars())
     if not live:
         return 0
-    conn.execute(
+    update = (
         calls.update()
-        .where(calls.c.id == bindparam("b_id"), _status_is(*from_states))
+        .where(_status_is(*from_states))
         .values(
             status=bindparam("b_status"),
             ended_at=bindparam("b_ended_at", type_=Timestamp()),
@@ -306,9 +306,17 @@ def finish_calls(
                 )
                 for column in _KEPT_UNLESS_GIVEN
             },
-        ),
-        [_end_parameters(call_id, ends[call_id], now) for call_id in live],
+        )
     )
+    distinct = {ends[call_id] for call_id in live}
+    if len(distinct) == 1:
+        # One end for every call (cancel, expiry, recovery): one plain UPDATE.
+        conn.execute(update.where(calls.c.id.in_(live)), _end_parameters(distinct.pop(), now))
+    else:
+        conn.execute(
+            update.where(calls.c.id == bindparam("b_id")),
+            [{"b_id": call_id, **_end_parameters(ends[call_id], now)} for call_id in live],
+        )
     finished = [
         dict(row._mapping) for row in conn.execute(select(calls).where(calls.c.id.in_(live)))
     ]
@@ -316,9 +324,8 @@ def finish_calls(
     return len(finished)
 
 
-def _end_parameters(call_id: int, end: CallEnd, now: datetime) -> dict[str, object]:
+def _end_parameters(end: CallEnd, now: datetime) -> dict[str, object]:
     parameters: dict[str, object] = {
-        "b_id": call_id,
         "b_status": end.status,
         "b_ended_at": end.ended_at or now,
     }
