@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import (
+    BIND_ATTEMPTS,
     PROCESS_TIMEOUT,
     call_request,
     encoded,
@@ -27,7 +28,6 @@ from engine_helpers import (
 from ivrcast.sip import CallEvent, Engine, Trunk
 
 BARESIP = "/usr/bin/baresip"
-BIND_ATTEMPTS = 3
 FRAME = 160  # 20 ms at 8 kHz
 pytestmark = pytest.mark.skipif(shutil.which(BARESIP) is None, reason="baresip not installed")
 
