@@ -25,6 +25,7 @@ from ivrcast.store.engine import Database
 from ivrcast.store.tables import FINAL_STATES, call_records, calls
 from ivrcast.store.tasks import NewTask, create_task
 from ivrcast.store.voices import insert_voice
+from peers import require_executable
 
 ALWAYS_OPEN = {"window": "00:00-24:00"}
 
@@ -359,6 +360,7 @@ def cps_bound_holds(
 
 async def start_sipp(workdir: Path, scenario: str, calls: int) -> SippTrunk:
     """A SIPp UAS on a free port that exits after `calls` calls."""
+    require_executable(SIPP, "sip-tester")
     await asyncio.to_thread(workdir.mkdir, parents=True)
     port = free_udp_port()
     args = [

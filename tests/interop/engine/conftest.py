@@ -19,6 +19,7 @@ from engine_helpers import (
 )
 
 from ivrcast.sip import Engine, Timers
+from peers import require_executable
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
     ) -> SippRun:
         """`keys` become `-key` values; `substitute` replaces text in the scenario
         (SIPp reads a response's status code before it expands keys)."""
+        require_executable(SIPP, "sip-tester")
         scenario_dir = tmp_path / f"sipp-{len(runs)}"
         scenario_dir.mkdir()
         scenario_path = HERE / scenario

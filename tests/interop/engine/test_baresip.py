@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,10 +25,15 @@ from engine_helpers import (
 )
 
 from ivrcast.sip import CallEvent, Engine, Trunk
+from peers import require_executable
 
 BARESIP = "/usr/bin/baresip"
 FRAME = 160  # 20 ms at 8 kHz
-pytestmark = pytest.mark.skipif(shutil.which(BARESIP) is None, reason="baresip not installed")
+
+
+@pytest.fixture(autouse=True)
+def baresip_installed() -> None:
+    require_executable(BARESIP, "baresip-core")
 
 
 def envelope(samples: list[int]) -> list[float]:
