@@ -24,10 +24,10 @@ from dialer_helpers import (
     seed_account,
     start_sipp,
     submit,
-    wait_until,
 )
 
 from ivrcast.store.engine import Database
+from waiting import wait_for_in_thread
 
 NUMBERS = 300
 KILLS = 3
@@ -81,18 +81,20 @@ async def test_kill_9_mid_task_never_dials_a_number_twice(
             before = count_final(database, task_id)
             process = await start_dialer(config, log)
             # Kill it while it is busy: some calls done since this start, more in flight.
-            await wait_until(
+            await wait_for_in_thread(
                 lambda before=before: (
                     count_final(database, task_id) >= before + 30
                     and any(r["status"] == "answered" for r in call_rows(database, task_id))
                 ),
-                60,
                 "progress after a restart",
+                limit=60,
             )
             process.kill()
             await process.wait()
         process = await start_dialer(config, log)
-        await wait_until(lambda: count_final(database, task_id) == NUMBERS, 90, "every call ended")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == NUMBERS, "every call ended", limit=90
+        )
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0, log.read_text()
     finally:

@@ -8,7 +8,7 @@ import contextlib
 import math
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from ivrcast.store.tables import FINAL_STATES, call_records, calls
 from ivrcast.store.tasks import NewTask, create_task
 from ivrcast.store.voices import insert_voice
 from peers import require_executable
+from waiting import wait_for_in_thread
 
 ALWAYS_OPEN = {"window": "00:00-24:00"}
 
@@ -168,16 +169,6 @@ def record_counts(db: Database) -> dict[int, int]:
             select(call_records.c.call_id, func.count()).group_by(call_records.c.call_id)
         )
         return {call_id: n for call_id, n in rows}
-
-
-async def wait_until(condition: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll `condition` (off the loop: it may query the database) until true."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await asyncio.to_thread(condition):
-        if loop.time() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -378,8 +369,8 @@ async def start_sipp(workdir: Path, scenario: str, calls: int) -> SippTrunk:
     )
     out.close()
     trunk = SippTrunk(process, port, workdir, scenario)
-    await wait_until(
-        lambda: udp_port_bound(port) or process.returncode is not None, 10, "SIPp to bind"
+    await wait_for_in_thread(
+        lambda: udp_port_bound(port) or process.returncode is not None, "SIPp to bind", limit=10
     )
     if process.returncode is not None:
         raise AssertionError(f"SIPp exited at start\n{trunk.logs()}")

@@ -15,11 +15,11 @@ from engine_helpers import (
     SippRun,
     free_udp_port,
     udp_port_bound,
-    wait_for,
 )
 
 from ivrcast.sip import Engine, Timers
 from peers import require_executable
+from waiting import wait_for
 
 
 @pytest.fixture
@@ -76,8 +76,8 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
                     lambda port=port, process=process: (
                         udp_port_bound(port) or process.returncode is not None
                     ),
-                    30,
                     "SIPp",
+                    limit=30,
                 )
             except TimeoutError:
                 pytest.fail(f"SIPp did not start\n{run.logs()}")

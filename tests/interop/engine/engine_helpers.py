@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,16 +45,6 @@ def udp_port_bound(port: int) -> bool:
         if any(line.split()[1].endswith(needle.strip()) for line in lines):
             return True
     return False
-
-
-async def wait_for(condition: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll a condition (never a fixed sleep): the peer's socket, a file, a count."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not condition():
-        if loop.time() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass
