@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "interop" / "dialer"))
 
 from dialer_helpers import call_rows, id_numbers, record_counts, submit, tone
 
-from ivrcast.store.accounts import create_account
+from factories import add_account, add_voice
 from ivrcast.store.engine import Database
-from ivrcast.store.voices import insert_voice
 from service_process import start_server
 from waiting import wait_for_sync
 
@@ -44,22 +43,9 @@ def seed_long_voice(db: Database) -> tuple[int, int]:
     now = datetime.now(UTC)
     pcmu, pcma = tone(60.0)
     with db.write() as conn:
-        account = create_account(
-            conn, appid="acme", accesskey_hash="0" * 64, now=now, callback_url=None
-        )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="long",
-            source_url=None,
-            source_format="wav",
-            source_bytes=len(pcmu),
-            duration_ms=60_000,
-            pcmu=pcmu,
-            pcma=pcma,
-            now=now,
-        )
-    return account.id, voice.id
+        account = add_account(conn, now=now)
+        voice_id = add_voice(conn, account.id, now=now, name="long", pcmu=pcmu, pcma=pcma)
+    return account.id, voice_id
 
 
 def children_of(pid: int) -> list[int]:

@@ -16,15 +16,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from factories import add_account, add_task, add_voice
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
 from ivrcast.dialer.service import run_dialer
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import FINAL_STATES, call_records, calls
-from ivrcast.store.tasks import NewTask, create_task
-from ivrcast.store.voices import insert_voice
 from peers import require_executable
 from waiting import wait_for_in_thread
 
@@ -74,27 +72,11 @@ def seed_account(
     now = datetime.now(UTC)
     pcmu, pcma = tone(0.5)
     with db.write() as conn:
-        account = create_account(
-            conn,
-            appid=appid,
-            accesskey_hash="0" * 64,
-            now=now,
-            callback_url=callback_url,
-            max_concurrency=max_concurrency,
+        account = add_account(
+            conn, appid, now=now, callback_url=callback_url, max_concurrency=max_concurrency
         )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="hello",
-            source_url=None,
-            source_format="wav",
-            source_bytes=len(pcmu),
-            duration_ms=500,
-            pcmu=pcmu,
-            pcma=pcma,
-            now=now,
-        )
-    return account.id, voice.id
+        voice_id = add_voice(conn, account.id, now=now, name="hello", pcmu=pcmu, pcma=pcma)
+    return account.id, voice_id
 
 
 def submit(
@@ -114,25 +96,19 @@ def submit(
 ) -> str:
     now = now or datetime.now(UTC)
     with db.write() as conn:
-        return create_task(
+        return add_task(
             conn,
-            NewTask(
-                account_id=account_id,
-                nationcode=nationcode,
-                voice_id=voice_id,
-                numbers=list(numbers),
-                userkey=userkey,
-                todayonly=todayonly,
-                waittime=waittime,
-                conntime=conntime,
-                disnumber=disnumber,
-                chengshudu="",
-                customuuid="",
-                duplicates=0,
-                invalid=0,
-                local_day=local_day or now.date(),
-            ),
+            account_id,
+            voice_id,
+            numbers,
             now=now,
+            local_day=local_day,
+            nationcode=nationcode,
+            userkey=userkey,
+            todayonly=todayonly,
+            waittime=waittime,
+            conntime=conntime,
+            disnumber=disnumber,
         )
 
 

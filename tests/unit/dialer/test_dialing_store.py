@@ -5,22 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from factories import add_account, add_task, add_voice
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.dialer.recovery import process_alive, recover
 from ivrcast.store import nodes, transitions
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import call_records, calls, tasks
-from ivrcast.store.tasks import NewTask, create_task
 from ivrcast.store.transitions import CallEnd
-from ivrcast.store.voices import insert_voice
 
 NOW = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
 BUILD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
@@ -28,39 +26,10 @@ BUILD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
 
 def seed(db: Database, count: int, *, appid: str = "acme") -> str:
     with db.write() as conn:
-        account = create_account(conn, appid=appid, accesskey_hash="0" * 64, now=NOW)
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="v",
-            source_url=None,
-            source_format="wav",
-            source_bytes=160,
-            duration_ms=20,
-            pcmu=b"\xff" * 160,
-            pcma=b"\xd5" * 160,
-            now=NOW,
-        )
-        return create_task(
-            conn,
-            NewTask(
-                account_id=account.id,
-                nationcode="id",
-                voice_id=voice.id,
-                numbers=[f"+62812000{n:04d}" for n in range(count)],
-                userkey=False,
-                todayonly=1,
-                waittime=30,
-                conntime=60,
-                disnumber=None,
-                chengshudu="",
-                customuuid="",
-                duplicates=0,
-                invalid=0,
-                local_day=date(2025, 3, 10),
-            ),
-            now=NOW,
-        )
+        account = add_account(conn, appid, now=NOW)
+        voice_id = add_voice(conn, account.id, now=NOW)
+        numbers = [f"+62812000{n:04d}" for n in range(count)]
+        return add_task(conn, account.id, voice_id, numbers, now=NOW, todayonly=1)
 
 
 def rows(db: Database) -> list[dict[str, Any]]:
