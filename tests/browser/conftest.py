@@ -19,18 +19,10 @@ from service_process import stop_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the suite, with accounts `alice` (records go to a closed port, so
-    deliveries fail and can be replayed) and `bob`."""
+    """One server for the suite; each test makes the accounts it uses
+    (`browser_console.create_customer`)."""
     running = start_server(tmp_path_factory.mktemp("browser") / "data")
     try:
-        for created in (
-            running.cli(
-                "account", "create", "--appid", "alice", "--accesskey", "alice-key",
-                "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records",
-            ),
-            running.cli("account", "create", "--appid", "bob", "--accesskey", "bob-key"),
-        ):  # fmt: skip
-            assert created.returncode == 0, created.stdout + created.stderr
         yield running
     finally:
         stop_server(running)
