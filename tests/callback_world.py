@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -84,6 +85,6 @@ def call_uuids(db: Database, task_id: str) -> set[str]:
         return set(conn.scalars(select(calls.c.uuid).where(calls.c.task_id == task_id)))
 
 
-def outbox_rows(db: Database) -> list[dict[str, object]]:
+def outbox_rows(db: Database) -> list[dict[str, Any]]:
     with db.read() as conn:
         return [dict(row._mapping) for row in conn.execute(select(outbox).order_by(outbox.c.id))]

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from browser_console import MAX_NUMBERS, Customer, create_customer, screenshot, sign_in
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from ivrcast.demo_account import demo_tone
 from service_process import RunningServer as Server
@@ -128,9 +128,12 @@ def test_a_customer_broadcasts_and_follows_every_call(page: Page, alice: Custome
     page.get_by_label("Nation", exact=True).select_option("id")
     page.get_by_label("Ring for at most (seconds)").fill("3")
     lines = ["name,phone"] + [f"customer {i},08123456{i:04d}" for i in range(2 * MAX_NUMBERS + 5)]
-    page.get_by_label("Or a CSV file of any size").set_input_files(
-        files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": "\n".join(lines).encode()}]
-    )
+    csv_file: FilePayload = {
+        "name": "list.csv",
+        "mimeType": "text/csv",
+        "buffer": "\n".join(lines).encode(),
+    }
+    page.get_by_label("Or a CSV file of any size").set_input_files(files=[csv_file])
     page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("#send-status")).to_have_text(
         f"Done: {2 * MAX_NUMBERS + 5} numbers sent in 3 task(s)."

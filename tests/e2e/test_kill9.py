@@ -7,6 +7,7 @@ killed dialer held end `interrupted` when the next one starts (never redialed)."
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -76,16 +77,20 @@ async def test_kill_9_mid_task_never_dials_a_number_twice(
         CONFIG.format(data_dir=tmp_path / "data", database_url=database_url, proxy=sipp.proxy)
     )
     log = tmp_path / "dialer.log"
+
+    def progressed(since: int) -> bool:
+        """Some calls done since a start, more in flight."""
+        return count_final(database, task_id) >= since + 30 and any(
+            r["status"] == "answered" for r in call_rows(database, task_id)
+        )
+
     try:
         for _ in range(KILLS):
             before = count_final(database, task_id)
             process = await start_dialer(config, log)
             # Kill it while it is busy: some calls done since this start, more in flight.
             await wait_for_in_thread(
-                lambda before=before: (
-                    count_final(database, task_id) >= before + 30
-                    and any(r["status"] == "answered" for r in call_rows(database, task_id))
-                ),
+                functools.partial(progressed, before),
                 "progress after a restart",
                 limit=60,
             )

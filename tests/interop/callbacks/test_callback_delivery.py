@@ -299,7 +299,7 @@ async def test_a_delivery_dies_at_its_maximum_age(
     config = settings(max_age_hours=1, backoff_base_seconds=300, backoff_cap_seconds=1200)
     sender = CallbackSender(config, database, clock=clock)
     while (row := outbox_rows(database)[0])["status"] == "pending":
-        clock.set(row["next_attempt_at"])  # type: ignore[arg-type]
+        clock.set(row["next_attempt_at"])
         assert await sender.deliver_due() == 1
     await sender.aclose()
     assert row["status"] == "dead"

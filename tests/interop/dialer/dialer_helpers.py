@@ -154,7 +154,7 @@ async def running_dialer(
     """Run the dialer in this event loop; stops it gracefully on exit."""
     stop = asyncio.Event()
     started = asyncio.Event()
-    task = asyncio.create_task(run_dialer(settings, clock=clock, stop=stop, ready=started.set))
+    task = asyncio.ensure_future(run_dialer(settings, clock=clock, stop=stop, ready=started.set))
     waiter = asyncio.create_task(started.wait())
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -253,7 +253,7 @@ class SippTrunk:
             body = [line for line in lines[2:] if line.strip()]
             if not body:
                 continue
-            headers = {}
+            headers: dict[str, str] = {}
             for line in body[1:]:
                 name, _, value = line.partition(":")
                 headers.setdefault(name.strip().lower(), value.strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from engine_helpers import (
     PROCESS_TIMEOUT,
     SIPP,
     SippRun,
+    bound_or_exited,
     free_udp_port,
-    udp_port_bound,
 )
 
 from ivrcast.sip import Engine, Timers
@@ -73,9 +74,7 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
             runs.append(run)
             try:
                 await wait_for(
-                    lambda port=port, process=process: (
-                        udp_port_bound(port) or process.returncode is not None
-                    ),
+                    functools.partial(bound_or_exited, port, process),
                     "SIPp",
                     limit=30,
                 )

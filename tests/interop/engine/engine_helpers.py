@@ -47,6 +47,11 @@ def udp_port_bound(port: int) -> bool:
     return False
 
 
+def bound_or_exited(port: int, process: asyncio.subprocess.Process) -> bool:
+    """Whether a peer started on `port` is listening, or has exited (it lost the port)."""
+    return udp_port_bound(port) or process.returncode is not None
+
+
 @dataclass
 class SippRun:
     process: asyncio.subprocess.Process

@@ -5,6 +5,7 @@ for PCMA."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import socket
@@ -16,11 +17,11 @@ import pytest
 from engine_helpers import (
     BIND_ATTEMPTS,
     PROCESS_TIMEOUT,
+    bound_or_exited,
     call_request,
     encoded,
     free_udp_port,
     tone_bursts,
-    udp_port_bound,
 )
 
 from ivrcast.sip import CallEvent, Engine, Trunk
@@ -127,9 +128,7 @@ async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
             # The port was free when chosen, but another process may take it before baresip
             # binds it; baresip then exits, and a new port is tried.
             await wait_for(
-                lambda port=port, process=process: (
-                    udp_port_bound(port) or process.returncode is not None
-                ),
+                functools.partial(bound_or_exited, port, process),
                 "baresip to listen",
                 limit=30,
             )

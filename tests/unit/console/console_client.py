@@ -16,6 +16,7 @@ from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key
 from ivrcast.store.engine import Database
+from ivrcast.store.tables import FinalState
 
 START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # 10:00 in Jakarta
 OPERATOR_TOKEN = "operator-token-for-tests"
@@ -96,7 +97,7 @@ class Console:
         task_id: str = response.json()["taskid"]
         return task_id
 
-    def finish_calls(self, task_id: str, status: str = "completed", **values: Any) -> None:
+    def finish_calls(self, task_id: str, status: FinalState = "completed", **values: Any) -> None:
         """End the task's calls as the dialer would: final state, record, outbox row."""
         from ivrcast.api.context import ApiContext
         from ivrcast.store.tables import calls

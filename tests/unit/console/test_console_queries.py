@@ -16,7 +16,7 @@ from ivrcast.console.overview import CHART_MINUTES, OverviewTracker
 from ivrcast.store.activity import activity, live_counts
 from ivrcast.store.deliveries import deliveries, delivery_summary
 from ivrcast.store.engine import Database, IntegrityViolation
-from ivrcast.store.tables import calls, outbox
+from ivrcast.store.tables import FinalState, calls, outbox
 from ivrcast.store.tasks import task_counts
 from ivrcast.store.transitions import CallEnd, finish_calls_where
 from ivrcast.store.voices import delete_voice, named_voices, voice_task_count
@@ -38,7 +38,7 @@ def _task(db: Database, account_id: int, voice_id: int, numbers: list[str]) -> s
         return add_task(conn, account_id, voice_id, numbers, now=T0, local_day=date(2026, 11, 26))
 
 
-def _end(db: Database, number: str, status: str, at: datetime, answered: float = 0) -> None:
+def _end(db: Database, number: str, status: FinalState, at: datetime, answered: float = 0) -> None:
     with db.write() as conn:
         if answered:
             conn.execute(
