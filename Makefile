@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium
 PYTEST_ARGS ?=
+# Each is a module `conftest` to mypy, so each is checked in a run of its own.
+SUBFOLDER_CONFTESTS := $(wildcard tests/*/conftest.py tests/*/*/conftest.py)
 
 .PHONY: install run test lint bench clean
 
@@ -32,6 +34,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	@for conftest in $(SUBFOLDER_CONFTESTS); do $(BIN)/mypy $$conftest || exit 1; done
 	$(BIN)/lint-imports
 
 # The browser tests run in a pytest process of their own: Playwright's sync API keeps an

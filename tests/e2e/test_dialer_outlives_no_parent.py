@@ -13,8 +13,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "interop" / "dialer"))
 
 from dialer_helpers import call_rows, id_numbers, record_counts, submit, tone
 
-from ivrcast.store.accounts import create_account
+from factories import add_account, add_voice
 from ivrcast.store.engine import Database
-from ivrcast.store.voices import insert_voice
 from service_process import start_server
+from waiting import wait_for_sync
 
 CALLS = 3
 CONFIG = """\
@@ -45,22 +43,9 @@ def seed_long_voice(db: Database) -> tuple[int, int]:
     now = datetime.now(UTC)
     pcmu, pcma = tone(60.0)
     with db.write() as conn:
-        account = create_account(
-            conn, appid="acme", accesskey_hash="0" * 64, now=now, callback_url=None
-        )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="long",
-            source_url=None,
-            source_format="wav",
-            source_bytes=len(pcmu),
-            duration_ms=60_000,
-            pcmu=pcmu,
-            pcma=pcma,
-            now=now,
-        )
-    return account.id, voice.id
+        account = add_account(conn, now=now)
+        voice_id = add_voice(conn, account.id, now=now, name="long", pcmu=pcmu, pcma=pcma)
+    return account.id, voice_id
 
 
 def children_of(pid: int) -> list[int]:
@@ -85,14 +70,6 @@ def has_exited(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def wait_until(condition: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling a condition, with a deadline
-
-
 def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
@@ -105,10 +82,10 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     server = start_server(tmp_path / "data", config=config)
     group = server.process.pid  # start_server gives the server a session of its own
     try:
-        wait_until(
+        wait_for_sync(
             lambda: [r["status"] for r in call_rows(database, task_id)] == ["answered"] * CALLS,
-            60,
             "every call to be answered",
+            limit=60,
         )
         dialers = children_of(server.process.pid)
         assert len(dialers) == 1, dialers
@@ -117,7 +94,7 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
 
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
-        wait_until(lambda: has_exited(dialer), 30, f"the orphaned dialer {dialer} to exit")
+        wait_for_sync(lambda: has_exited(dialer), f"the orphaned dialer {dialer} to exit", limit=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)

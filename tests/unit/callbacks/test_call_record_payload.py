@@ -77,7 +77,7 @@ def call(**overrides: Any) -> dict[str, Any]:
 
 
 def test_every_vendor_field_is_present_with_its_documented_type() -> None:
-    record = build_call_record(call(), TASK, timezone=JAKARTA)
+    record: dict[str, object] = dict(build_call_record(call(), TASK, timezone=JAKARTA))
     for name, kind in VENDOR_FIELDS.items():
         assert type(record[name]) is kind, name
     assert all(record[name] == "" for name in BOOKKEEPING)
