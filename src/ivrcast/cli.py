@@ -23,6 +23,7 @@ from ivrcast.clock import SystemClock
 from ivrcast.config import Settings, load_settings
 from ivrcast.credentials import SEALED_PREFIX, hash_secret, load_secret_key, seal_secret
 from ivrcast.errors import IvrcastError
+from ivrcast.logs import configure_logging
 from ivrcast.private_files import private_dir
 from ivrcast.store import accounts as account_store
 from ivrcast.store.engine import Database
@@ -109,7 +110,7 @@ def serve(
     from ivrcast.demo_account import ensure_demo_account
 
     settings = settings_from(config)
-    _configure_logging()
+    configure_logging(settings.logging)
     db = open_database(settings)
     if demo_account:
         created = ensure_demo_account(settings, db, now=SystemClock().now())
@@ -224,7 +225,7 @@ def run_dialer(config: ConfigOption = None) -> None:
     from ivrcast.dialer.service import main
 
     settings = settings_from(config)
-    _configure_logging()
+    configure_logging(settings.logging)
     open_database(settings).dispose()
     main(settings)
 
@@ -607,12 +608,6 @@ def tasks_watch(
 
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def main() -> None:
