@@ -19,9 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ivrcast.api.context import ApiContext
-from ivrcast.dialer.recovery import DEAD_AFTER_BEATS
 from ivrcast.errors import StoreError
-from ivrcast.store.health import store_health
+from ivrcast.store.health import DEAD_AFTER_BEATS, store_health
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from ivrcast.store import dialing
+from ivrcast.store.health import DEAD_AFTER_BEATS
 from ivrcast.store.records import RecordBuilder
 
 logger = logging.getLogger(__name__)
 
-DEAD_AFTER_BEATS = 3
 
 
 @dataclass(frozen=True)

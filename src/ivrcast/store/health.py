@@ -11,6 +11,10 @@ from ivrcast.store.engine import Database
 from ivrcast.store.migrate import current_revisions, head_revisions
 from ivrcast.store.tables import nodes
 
+# A dialer node whose heartbeat is older than this many beats is dead: recovery ends its
+# calls, and readiness does not count it.
+DEAD_AFTER_BEATS = 3
+
 
 @dataclass(frozen=True)
 class StoreHealth:
