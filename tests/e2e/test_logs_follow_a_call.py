@@ -3,51 +3,22 @@ of a real `ivrcast serve` dialing the demo carrier."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
-import pytest
+from e2e_server import CallbackReceiver
 
 from ivrcast.demo_account import demo_tone
 from service_process import IVRCAST, start_server, stop_server
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    bodies: ClassVar[list[bytes]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        self.bodies.append(self.rfile.read(length))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads the server's log, not this one."""
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[bytes]]]:
-    """A callback receiver on loopback that acknowledges every record."""
-    handler = type("Receiver", (_Receiver,), {"bodies": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cb", handler.bodies
-    server.shutdown()
-    server.server_close()
-
-
 def test_one_grep_for_a_call_uuid_follows_it_through_both_processes(
-    tmp_path: Path, receiver: tuple[str, list[bytes]]
+    tmp_path: Path, callback_receiver: CallbackReceiver
 ) -> None:
-    callback_url, bodies = receiver
+    callback_url = callback_receiver.url
     config = tmp_path / "ivrcast.toml"
     config.write_text(
         '[countries.id]\nwindow = "00:00-24:00"\n'
@@ -86,12 +57,12 @@ def test_one_grep_for_a_call_uuid_follows_it_through_both_processes(
         assert answer["code"] == 200, answer
         task_id = answer["data"]["taskid"]
         deadline = time.monotonic() + 60
-        while not bodies and time.monotonic() < deadline:
+        while not callback_receiver.received and time.monotonic() < deadline:
             time.sleep(0.05)  # polling a condition (the record's arrival), with a deadline
-        assert bodies, server.log.read_text(errors="replace")
+        assert callback_receiver.received, server.log.read_text(errors="replace")
     finally:
         stop_server(server)
-    record = httpx.Response(200, content=bodies[0]).json()
+    record = callback_receiver.records()[0]
     call_uuid = record["uuid"]
     log = server.log.read_text(errors="replace").splitlines()
     call_lines = [line for line in log if f"call_uuid={call_uuid}" in line]
