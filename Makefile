@@ -40,7 +40,7 @@ test: lint
 	$(BIN)/pytest --ignore=tests/browser $(PYTEST_ARGS)
 	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
-BENCHMARKS := number_parsing ingest engine dialer callbacks export
+BENCHMARKS := number_parsing ingest engine dialer callbacks export fleet
 
 bench: install
 	@for b in $(BENCHMARKS); do \
