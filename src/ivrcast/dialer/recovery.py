@@ -24,7 +24,6 @@ from ivrcast.store.records import RecordBuilder
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Recovery:
     interrupted: int
