@@ -44,24 +44,30 @@ from ivrcast.config import Settings
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
-from ivrcast.store.records import finish_calls
 from ivrcast.store.tables import call_records, calls
 from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.transitions import CallEnd, finish_calls, finish_calls_where
 from ivrcast.store.voices import insert_voice
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PER_HOST = 8
 BATCHES_PER_SECOND = 20
 build_record = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
-FINAL = {
-    "status": "completed",
-    "sip_code": 200,
-    "sip_reason": "OK",
-    "hangup_cause": 10001,
-    "hangup_direction": 10040,
-    "disnumber": "622150001000",
-    "trunk": "id-main",
-}
+
+
+def final(now: datetime) -> CallEnd:
+    """How every benchmark call ends: answered and completed at `now`."""
+    return CallEnd(
+        status="completed",
+        invited_at=now,
+        answered_at=now,
+        sip_code=200,
+        sip_reason="OK",
+        hangup_cause=10001,
+        hangup_direction=10040,
+        disnumber="622150001000",
+        trunk="id-main",
+    )
 
 
 # --- the receiver (its own process) --------------------------------------------------
@@ -122,9 +128,8 @@ def produce(url: str, task_id: str, rate: int) -> None:
         with db.write() as conn:
             finish_calls(
                 conn,
-                calls.c.id.in_([row.id for row in chunk]),
+                dict.fromkeys([row.id for row in chunk], final(now)),
                 from_states=("queued",),
-                values={**FINAL, "invited_at": now, "answered_at": now},
                 build_record=build_record,
                 now=now,
             )
@@ -311,11 +316,11 @@ async def measure(url: str, rate: int, seconds: int, backlog: int) -> dict[str, 
         # 2. A backlog, drained as fast as the sender goes.
         drained = make_task(db, account.id, voice.id, backlog, 10_000_000)
         with db.write() as conn:
-            finish_calls(
+            finish_calls_where(
                 conn,
                 calls.c.task_id == drained,
+                final(now),
                 from_states=("queued",),
-                values={**FINAL, "invited_at": now, "answered_at": now},
                 build_record=build_record,
                 now=datetime.now(UTC),
             )

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.store.accounts import Account, create_account, update_account
 from ivrcast.store.engine import Database
-from ivrcast.store.records import finish_calls
 from ivrcast.store.tables import calls, outbox
 from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.transitions import CallEnd, finish_calls_where
 from ivrcast.store.voices import insert_voice
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -85,22 +85,22 @@ def finish_task(db: Database, account: Account, n: int, *, now: datetime = T0) -
             ),
             now=now,
         )
-        finish_calls(
+        finish_calls_where(
             conn,
             calls.c.task_id == task_id,
+            CallEnd(
+                status="completed",
+                invited_at=now - timedelta(seconds=20),
+                answered_at=now - timedelta(seconds=12),
+                sip_code=200,
+                sip_reason="OK",
+                hangup_cause=10001,
+                hangup_direction=10041,
+                disnumber="622150001000",
+                trunk="id-main",
+                keys="1",
+            ),
             from_states=("queued",),
-            values={
-                "status": "completed",
-                "invited_at": now - timedelta(seconds=20),
-                "answered_at": now - timedelta(seconds=12),
-                "sip_code": 200,
-                "sip_reason": "OK",
-                "hangup_cause": 10001,
-                "hangup_direction": 10041,
-                "disnumber": "622150001000",
-                "trunk": "id-main",
-                "keys": "1",
-            },
             build_record=build_record,
             now=now,
         )

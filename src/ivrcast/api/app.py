@@ -1,13 +1,13 @@
-"""The ASGI application: the compat interface, REST `/v1`, the console, metrics."""
+"""The API's ASGI application: the compat interface, REST `/v1`, metrics.
+
+`ivrcast.app` composes it with the console and the background tasks of the process.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,44 +20,9 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import TooManyFailedSignIns
 from ivrcast.api.request_limits import RequestLimits
 from ivrcast.api.throttle import throttled_response
-from ivrcast.callbacks.sender import CallbackSender
-from ivrcast.clock import Clock, SystemClock
-from ivrcast.config import Settings
-from ivrcast.console import install
-from ivrcast.credentials import load_secret_key
-from ivrcast.errors import IvrcastError, StoreError
-from ivrcast.store.engine import Database
-from ivrcast.voices.pool import TranscodePool
+from ivrcast.errors import IvrcastError
 
-logger = logging.getLogger(__name__)
-
-CHECKPOINT_SECONDS = 1.0
-
-
-async def keep_delivering(
-    settings: Settings, db: Database, clock: Clock, key: bytes, stop: asyncio.Event
-) -> None:
-    """Run the callback sender until `stop`; a crash of it is logged and it starts again,
-    since its state is only rows in the outbox."""
-    while not stop.is_set():
-        try:
-            await CallbackSender(settings, db, clock=clock, key=key).run(stop)
-        except Exception:
-            logger.exception("callback sender failed; restarting it")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-
-
-async def checkpoint_regularly(db: Database, stop: asyncio.Event) -> None:
-    """SQLite only: keep the WAL short from a worker thread, so request commits never
-    stop to copy it back (see `Database.checkpoint`)."""
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(db.checkpoint)
-        except StoreError:
-            logger.exception("WAL checkpoint failed; trying again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=CHECKPOINT_SECONDS)
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class IvrcastApi(FastAPI):
@@ -83,51 +48,10 @@ def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [op for path in schema.get("paths", {}).values() for op in path.values()]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    deliver_callbacks: bool = True,
-    transcoder: TranscodePool | None = None,
-) -> FastAPI:
-    """The app for `settings`. The schema must be migrated already (`ivrcast migrate`,
-    or `ivrcast serve`, which migrates before it listens).
-
-    While the app runs, its lifespan also runs the callback sender, which is I/O-bound
-    and safe to run in several processes at once (deliveries are leased rows).
-    """
-    db = Database(settings.database_url, background_checkpoints=True)
-    ctx = ApiContext(
-        settings=settings,
-        db=db,
-        clock=clock or SystemClock(),
-        key=load_secret_key(settings),
-        transcoder=transcoder or TranscodePool(settings.limits.transcode_workers),
-    )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        sender: asyncio.Task[None] | None = None
-        if deliver_callbacks:
-            sender = asyncio.create_task(
-                keep_delivering(settings, db, ctx.clock, ctx.key, stop), name="callback-sender"
-            )
-        checkpoints = (
-            asyncio.create_task(checkpoint_regularly(db, stop), name="wal-checkpoints")
-            if db.background_checkpoints
-            else None
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            for task in (sender, checkpoints):
-                if task is not None:
-                    await task
-            await asyncio.to_thread(ctx.transcoder.shutdown)
-            db.dispose()
-
+def build_api(ctx: ApiContext, *, lifespan: Lifespan) -> FastAPI:
+    """The API's app on `ctx`: the compat interface, REST `/v1` and metrics, with their
+    error answers and request limits. `ivrcast.app.create_app` installs the console on
+    it and gives the `lifespan` that runs the background work."""
     app = IvrcastApi(
         title="ivrcast",
         version=__version__,
@@ -146,6 +70,5 @@ def create_app(
     app.add_exception_handler(RequestValidationError, v1.validation_error_response)
     app.add_exception_handler(HTTPException, v1.http_error_response)
     # Added before the console's, so the console's headers wrap its refusals too.
-    app.add_middleware(RequestLimits, settings=settings, clock=ctx.clock)
-    install(app)
+    app.add_middleware(RequestLimits, settings=ctx.settings, clock=ctx.clock)
     return app

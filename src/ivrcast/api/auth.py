@@ -5,12 +5,11 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select
-
 from ivrcast.api.errors import AccountExpired, BadCredentials, IpNotAllowed, TokenInvalid
 from ivrcast.credentials import hash_secret, new_token, secret_matches
 from ivrcast.store.accounts import Account, find_account, get_account
-from ivrcast.store.tables import tokens
+from ivrcast.store.engine import Connection
+from ivrcast.store.tokens import find_token, insert_token
 
 # Compared against when the appid is unknown, so that a wrong appid and a wrong
 # accesskey take the same time and cannot be told apart.
@@ -56,11 +55,12 @@ def issue_token(
 ) -> tuple[str, datetime]:
     token = new_token()
     expires_at = now + timedelta(hours=ttl_hours)
-    conn.execute(delete(tokens).where(tokens.c.expires_at <= now))
-    conn.execute(
-        insert(tokens).values(
-            token_hash=hash_secret(key, token), account_id=account.id, expires_at=expires_at
-        )
+    insert_token(
+        conn,
+        token_hash=hash_secret(key, token),
+        account_id=account.id,
+        expires_at=expires_at,
+        now=now,
     )
     return token, expires_at
 
@@ -68,11 +68,7 @@ def issue_token(
 def account_for_token(
     conn: Connection, key: bytes, token: str, *, client_ip: str | None, now: datetime
 ) -> Account:
-    row = conn.execute(
-        select(tokens.c.account_id, tokens.c.expires_at).where(
-            tokens.c.token_hash == hash_secret(key, token)
-        )
-    ).one_or_none()
+    row = find_token(conn, hash_secret(key, token))
     if row is None or row.expires_at <= now:
         raise TokenInvalid()
     account = get_account(conn, row.account_id)

@@ -35,7 +35,7 @@ class ApiContext:
     """The server key: keys the accesskey and token hashes and encrypts the callback
     secrets (`ivrcast.credentials`)."""
     transcoder: TranscodePool = field(default_factory=TranscodePool)
-    """Decodes voices in worker processes; `create_app` sizes it and shuts it down."""
+    """Decodes voices in worker processes; `ivrcast.app.create_app` sizes it and shuts it down."""
 
     @functools.cached_property
     def build_record(self) -> RecordBuilder:

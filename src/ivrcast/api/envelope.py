@@ -8,7 +8,8 @@ its own. `docs/api.md` reproduces the table, and a test keeps the two equal.
 The vendor has two forms. An interface error (bad parameter, bad credentials, server
 error) is a global `code` other than 200 with empty `data`. A valid request that could
 not be carried out answers `code` 200 with `data.status` 1 and `data.errors{code, codemsg}`
-in the vendor's 10xx style; ivrcast's own codes of that kind start at 1100.
+in the vendor's 10xx style: 1001–1029 are the vendor's, and ivrcast's own codes of
+that kind start at 1101 (`OWN_CODES_FROM`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from ivrcast.store.voices import VoiceExists, VoiceNotFound, VoiceStorageFull
 logger = logging.getLogger(__name__)
 
 Form = Literal["global", "status"]
+
+OWN_CODES_FROM = 1101
+"""The first of ivrcast's own `status` codes; `docs/api.md` says the same."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Two sources, merged at scrape time:
   they are right whichever process or host did the work;
 - the dialer processes' own counters and histograms (INVITEs per trunk, whose rate is
   calls per second; calls in progress per trunk on each node; claim latency; failovers),
-  which each dialer writes to `<data_dir>/metrics/` (`ivrcast.dialer.metrics`).
+  which each dialer writes to `<data_dir>/metrics/` (`ivrcast.metric_snapshots`).
 
 The labels name every tenant (appids) and trunk, so the page is the operator's: it asks
 for `Authorization: Bearer <[security] operator_token>`, which Prometheus sends with
@@ -30,8 +30,8 @@ from prometheus_client.registry import Collector
 
 from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import BadOperatorToken, IpNotAllowed
-from ivrcast.dialer.metrics import read_snapshots
-from ivrcast.store import dialing
+from ivrcast.metric_snapshots import read_snapshots
+from ivrcast.store import stats
 from ivrcast.store.engine import Database
 
 router = APIRouter()
@@ -80,9 +80,9 @@ class _ScrapeCollector(Collector):
 def render(db: Database, data_dir: Path) -> bytes:
     """The exposition text. Blocking (reads the database and the dialers' files)."""
     with db.read() as conn:
-        by_state = dialing.calls_by_state(conn)
-        depth = dialing.queue_depth(conn)
-        by_trunk = dialing.active_by_trunk(conn)
+        by_state = stats.calls_by_state(conn)
+        depth = stats.queue_depth(conn)
+        by_trunk = stats.active_by_trunk(conn)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ScrapeCollector(by_state, depth, by_trunk, data_dir))
     return generate_latest(registry)

@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection
 
 from ivrcast.api.envelope import classify, public_message
 from ivrcast.api.errors import TooManyFailedSignIns
-from ivrcast.store.engine import Database
+from ivrcast.store.engine import Connection, Database
 from ivrcast.store.sign_ins import recent_failures, record_failure
 
 OPERATOR = ""

@@ -5,53 +5,87 @@ reference `call-record-callback.md`) so existing receivers keep working; ivrcast
 additions have names of their own and never change the meaning of a vendor field.
 `docs/callbacks.md` lists every field.
 
-`hangupcause` and `hangupdirection` come from the call row, where the engine's outcome
-table (`ivrcast.sip.outcome`, documented in `docs/telephony.md`) put them. The final
-states the platform reaches without the engine (a call never dialed, or cut off by a
-crash) carry no codes, and get theirs from `PLATFORM_CODES` here.
+`hangupcause` and `hangupdirection` (codes of `ivrcast.hangup`) come from the call row,
+where the engine's outcome table (`ivrcast.sip.outcome`, documented in
+`docs/telephony.md`) put them. The final states the platform reaches without the engine
+(a call never dialed, or cut off by a crash) carry no codes, and get theirs from
+`PLATFORM_CODES` here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
+
+from ivrcast.hangup import BY_CALLER, CANCELLED, SERVER_HUNG_UP, TIMER_EXPIRED, UNKNOWN
 
 CALLMETHOD_IVR = 6
 """The vendor's `callmethod` for IVR/group calls: every ivrcast record."""
 
-# Vendor hang-up codes, one table for both fields (call-record-callback.md).
-CALL_CANCELLED = 10002
-SERVER_HUNG_UP = 10007
-TIMER_EXPIRED = 10011
-UNKNOWN = 10031
-BY_CALLER = 10040
-
 PLATFORM_CODES: dict[str, tuple[int, int]] = {
     # status: (hangupcause, hangupdirection). The caller's side (ivrcast) ended each.
-    "canceled": (CALL_CANCELLED, BY_CALLER),  # the task was canceled before dialing
+    "canceled": (CANCELLED, BY_CALLER),  # the task was canceled before dialing
     "expired": (TIMER_EXPIRED, BY_CALLER),  # todayonly=1 and the calling window closed
     "interrupted": (SERVER_HUNG_UP, BY_CALLER),  # the dialer stopped mid-call (crash)
 }
 
-# The vendor's PBX bookkeeping fields; ivrcast has no PBX, so they go out empty (receivers
-# written for the vendor may read them unconditionally). `id` is not one of them: it is the
-# record's number, the same the pull interfaces (`/api/cdrs`, GetBill) show.
-VENDOR_EMPTY_FIELDS = (
-    "companycode",
-    "memberid",
-    "userid",
-    "crmid",
-    "extnumber",
-    "recordfilename",
-    "downloadip",
-)
+
+class CallRecord(TypedDict):
+    """The callback payload of one call: every field `docs/callbacks.md` lists."""
+
+    # The vendor's fields.
+    callmethod: int
+    type: str
+    direction: str
+    starttime: str
+    answertime: str
+    endtime: str
+    duration: int
+    billsec: int
+    hangupdirection: int
+    hangupcause: int
+    disnumber: str
+    destnumber: str
+    uuid: str
+    userkey: str
+    customuuid: str
+    chengshudu: str
+    taskid: str
+    round: int
+    recordurl: str
+    # The record's number, the same the pull interfaces (`/api/cdrs`, GetBill) show.
+    id: int
+    # The vendor's PBX bookkeeping fields; ivrcast has no PBX, so they go out empty
+    # (receivers written for the vendor may read them unconditionally).
+    companycode: str
+    memberid: str
+    userid: str
+    crmid: str
+    extnumber: str
+    recordfilename: str
+    downloadip: str
+    # ivrcast's extras.
+    status: str
+    sipcode: int | None
+    sipreason: str
+    q850cause: int | None
+    keys: list[str]
+    nationcode: str
+    e164: str
+    trunk: str
+    queuedtime_iso: str | None
+    starttime_iso: str | None
+    answertime_iso: str | None
+    endtime_iso: str | None
+    # When the call reached its final state, also for calls never dialed.
+    finishtime_iso: str | None
 
 
 def build_call_record(
     call: Mapping[str, Any], task: Mapping[str, Any], *, timezone: ZoneInfo
-) -> dict[str, Any]:
+) -> CallRecord:
     """The JSON object for one finished call.
 
     `call` and `task` are rows of the `calls` and `tasks` tables (the call already in its
@@ -67,50 +101,49 @@ def build_call_record(
     finished: datetime = call["ended_at"]
     keys: str = call["keys"] or ""
     cause, direction = _hangup_codes(call)
-    record: dict[str, Any] = {
-        "callmethod": CALLMETHOD_IVR,
-        "type": "callout",
-        "direction": "outbound",
-        "starttime": _local(started or finished, timezone),
-        "answertime": _local(answered, timezone),
-        "endtime": _local(ended or finished, timezone),
-        "duration": _seconds(started, ended),
-        "billsec": _seconds(answered, ended),
-        "hangupdirection": direction,
-        "hangupcause": cause,
-        "disnumber": call["disnumber"] or "",
+    return CallRecord(
+        callmethod=CALLMETHOD_IVR,
+        type="callout",
+        direction="outbound",
+        starttime=_local(started or finished, timezone),
+        answertime=_local(answered, timezone),
+        endtime=_local(ended or finished, timezone),
+        duration=_seconds(started, ended),
+        billsec=_seconds(answered, ended),
+        hangupdirection=direction,
+        hangupcause=cause,
+        disnumber=call["disnumber"] or "",
         # As the customer wrote it; rows stored before that was kept give E.164 digits.
-        "destnumber": call["submitted_number"] or call["number"].lstrip("+"),
-        "uuid": call["uuid"],
-        "userkey": keys,
-        "customuuid": task["customuuid"],
-        "chengshudu": task["chengshudu"],
-        "taskid": task["id"],
-        "round": call["round"],
-        "recordurl": "",
-        "id": call["id"],
-    }
-    record.update(dict.fromkeys(VENDOR_EMPTY_FIELDS, ""))
-    record.update(
-        {
-            # ivrcast's extras.
-            "status": call["status"],
-            "sipcode": call["sip_code"],
-            "sipreason": call["sip_reason"] or "",
-            "q850cause": call["q850_cause"],
-            "keys": list(keys),
-            "nationcode": call["nationcode"],
-            "e164": call["number"],
-            "trunk": call["trunk"] or "",
-            "queuedtime_iso": _iso(call["queued_at"], timezone),
-            "starttime_iso": _iso(started, timezone),
-            "answertime_iso": _iso(answered, timezone),
-            "endtime_iso": _iso(ended, timezone),
-            # When the call reached its final state, also for calls never dialed.
-            "finishtime_iso": _iso(call["ended_at"], timezone),
-        }
+        destnumber=call["submitted_number"] or call["number"].lstrip("+"),
+        uuid=call["uuid"],
+        userkey=keys,
+        customuuid=task["customuuid"],
+        chengshudu=task["chengshudu"],
+        taskid=task["id"],
+        round=call["round"],
+        recordurl="",
+        id=call["id"],
+        companycode="",
+        memberid="",
+        userid="",
+        crmid="",
+        extnumber="",
+        recordfilename="",
+        downloadip="",
+        status=call["status"],
+        sipcode=call["sip_code"],
+        sipreason=call["sip_reason"] or "",
+        q850cause=call["q850_cause"],
+        keys=list(keys),
+        nationcode=call["nationcode"],
+        e164=call["number"],
+        trunk=call["trunk"] or "",
+        queuedtime_iso=_iso(call["queued_at"], timezone),
+        starttime_iso=_iso(started, timezone),
+        answertime_iso=_iso(answered, timezone),
+        endtime_iso=_iso(ended, timezone),
+        finishtime_iso=_iso(call["ended_at"], timezone),
     )
-    return record
 
 
 def _hangup_codes(call: Mapping[str, Any]) -> tuple[int, int]:

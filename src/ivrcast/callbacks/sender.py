@@ -48,6 +48,13 @@ from ivrcast.config import Settings
 from ivrcast.credentials import SecretUnreadable, load_secret_key, open_secret
 from ivrcast.errors import StoreError
 from ivrcast.logthrottle import LogThrottle
+from ivrcast.netguard import (
+    ResolvedUrl,
+    UnresolvableHost,
+    UrlNotAllowed,
+    check_url,
+    resolve_public,
+)
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
     Delivery,
@@ -55,13 +62,6 @@ from ivrcast.store.outbox import (
     claim_due_deliveries,
     record_outcomes,
     release_deliveries,
-)
-from ivrcast.voices.ssrf import (
-    ResolvedUrl,
-    UnresolvableHost,
-    UrlNotAllowed,
-    check_url,
-    resolve_public,
 )
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The overview's figures: today's calls, answer rate, billed time, live counts, the chart.
 
-All of it comes from one aggregate (`queries.activity`: ended calls per minute, nation
+All of it comes from one aggregate (`store.activity.activity`: ended calls per minute, nation
 and state). A tracker keeps the minutes that can no longer change and, on each refresh,
 reads only the last few minutes again, so the live stream costs a small range scan per
 poll however busy the day was.
@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
-
-from ivrcast.console.queries import Bucket, activity, live_counts
 from ivrcast.numbers import NATIONS
+from ivrcast.store.activity import Bucket, activity, live_counts
+from ivrcast.store.engine import Connection
 
 CHART_MINUTES = 180
 FRESH_SECONDS = 2.0

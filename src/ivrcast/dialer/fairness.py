@@ -18,7 +18,7 @@ from itertools import count
 
 from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.routing import Router
-from ivrcast.store.dialing import DueTask
+from ivrcast.store.transitions import DueTask
 
 
 @dataclass(frozen=True)

@@ -1,164 +1,47 @@
-"""The dialer loop: claim due calls, hand them to the engine, write what happened.
+"""The dialer loop: claim due calls, hand them to the engine, report what happened.
 
 One asyncio task claims (`_claim_round`): it expires todayonly=1 calls whose day has
 closed, plans slots with `FairShare` within every limit, and claims that many calls,
 all in one write transaction. Each claimed call then runs as a task of its own
 (`_run_call`): wait for a channel and a pacer slot, INVITE through the engine, fail over
-to the next trunk on a trunk failure, and queue its progress and outcome for the
-`ProgressWriter`, which commits them in batches. The database is only ever touched
-from one worker thread, so the media clock on the event loop never waits for it.
+to the next trunk on a trunk failure, and queue its progress and its `CallEnd` for the
+`ProgressWriter` (`dialer.progress`), which commits them in batches. The database is
+only ever touched from one worker thread (`dialer.database`), so the media clock on the
+event loop never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
 
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
+from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.fairness import FairShare, Slot
 from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.metrics import DialerMetrics
+from ivrcast.dialer.progress import Finished, Progress, ProgressWriter
 from ivrcast.dialer.routing import Router, caller_id
 from ivrcast.dialer.voice_cache import VoiceCache
 from ivrcast.dialer.windows import CountryTime
+from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
 from ivrcast.rtp import EncodedAudio
 from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
-from ivrcast.sip.outcome import BY_CALLER, OTHER
-from ivrcast.store import dialing
-from ivrcast.store.dialing import ClaimedCall, DueTask
-from ivrcast.store.engine import Database
+from ivrcast.store import transitions
 from ivrcast.store.records import RecordBuilder
+from ivrcast.store.transitions import CallEnd, ClaimedCall, DueTask, Invite
+from ivrcast.store.voices import voice_audio_many
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-FLUSH_INTERVAL = 0.05  # longest a progress update waits to be batched with others
-RETRY_DELAY = 1.0  # after a database error in the writer
-
-
-class DatabaseThread:
-    """The one thread that talks to the database, so statements never block the loop
-    and SQLite sees a single writer from this process."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrcast-db")
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
-# -- progress and outcomes, written in batches -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Invited:
-    call_id: int
-    trunk: str
-    disnumber: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Progress:
-    call_id: int
-    kind: str  # "ringing" | "answered"
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Finished:
-    call_id: int
-    values: dict[str, Any]
-
-
-Update = Invited | Progress | Finished
-
-
-class ProgressWriter:
-    """Commits call progress and outcomes in order, many per transaction.
-
-    An outcome still in this queue when the process dies is lost with it, and the call
-    stays active in the database: recovery then ends it as `interrupted`, so it still
-    gets exactly one final state and is never dialed again.
-    """
-
-    def __init__(self, dbt: DatabaseThread, build_record: RecordBuilder, clock: Clock) -> None:
-        self._dbt = dbt
-        self._build_record = build_record
-        self._clock = clock
-        self._pending: list[Update] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def add(self, update: Update) -> None:
-        self._pending.append(update)
-        self._idle.clear()
-        self._wake.set()
-
-    async def drain(self) -> None:
-        """Wait until everything added so far is committed."""
-        await self._idle.wait()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(FLUSH_INTERVAL)
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            try:
-                await self._dbt.run(self._apply, batch)
-            except Exception:
-                logger.exception(
-                    "could not write %d call updates; retrying",
-                    len(batch),
-                    extra={"event": "dialer.write_failed"},
-                )
-                self._pending[:0] = batch
-                self._wake.set()
-                await asyncio.sleep(RETRY_DELAY)
-                continue
-            if not self._pending:
-                self._idle.set()
-
-    def _apply(self, batch: list[Update]) -> None:
-        # Grouped by kind in this order, a call's updates keep their own order: its
-        # INVITE(s), 18x and 2xx always come before its end.
-        invites = [
-            dialing.Invite(u.call_id, u.trunk, u.disnumber, u.at)
-            for u in batch
-            if isinstance(u, Invited)
-        ]
-        progress = [u for u in batch if isinstance(u, Progress)]
-        finished = [(u.call_id, u.values) for u in batch if isinstance(u, Finished)]
-        now = self._clock.now()
-        with self._dbt.db.write() as conn:
-            dialing.mark_invited(conn, invites)
-            dialing.mark_ringing(conn, [(p.call_id, p.at) for p in progress if p.kind == "ringing"])
-            dialing.mark_answered(
-                conn, [(p.call_id, p.at) for p in progress if p.kind == "answered"]
-            )
-            if finished:
-                dialing.finish_active_calls(
-                    conn, finished, build_record=self._build_record, now=now
-                )
-                dialing.finish_ended_tasks(conn, now=now)
+MAX_KEYS = 64  # the width of `calls.keys`
+MAX_REASON = 500  # a far end's reason phrase is kept, not a novel
 
 
 # -- the loop --------------------------------------------------------------------------
@@ -282,24 +165,24 @@ class Dialer:
 
     def _claim_round(self, now: datetime, allowance: dict[str, int]) -> _Round:
         with self._dbt.db.write() as conn:
-            tasks = dialing.due_tasks(conn)
+            tasks = transitions.due_tasks(conn)
             expired_ids = [
                 t.id
                 for t in tasks
                 if t.todayonly == 1
                 and self.country(t.nationcode).todayonly_expired(t.local_day, now)
             ]
-            expired = dialing.expire_queued_calls(
+            expired = transitions.expire_queued_calls(
                 conn, expired_ids, build_record=self._build_record, now=now
             )
-            dialing.finish_ended_tasks(conn, now=now)
+            transitions.finish_ended_tasks(conn, now=now)
             expired_set = set(expired_ids)
             due = [t for t in tasks if t.id not in expired_set]
             self._warn_unrouted(due)
             slots = self._fair.plan(
                 due,
                 dialable=lambda t: self.country(t.nationcode).is_open(now),
-                account_active=dialing.active_calls_by_account(conn),
+                account_active=transitions.active_calls_by_account(conn),
                 allowance=allowance,
                 router=self.router,
                 limit=self._settings.dialer.claim_batch,
@@ -309,12 +192,12 @@ class Dialer:
                 wanted.setdefault(slot.task.id, []).append(slot)
             claimed: list[tuple[ClaimedCall, Slot]] = []
             for task_id, task_slots in wanted.items():
-                calls = dialing.claim_due_calls(
+                calls = transitions.claim_due_calls(
                     conn, task_id=task_id, limit=len(task_slots), node_id=self.node_id, now=now
                 )
                 claimed.extend(zip(calls, task_slots, strict=False))
             needed = self._voices.missing({slot.task.voice_id for _, slot in claimed})
-            voices = dialing.voice_audio_many(conn, needed)
+            voices = voice_audio_many(conn, needed)
         for _, slot in claimed:
             self.metrics.queue_wait.observe(max(0.0, (now - slot.task.created_at).total_seconds()))
         if expired:
@@ -367,22 +250,14 @@ class Dialer:
                 self._unsent.append(call.id)
                 await self._notify_capacity()
                 return
-            try:
-                outcome = await self._attempt(job, trunk)
-            except Exception as exc:
-                # A bug or a number the trunk's format cannot write: the call must still
-                # end, once, rather than sit in `dialing` until the next restart.
-                logger.exception(
-                    "call failed in the dialer", extra={"event": "dialer.call_error", **extra}
-                )
-                outcome = self._error_outcome(exc)
+            outcome = await self._attempt_or_end(job, trunk)
             trunk.active -= 1
             trunk.reserved -= 1
             self.metrics.active.labels(trunk.name).dec()
-            if outcome.rtp_rejected:
+            if isinstance(outcome, CallOutcome) and outcome.rtp_rejected:
                 self.metrics.rtp_rejected.labels(trunk.name).inc(outcome.rtp_rejected)
             await self._notify_capacity()
-            if outcome.trunk_failed and not self.stopping:
+            if isinstance(outcome, CallOutcome) and outcome.trunk_failed and not self.stopping:
                 job.tried.append(trunk.name)
                 following = self.router.failover(call.nationcode, job.tried)
                 if following is not None:
@@ -398,11 +273,12 @@ class Dialer:
                     following.reserved += 1
                     job.trunk = following
                     continue
-            self.metrics.finished.labels(trunk.name, outcome.status).inc()
-            self.writer.add(Finished(call.id, self._outcome_values(job, outcome)))
+            end = outcome if isinstance(outcome, CallEnd) else self._outcome_end(job, outcome)
+            self.metrics.finished.labels(trunk.name, end.status).inc()
+            self.writer.add(Finished(call.id, end))
             logger.info(
                 "finished %s, record queued",
-                outcome.status,
+                end.status,
                 extra={"event": "dialer.finished", "trunk": trunk.name, **extra},
             )
             return
@@ -439,7 +315,20 @@ class Dialer:
 
     def _release(self, call_ids: list[int]) -> int:
         with self._dbt.db.write() as conn:
-            return dialing.release_calls(conn, call_ids, node_id=self.node_id)
+            return transitions.release_calls(conn, call_ids, node_id=self.node_id)
+
+    async def _attempt_or_end(self, job: _Job, trunk: TrunkState) -> CallOutcome | CallEnd:
+        """The engine's outcome, or the end of a call the dialer itself failed."""
+        try:
+            return await self._attempt(job, trunk)
+        except Exception as exc:
+            # A bug or a number the trunk's format cannot write: the call must still
+            # end, once, rather than sit in `dialing` until the next restart.
+            logger.exception(
+                "call failed in the dialer",
+                extra={"event": "dialer.call_error", "call_uuid": job.call.uuid},
+            )
+            return self._error_end(job, exc)
 
     async def _attempt(self, job: _Job, trunk: TrunkState) -> CallOutcome:
         call, task = job.call, job.task
@@ -464,7 +353,7 @@ class Dialer:
             collect_keys=task.userkey,
             key_wait=self._settings.limits.key_wait_seconds,
         )
-        self.writer.add(Invited(call.id, settings.name, cid, self._clock.now()))
+        self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
         self.metrics.active.labels(settings.name).inc()
 
@@ -486,41 +375,40 @@ class Dialer:
         job.invited_at = job.invited_at or outcome.invited_at
         return outcome
 
-    def _error_outcome(self, exc: Exception) -> CallOutcome:
-        now = self._clock.now()
-        return CallOutcome(
+    def _error_end(self, job: _Job, exc: Exception) -> CallEnd:
+        return CallEnd(
             status="failed",
-            sip_code=None,
-            sip_reason=f"dialer error: {exc}",
-            q850_cause=None,
-            invited_at=None,
-            ringing_at=None,
-            answered_at=None,
-            ended_at=now,
-            hangup_by=None,
+            ended_at=self._clock.now(),
+            trunk=job.trunk.name,
+            invited_at=job.invited_at,
+            sip_reason=_bounded_reason(f"dialer error: {exc}"),
             hangup_cause=OTHER,
             hangup_direction=BY_CALLER,
         )
 
-    @staticmethod
-    def _outcome_values(job: _Job, outcome: CallOutcome) -> dict[str, Any]:
-        ended = outcome.ended_at or datetime.now(UTC)
-        # A failover keeps the first INVITE's time: the call started then.
-        return {
-            "status": outcome.status,
-            "trunk": job.trunk.name,
-            "sip_code": outcome.sip_code,
-            "sip_reason": outcome.sip_reason[:500],
-            "q850_cause": outcome.q850_cause,
-            "invited_at": job.invited_at or outcome.invited_at,
-            "ringing_at": outcome.ringing_at,
-            "answered_at": outcome.answered_at,
-            "ended_at": ended,
-            "hangup_cause": outcome.hangup_cause,
-            "hangup_direction": outcome.hangup_direction,
-            "keys": outcome.keys[:64],
-            "codec": outcome.codec,
-            "rtp_sent": outcome.rtp_sent,
-            "rtp_received": outcome.rtp_received,
-            "rtp_lost": outcome.rtp_lost,
-        }
+    def _outcome_end(self, job: _Job, outcome: CallOutcome) -> CallEnd:
+        """The engine's outcome as the call's end. The one place a `CallOutcome` is read
+        for the store."""
+        return CallEnd(
+            status=outcome.status,
+            ended_at=outcome.ended_at or self._clock.now(),
+            trunk=job.trunk.name,
+            # A failover keeps the first INVITE's time: the call started then.
+            invited_at=job.invited_at or outcome.invited_at,
+            ringing_at=outcome.ringing_at,
+            answered_at=outcome.answered_at,
+            sip_code=outcome.sip_code,
+            sip_reason=_bounded_reason(outcome.sip_reason),
+            q850_cause=outcome.q850_cause,
+            hangup_cause=outcome.hangup_cause,
+            hangup_direction=outcome.hangup_direction,
+            keys=outcome.keys[:MAX_KEYS],
+            codec=outcome.codec,
+            rtp_sent=outcome.rtp_sent,
+            rtp_received=outcome.rtp_received,
+            rtp_lost=outcome.rtp_lost,
+        )
+
+
+def _bounded_reason(reason: str) -> str:
+    return reason[:MAX_REASON]

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection
-
-from ivrcast.store import dialing
+from ivrcast.store import nodes, transitions
+from ivrcast.store.engine import Connection
 from ivrcast.store.health import DEAD_AFTER_BEATS
 from ivrcast.store.records import RecordBuilder
 
@@ -63,19 +62,19 @@ def recover(
     stale = now - timedelta(seconds=DEAD_AFTER_BEATS * heartbeat_seconds)
     dead: list[str] = []
     live = 0
-    for node in dialing.running_nodes(conn):
+    for node in nodes.running_nodes(conn):
         if node.id == node_id:
             live += 1
             continue
         gone = node.hostname == hostname and not process_alive(node.pid)
         if gone or node.heartbeat_at < stale:
             dead.append(node.id)
-            dialing.stop_node(conn, node_id=node.id, now=now)
+            nodes.stop_node(conn, node_id=node.id, now=now)
         else:
             live += 1
-    holders = dialing.nodes_holding_calls(conn, exclude=node_id)
-    stopped = dialing.stopped_node_ids(conn, holders)
-    interrupted = dialing.interrupt_calls(conn, stopped, build_record=build_record, now=now)
+    holders = nodes.nodes_holding_calls(conn, exclude=node_id)
+    stopped = nodes.stopped_node_ids(conn, holders)
+    interrupted = transitions.interrupt_calls(conn, stopped, build_record=build_record, now=now)
     if dead or interrupted:
         logger.warning(
             "recovered from %d dead dialer node(s): %d calls interrupted",

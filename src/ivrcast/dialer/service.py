@@ -28,14 +28,15 @@ from ivrcast.callbacks.record import build_call_record
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings, TrunkSettings
 from ivrcast.demo import DemoCarrier
+from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.limits import TrunkState
-from ivrcast.dialer.loop import DatabaseThread, Dialer
+from ivrcast.dialer.loop import Dialer
 from ivrcast.dialer.metrics import SNAPSHOT_INTERVAL, DialerMetrics
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
 from ivrcast.sip import Engine, Timers
-from ivrcast.store import dialing
+from ivrcast.store import nodes
 from ivrcast.store.engine import Database
 from ivrcast.store.records import RecordBuilder
 
@@ -185,7 +186,7 @@ class _Service:
     def _start_node(self, dbt: DatabaseThread) -> Recovery:
         now = self.clock.now()
         with dbt.db.write() as conn:
-            dialing.register_node(
+            nodes.register_node(
                 conn, node_id=self.node_id, hostname=self.hostname, pid=os.getpid(), now=now
             )
             return recover(
@@ -200,7 +201,7 @@ class _Service:
     def _beat(self, dbt: DatabaseThread) -> Recovery:
         now = self.clock.now()
         with dbt.db.write() as conn:
-            dialing.heartbeat(conn, node_id=self.node_id, now=now)
+            nodes.heartbeat(conn, node_id=self.node_id, now=now)
             return recover(
                 conn,
                 node_id=self.node_id,
@@ -212,7 +213,7 @@ class _Service:
 
     def _stop_node(self, dbt: DatabaseThread) -> None:
         with dbt.db.write() as conn:
-            dialing.stop_node(conn, node_id=self.node_id, now=self.clock.now())
+            nodes.stop_node(conn, node_id=self.node_id, now=self.clock.now())
 
     async def _heartbeat(self, dbt: DatabaseThread) -> None:
         """Beat, end dead nodes' calls, and re-share the trunks among the live nodes."""

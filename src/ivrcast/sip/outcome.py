@@ -1,6 +1,6 @@
 """What a call came to: `CallOutcome`, progress `CallEvent`s, and the one table that
 maps SIP responses, timers and our own hang-ups onto a final status and the vendor's
-hang-up codes (`docs/telephony.md` documents the same table).
+hang-up codes (`ivrcast.hangup`; `docs/telephony.md` documents the same table).
 """
 
 from __future__ import annotations
@@ -10,30 +10,29 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
+from ivrcast.hangup import (
+    BAD_REQUEST,
+    BY_CALLEE,
+    BY_CALLER,
+    CALL_BARRED,
+    CALL_INVALID,
+    CANCELLED,
+    LINE_FAILED,
+    NO_ANSWER,
+    NORMAL,
+    NOT_FOUND,
+    NUMBER_CHANGED,
+    OTHER,
+    REJECTED,
+    REQUEST_TIMEOUT,
+    TIMER_EXPIRED,
+    USER_BUSY,
+    USER_NO_ANSWER,
+)
+
 Status = Literal["completed", "busy", "no_answer", "failed", "rejected"]
 EventKind = Literal["ringing", "answered", "key", "hangup"]
 HangupBy = Literal["callee", "us"]
-
-# Vendor hang-up codes (shared reference: call-record-callback.md), one table for both
-# `hangupcause` and `hangupdirection`.
-NORMAL = 10001
-CANCELLED = 10002
-REJECTED = 10003
-LINE_FAILED = 10004
-USER_NO_ANSWER = 10005
-USER_BUSY = 10006
-UNREACHABLE = 10009
-TIMER_EXPIRED = 10011
-NOT_FOUND = 10014
-REQUEST_TIMEOUT = 10015
-NO_ANSWER = 10016
-CALL_INVALID = 10017
-OTHER = 10020
-BAD_REQUEST = 10024
-CALL_BARRED = 10025
-NUMBER_CHANGED = 10027
-BY_CALLER = 10040  # we (the caller) ended it
-BY_CALLEE = 10041  # the far end ended it
 
 
 class LocalEnd(Enum):

@@ -147,3 +147,8 @@ def set_callback_secret(conn: Connection, account_id: int, stored: str) -> None:
     conn.execute(
         accounts.update().where(accounts.c.id == account_id).values(callback_secret=stored)
     )
+
+
+def appids_by_account(conn: Connection) -> dict[int, str]:
+    """Every account's appid, by account id."""
+    return {row.id: row.appid for row in conn.execute(select(accounts.c.id, accounts.c.appid))}

@@ -4,6 +4,10 @@ SQLite runs in WAL mode with a busy timeout. Its default deferred transactions u
 their lock on the first write and can then fail with "database is locked" instead of
 waiting, so every transaction that will write starts with `BEGIN IMMEDIATE`
 (`Database.write()`); reads use a plain deferred transaction (`Database.read()`).
+
+`Connection` is the handle of one such transaction as the other layers name it: they
+hold it and pass it to store functions, and never write SQL with it (only `store/`
+imports SQLAlchemy; an import-linter contract keeps it so).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection as Connection
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from ivrcast.errors import StoreError

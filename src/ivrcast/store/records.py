@@ -1,12 +1,8 @@
-"""Ending calls: the final state, the call record and its outbox row, in one transaction.
+"""The call record of each finished call and its pending delivery.
 
-Cancel, expiry at the window's end and recovery after a crash end calls through
-`finish_calls`; the dialer ends its outcomes in batches through
-`dialing.finish_active_calls`, which keeps the same state guard. Both write records with
-`write_records`, so "exactly one final state and exactly one record per call" rests on
-two rules held here: a guarded UPDATE makes a call's transition happen at most once even
-when two paths race (the loser's UPDATE matches no row and writes no record), and the
-record is written in the same transaction as the transition.
+`transitions.finish_calls`, the one path by which calls reach a final state, calls
+`write_records` in the transaction of the transition, so a call never has a final
+state without its record, nor a record without a final state.
 """
 
 from __future__ import annotations
@@ -16,41 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, select
+from sqlalchemy import Connection, select
 
-from ivrcast.store.tables import FINAL_STATES, accounts, call_records, calls, outbox, tasks
+from ivrcast.store.tables import accounts, call_records, outbox, tasks
 
-RecordBuilder = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+RecordBuilder = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, object]]
 """Builds the payload from a finished call row and its task row (see `callbacks.record`)."""
-
-
-def finish_calls(
-    conn: Connection,
-    where: ColumnElement[bool],
-    *,
-    from_states: Sequence[str],
-    values: Mapping[str, Any],
-    build_record: RecordBuilder,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """Move the calls matching `where` and still in one of `from_states` to a final state.
-
-    `values` holds at least `status` (a final state) and may carry the outcome's columns;
-    `ended_at` defaults to `now`. Returns the finished call rows.
-    """
-    status = values["status"]
-    if status not in FINAL_STATES:
-        raise ValueError(f"{status!r} is not a final state")
-    update = (
-        calls.update()
-        .where(and_(where, calls.c.status.in_(list(from_states))))
-        .values({"ended_at": now, "node_id": None, **values})
-        .returning(*calls.c)
-    )
-    finished = [dict(row._mapping) for row in conn.execute(update)]
-    if finished:
-        write_records(conn, finished, build_record=build_record, now=now)
-    return finished
 
 
 def write_records(

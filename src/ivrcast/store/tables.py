@@ -9,7 +9,7 @@ one outbox row per record.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -68,16 +68,10 @@ class Timestamp(TypeDecorator[datetime]):
 
 
 ACTIVE_STATES = ("dialing", "ringing", "answered")
-FINAL_STATES = (
-    "completed",
-    "busy",
-    "no_answer",
-    "failed",
-    "rejected",
-    "expired",
-    "canceled",
-    "interrupted",
-)
+FinalState = Literal[
+    "completed", "busy", "no_answer", "failed", "rejected", "expired", "canceled", "interrupted"
+]
+FINAL_STATES: tuple[FinalState, ...] = get_args(FinalState)
 CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
 TASK_STATES = ("active", "canceled", "finished")
 OUTBOX_STATES = ("pending", "delivered", "dead")

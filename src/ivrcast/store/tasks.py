@@ -14,8 +14,9 @@ from sqlalchemy import Connection, func, select
 from ivrcast.errors import NotFoundError
 from ivrcast.store.bulk import insert_rows
 from ivrcast.store.ids import time_ordered_uuids
-from ivrcast.store.records import RecordBuilder, finish_calls
-from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks
+from ivrcast.store.records import RecordBuilder
+from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks, voices
+from ivrcast.store.transitions import CallEnd, finish_calls_where
 
 
 class TaskNotFound(NotFoundError):
@@ -176,15 +177,14 @@ def cancel_task(
     task = get_task(conn, account_id, task_id)
     if task["status"] == "active":
         conn.execute(tasks.update().where(tasks.c.id == task_id).values(status="canceled"))
-    finished = finish_calls(
+    return finish_calls_where(
         conn,
         calls.c.task_id == task_id,
+        CallEnd(status="canceled"),
         from_states=("queued",),
-        values={"status": "canceled"},
         build_record=build_record,
         now=now,
     )
-    return len(finished)
 
 
 def list_tasks(
@@ -197,3 +197,30 @@ def list_tasks(
     if before is not None:
         query = query.where(tasks.c.created_at < before)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def task_counts(conn: Connection, task_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Calls by state for each task of a page, in one query."""
+    found: dict[str, dict[str, int]] = {task_id: {} for task_id in task_ids}
+    if not task_ids:
+        return found
+    rows = conn.execute(
+        select(calls.c.task_id, calls.c.status, func.count())
+        .where(calls.c.task_id.in_(list(task_ids)))
+        .group_by(calls.c.task_id, calls.c.status)
+    )
+    for task_id, status, count in rows:
+        found[task_id][status] = count
+    return found
+
+
+def task_voice_names(conn: Connection, task_ids: Sequence[str]) -> dict[str, str]:
+    """The voice each task plays: its name, or the URL it was fetched from."""
+    if not task_ids:
+        return {}
+    rows = conn.execute(
+        select(tasks.c.id, func.coalesce(voices.c.name, voices.c.source_url))
+        .join(voices, voices.c.id == tasks.c.voice_id)
+        .where(tasks.c.id.in_(list(task_ids)))
+    )
+    return {task_id: name for task_id, name in rows}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy.exc
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from ivrcast.errors import ConflictError, NotFoundError
-from ivrcast.store.tables import accounts, voices
+from ivrcast.store.tables import accounts, tasks, voices
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,18 @@ def voice_audio(conn: Connection, voice_id: int) -> tuple[bytes, bytes]:
     return bytes(row.pcmu), bytes(row.pcma)
 
 
+def voice_audio_many(
+    conn: Connection, voice_ids: Collection[int]
+) -> dict[int, tuple[bytes, bytes]]:
+    """The PCMU and PCMA renditions of several voices."""
+    if not voice_ids:
+        return {}
+    rows = conn.execute(
+        select(voices.c.id, voices.c.pcmu, voices.c.pcma).where(voices.c.id.in_(list(voice_ids)))
+    )
+    return {row.id: (bytes(row.pcmu), bytes(row.pcma)) for row in rows}
+
+
 def voice_bytes_used(conn: Connection, account_id: int) -> int:
     """The bytes of audio the account's voices keep (both renditions), cached URLs included."""
     used = conn.execute(
@@ -154,3 +167,54 @@ def check_voice_quota(conn: Connection, account_id: int, *, adding: int, quota: 
     used = voice_bytes_used(conn, account_id)
     if used + adding > quota:
         raise VoiceStorageFull(used, quota, adding=adding)
+
+
+@dataclass(frozen=True)
+class VoiceRow:
+    id: int
+    account_id: int
+    name: str
+    source_format: str
+    source_bytes: int
+    duration_ms: int
+    created_at: datetime
+
+
+def named_voices(conn: Connection, account_id: int | None) -> list[VoiceRow]:
+    """The library (named voices; cached online voices are not part of it)."""
+    query = select(*_VOICE_COLUMNS).where(voices.c.name.is_not(None))
+    if account_id is not None:
+        query = query.where(voices.c.account_id == account_id)
+    rows = conn.execute(query.order_by(voices.c.account_id, voices.c.name))
+    return [VoiceRow(*row) for row in rows]
+
+
+def find_voice(conn: Connection, account_id: int | None, voice_id: int) -> VoiceRow | None:
+    query = select(*_VOICE_COLUMNS).where(voices.c.id == voice_id, voices.c.name.is_not(None))
+    if account_id is not None:
+        query = query.where(voices.c.account_id == account_id)
+    row = conn.execute(query).one_or_none()
+    return None if row is None else VoiceRow(*row)
+
+
+def voice_task_count(conn: Connection, voice_id: int) -> int:
+    return conn.execute(select(func.count()).where(tasks.c.voice_id == voice_id)).scalar_one()
+
+
+def delete_voice(conn: Connection, account_id: int, voice_id: int) -> bool:
+    """Remove a voice no task refers to; the foreign key refuses one that is in use."""
+    result = conn.execute(
+        delete(voices).where(voices.c.id == voice_id, voices.c.account_id == account_id)
+    )
+    return result.rowcount == 1
+
+
+_VOICE_COLUMNS = (
+    voices.c.id,
+    voices.c.account_id,
+    voices.c.name,
+    voices.c.source_format,
+    voices.c.source_bytes,
+    voices.c.duration_ms,
+    voices.c.created_at,
+)

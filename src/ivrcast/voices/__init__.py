@@ -1,10 +1,12 @@
 """The voice library's media side: decode and transcode audio, fetch it from URLs safely.
 
-Nothing here knows SIP, RTP or HTTP serving; `ssrf` is shared with the callback sender.
+Nothing here knows SIP, RTP or HTTP serving. URLs pass the SSRF guard of
+`ivrcast.netguard`, which the callback sender shares.
 """
 
 from __future__ import annotations
 
+from ivrcast.netguard import ResolvedUrl, UnresolvableHost, UrlNotAllowed, resolve_public
 from ivrcast.voices.errors import (
     EmptyVoice,
     InvalidVoiceName,
@@ -17,7 +19,6 @@ from ivrcast.voices.errors import (
     VoiceTooLong,
 )
 from ivrcast.voices.fetch import fetch_audio
-from ivrcast.voices.ssrf import ResolvedUrl, UnresolvableHost, UrlNotAllowed, resolve_public
 from ivrcast.voices.transcode import EncodedVoice, transcode, validate_voice_name
 
 __all__ = [

@@ -12,8 +12,8 @@ pass it through unchanged.
     ├── SampleRateTooHigh   a higher sample rate than the configured limit (headers)
     ├── VoiceTooLarge       more bytes than the upload or download limit
     ├── VoiceFetchFailed    the voice URL could not be downloaded
-    ├── UrlNotAllowed       (ivrcast.voices.ssrf) the URL may not be fetched
-    └── UnresolvableHost    (ivrcast.voices.ssrf) the URL's host has no address
+    ├── UrlNotAllowed       (ivrcast.netguard) the URL may not be fetched
+    └── UnresolvableHost    (ivrcast.netguard) the URL's host has no address
     ValidationError (ivrcast.errors)
     └── InvalidVoiceName    param "name"
 """

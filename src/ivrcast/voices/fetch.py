@@ -1,7 +1,7 @@
 """Download an online voice (`voicetype=2`) without letting the URL reach inside.
 
-Every URL, the first and each redirect target, passes `ssrf.resolve_public`, and the
-request goes to the address that was checked (see `ssrf` on DNS rebinding). Redirects
+Every URL, the first and each redirect target, passes `netguard.resolve_public`, and the
+request goes to the address that was checked (see `netguard` on DNS rebinding). Redirects
 are followed by hand for that reason. `total_timeout` bounds the whole download, DNS
 and redirects included, so a server trickling one byte a second cannot hold a
 submission for longer.
@@ -23,8 +23,8 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 
+from ivrcast.netguard import ResolvedUrl, UnresolvableHost, resolve_public
 from ivrcast.voices.errors import VoiceFetchFailed, VoiceTooLarge
-from ivrcast.voices.ssrf import ResolvedUrl, UnresolvableHost, resolve_public
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from ivrcast.config import Settings
-from ivrcast.store.engine import Database
+from ivrcast.store.engine import Connection, Database
 from ivrcast.store.voices import (
     VoiceInfo,
     check_voice_quota,

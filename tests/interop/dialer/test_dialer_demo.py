@@ -126,3 +126,23 @@ async def test_windows_and_todayonly_follow_the_injected_clock(
     assert all(r["invited_at"] is None for r in call_rows(database, yesterday))
     assert [r["status"] for r in call_rows(database, waiting)] == ["completed"]
     assert len(record_counts(database)) == 3
+
+
+async def test_a_call_the_dialer_itself_fails_ends_failed_once_with_its_record(
+    database: Database, tmp_path: Path
+) -> None:
+    # A Philippine number in an Indonesian task: no trunk format can write it, so the
+    # dialer fails the call before any INVITE, and the call must still end, once.
+    account_id, voice_id = seed_account(database)
+    task_id = submit(database, account_id, voice_id, ["+639171234567", "+6281200000010"])
+    settings = settings_for(str(database.url), tmp_path)
+    async with running_dialer(settings):
+        await wait_until(lambda: count_final(database, task_id) == 2, 20, "2 final calls")
+    broken, fine = call_rows(database, task_id)
+    assert (broken["status"], broken["trunk"], broken["invited_at"]) == ("failed", "demo", None)
+    assert broken["sip_reason"].startswith("dialer error: ")
+    assert (broken["hangup_cause"], broken["hangup_direction"]) == (10020, 10040)
+    assert broken["ended_at"] is not None
+    assert broken["node_id"] is None
+    assert fine["status"] == "completed"
+    assert record_counts(database) == {broken["id"]: 1, fine["id"]: 1}

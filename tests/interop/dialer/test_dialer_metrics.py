@@ -23,7 +23,7 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.metrics import router
 from ivrcast.clock import SystemClock
 from ivrcast.config import SecuritySettings
-from ivrcast.dialer.metrics import snapshot_dir
+from ivrcast.metric_snapshots import snapshot_dir
 from ivrcast.store.engine import Database
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

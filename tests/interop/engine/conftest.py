@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import (
+    BIND_ATTEMPTS,
     HERE,
     PROCESS_TIMEOUT,
     SIPP,
@@ -32,46 +33,55 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
     ) -> SippRun:
         """`keys` become `-key` values; `substitute` replaces text in the scenario
         (SIPp reads a response's status code before it expands keys)."""
-        port = free_udp_port()
-        media_port = free_udp_port(even=True)
-        workdir = tmp_path / f"sipp-{len(runs)}"
-        workdir.mkdir()
+        scenario_dir = tmp_path / f"sipp-{len(runs)}"
+        scenario_dir.mkdir()
         scenario_path = HERE / scenario
         if substitute:
             text = scenario_path.read_text()
             for old, new in substitute.items():
                 text = text.replace(old, new)
-            scenario_path = workdir / scenario
+            scenario_path = scenario_dir / scenario
             scenario_path.write_text(text)
-        args = [
-            "-k", "5", str(PROCESS_TIMEOUT), SIPP,
-            "-sf", str(scenario_path),
-            "-i", "127.0.0.1", "-p", str(port),
-            "-mi", "127.0.0.1", "-mp", str(media_port),
-            "-m", "1", "-nostdin",
-            "-trace_msg", "-message_file", str(workdir / "messages.log"),
-            "-trace_err", "-error_file", str(workdir / "errors.log"),
-            "-trace_screen", "-screen_file", str(workdir / "screen.log"),
-            *extra,
-        ]  # fmt: skip
-        for key, value in (keys or {}).items():
-            args += ["-key", key, value]
-        out = (workdir / "stdout.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            "timeout", *args, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=workdir
-        )
-        out.close()
-        run = SippRun(process, port, media_port, workdir, scenario)
-        runs.append(run)
-        try:
-            await wait_for(
-                lambda: udp_port_bound(port) or process.returncode is not None, 10, "SIPp"
+        # Each port was free when chosen, but another process may take it before SIPp
+        # binds it; SIPp then exits at once, and is started again on new ports.
+        for attempt in range(BIND_ATTEMPTS):
+            port = free_udp_port()
+            media_port = free_udp_port(even=True)
+            workdir = scenario_dir / f"attempt-{attempt}"
+            workdir.mkdir()
+            args = [
+                "-k", "5", str(PROCESS_TIMEOUT), SIPP,
+                "-sf", str(scenario_path),
+                "-i", "127.0.0.1", "-p", str(port),
+                "-mi", "127.0.0.1", "-mp", str(media_port),
+                "-m", "1", "-nostdin",
+                "-trace_msg", "-message_file", str(workdir / "messages.log"),
+                "-trace_err", "-error_file", str(workdir / "errors.log"),
+                "-trace_screen", "-screen_file", str(workdir / "screen.log"),
+                *extra,
+            ]  # fmt: skip
+            for key, value in (keys or {}).items():
+                args += ["-key", key, value]
+            out = (workdir / "stdout.log").open("wb")
+            process = await asyncio.create_subprocess_exec(
+                "timeout", *args, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=workdir
             )
-        except TimeoutError:
-            pytest.fail(f"SIPp did not start\n{run.logs()}")
-        if process.returncode is not None:
-            pytest.fail(f"SIPp exited at start\n{run.logs()}")
-        return run
+            out.close()
+            run = SippRun(process, port, media_port, workdir, scenario)
+            runs.append(run)
+            try:
+                await wait_for(
+                    lambda port=port, process=process: (
+                        udp_port_bound(port) or process.returncode is not None
+                    ),
+                    30,
+                    "SIPp",
+                )
+            except TimeoutError:
+                pytest.fail(f"SIPp did not start\n{run.logs()}")
+            if process.returncode is None:
+                return run
+        pytest.fail(f"SIPp exited at start {BIND_ATTEMPTS} times\n{run.logs()}")
 
     yield start
     for run in runs:

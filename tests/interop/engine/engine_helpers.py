@@ -20,6 +20,9 @@ from ivrcast.sip import CallRequest, Trunk
 
 HERE = Path(__file__).parent
 SIPP = "/usr/bin/sipp"
+# A peer is given a port that was free a moment ago; if another process took it meanwhile,
+# the peer exits at once and is started again on another.
+BIND_ATTEMPTS = 3
 PROCESS_TIMEOUT = 60  # `timeout -k 5 60`: SIPp was seen to ignore its own -timeout
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import (
+    BIND_ATTEMPTS,
     PROCESS_TIMEOUT,
     call_request,
     encoded,
@@ -83,40 +84,56 @@ async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
             w.setsampwidth(2)
             w.setframerate(8000)
             w.writeframes(b"\0\0" * 8000 * 60)
-        port = free_udp_port()
-        (home / "config").write_text(
-            "\n".join(
-                [
-                    f"sip_listen 127.0.0.1:{port}",
-                    f"audio_source aufile,{source}",
-                    "audio_player aufile,/dev/null",
-                    "module_path /usr/lib/baresip/modules",
-                    "module g711.so",
-                    "module aufile.so",
-                    "module sndfile.so",
-                    "module account.so",
-                    "module menu.so",
-                    f"snd_path {recordings}",
-                    *(
-                        ["module ctrl_tcp.so", f"ctrl_tcp_listen 127.0.0.1:{control_port}"]
-                        if control_port
-                        else []
-                    ),
-                    "",
-                ]
+        failure = ""
+        for _attempt in range(BIND_ATTEMPTS):
+            port = free_udp_port()
+            (home / "config").write_text(
+                "\n".join(
+                    [
+                        f"sip_listen 127.0.0.1:{port}",
+                        f"audio_source aufile,{source}",
+                        "audio_player aufile,/dev/null",
+                        "module_path /usr/lib/baresip/modules",
+                        "module g711.so",
+                        "module aufile.so",
+                        "module sndfile.so",
+                        "module account.so",
+                        "module menu.so",
+                        f"snd_path {recordings}",
+                        *(
+                            ["module ctrl_tcp.so", f"ctrl_tcp_listen 127.0.0.1:{control_port}"]
+                            if control_port
+                            else []
+                        ),
+                        "",
+                    ]
+                )
             )
-        )
-        (home / "accounts").write_text(
-            f"<sip:bob@127.0.0.1>;regint=0;answermode=auto;audio_codecs={codec}\n"
-        )
-        log = (home / "baresip.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "-k", "5", str(PROCESS_TIMEOUT), BARESIP, "-f", str(home), "-n", "127.0.0.1",
-            stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        log.close()
-        processes.append(process)
-        await wait_for(lambda: udp_port_bound(port), 10, "baresip to listen")
+            (home / "accounts").write_text(
+                f"<sip:bob@127.0.0.1>;regint=0;answermode=auto;audio_codecs={codec}\n"
+            )
+            log = (home / "baresip.log").open("wb")
+            process = await asyncio.create_subprocess_exec(
+                "timeout", "-k", "5", str(PROCESS_TIMEOUT),
+                BARESIP, "-f", str(home), "-n", "127.0.0.1",
+                stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            log.close()
+            processes.append(process)
+            # The port was free when chosen, but another process may take it before baresip
+            # binds it; baresip then exits, and a new port is tried.
+            await wait_for(
+                lambda port=port, process=process: (
+                    udp_port_bound(port) or process.returncode is not None
+                ),
+                30,
+                "baresip to listen",
+            )
+            if process.returncode is None:
+                break
+            failure = (home / "baresip.log").read_text(errors="replace")
+        else:
+            raise RuntimeError(f"baresip did not start {BIND_ATTEMPTS} times:\n{failure}")
         return Trunk(name="baresip", host="127.0.0.1", port=port), recordings, home / "baresip.log"
 
     yield start

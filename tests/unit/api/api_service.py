@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from ivrcast.api.app import create_app
+from ivrcast.app import create_app
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key

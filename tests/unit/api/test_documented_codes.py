@@ -18,9 +18,9 @@ from sqlalchemy import text
 
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.demo_account import demo_tone
-from ivrcast.store.dialing import expire_queued_calls, finish_ended_tasks
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
+from ivrcast.store.transitions import expire_queued_calls, finish_ended_tasks
 
 DOC = Path(__file__).parents[3] / "docs" / "api.md"
 CDRS = "POST /api/cdrs"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivrcast.api.envelope import ERROR_TABLE, classify
+from ivrcast.api import envelope
+from ivrcast.api.envelope import ERROR_TABLE, OWN_CODES_FROM, classify
 from ivrcast.api.errors import NationNotAllowed, UnknownService
 from ivrcast.numbers import UnknownNation
 from ivrcast.store.tasks import TaskNotFound
@@ -35,3 +36,11 @@ def test_errors_take_their_nearest_listed_class() -> None:
     assert classify(NationNotAllowed("ph")).code == 603
     assert classify(TaskNotFound()).code == 1024
     assert classify(KeyError("x")).code == 500
+
+
+def test_own_codes_start_where_the_docs_and_the_envelope_say() -> None:
+    status_codes = {e.code for e in ERROR_TABLE.values() if e.form == "status"}
+    own = status_codes - set(range(1001, 1030))  # the vendor's
+    assert min(own) == OWN_CODES_FROM
+    assert f"ivrcast's own start at {OWN_CODES_FROM}." in " ".join(DOC.read_text().split())
+    assert f"start at {OWN_CODES_FROM} " in " ".join((envelope.__doc__ or "").split())

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from api_service import START, Service, SettingsFactory, start_service
+from ivrcast.store.nodes import heartbeat, register_node, stop_node
 from sqlalchemy import text
 
-from ivrcast.api.app import create_app
-from ivrcast.store.dialing import heartbeat, register_node, stop_node
+from ivrcast.app import create_app
 from ivrcast.store.migrate import head_revisions
 from ivrcast.voices.pool import TranscodePool
 

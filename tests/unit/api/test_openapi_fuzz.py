@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ivrcast.api.app import create_app
 from ivrcast.api.http_server import server_config
+from ivrcast.app import create_app
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key
 from ivrcast.demo_account import demo_tone

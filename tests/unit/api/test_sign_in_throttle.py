@@ -9,7 +9,7 @@ import httpx
 import pytest
 from api_service import Service
 
-from ivrcast.api.app import create_app
+from ivrcast.app import create_app
 
 WINDOW = 60  # [security] failed_sign_in_window_seconds, default
 LIMIT = 10  # [security] max_failed_sign_ins, default

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from api_service import SettingsFactory
 
-from ivrcast.api.app import create_app
 from ivrcast.api.http_server import server_config
+from ivrcast.app import create_app
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
 

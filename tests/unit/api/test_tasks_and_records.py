@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.store.accounts import update_account
-from ivrcast.store.dialing import expire_queued_calls, finish_ended_tasks
 from ivrcast.store.tables import call_records, outbox
+from ivrcast.store.transitions import expire_queued_calls, finish_ended_tasks
 
 PLAY = "App.Sip_Call.PlayVoice"
 NUMBERS = ",".join(f"08123456{i:04d}" for i in range(12))

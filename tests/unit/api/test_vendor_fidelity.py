@@ -14,8 +14,8 @@ from api_service import Service
 from sqlalchemy import select
 
 from ivrcast.callbacks.record import build_call_record
-from ivrcast.store.dialing import expire_queued_calls
 from ivrcast.store.tables import call_records, calls, tasks
+from ivrcast.store.transitions import expire_queued_calls
 
 PLAY = "App.Sip_Call.PlayVoice"
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivrcast.callbacks.record import build_call_record
+from ivrcast.callbacks.record import CallRecord, build_call_record
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 QUEUED = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
@@ -181,3 +183,19 @@ def test_a_row_stored_before_submitted_numbers_were_kept_reports_e164_digits() -
 def test_the_payload_is_plain_json() -> None:
     record = build_call_record(call(), TASK, timezone=JAKARTA)
     assert json.loads(json.dumps(record, ensure_ascii=False)) == record
+
+
+def documented_fields() -> set[str]:
+    """The field column of the payload table in docs/callbacks.md."""
+    doc = (Path(__file__).parents[3] / "docs" / "callbacks.md").read_text()
+    table = doc.split("| field | type | meaning |")[1].split("\n\n")[0]
+    names: set[str] = set()
+    for line in table.strip().splitlines()[1:]:
+        names.update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_payload_has_exactly_the_typed_and_documented_fields() -> None:
+    record = build_call_record(call(), TASK, timezone=JAKARTA)
+    assert list(record) == list(CallRecord.__annotations__)
+    assert set(record) == documented_fields()

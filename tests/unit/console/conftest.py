@@ -9,7 +9,7 @@ import httpx
 import pytest
 from console_client import OPERATOR_TOKEN, START, Console
 
-from ivrcast.api.app import create_app
+from ivrcast.app import create_app
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database

@@ -116,16 +116,16 @@ class Console:
     def finish_calls(self, task_id: str, status: str = "completed", **values: Any) -> None:
         """End the task's calls as the dialer would: final state, record, outbox row."""
         from ivrcast.api.context import ApiContext
-        from ivrcast.store.records import finish_calls
         from ivrcast.store.tables import calls
+        from ivrcast.store.transitions import CallEnd, finish_calls_where
 
         ctx: ApiContext = self.transport.app.state.ctx  # type: ignore[attr-defined]
         with self.db.write() as conn:
-            finish_calls(
+            finish_calls_where(
                 conn,
                 calls.c.task_id == task_id,
+                CallEnd(status=status, **values),
                 from_states=("queued",),
-                values={"status": status, **values},
                 build_record=ctx.build_record,
                 now=self.clock.now(),
             )

@@ -68,13 +68,13 @@ async def test_a_call_s_timeline_runs_from_queue_to_callback(console: Console) -
             uuid = conn.execute(select(calls.c.uuid)).scalar_one()
         console.clock.advance(5)
         with console.db.write() as conn:
-            from ivrcast.store.records import finish_calls
+            from ivrcast.store.transitions import CallEnd, finish_calls_where
 
-            finish_calls(
+            finish_calls_where(
                 conn,
                 calls.c.task_id == task_id,
+                CallEnd(status="completed", keys="1", sip_code=200),
                 from_states=("answered",),
-                values={"status": "completed", "keys": "1", "sip_code": 200},
                 build_record=console.transport.app.state.ctx.build_record,  # type: ignore[attr-defined]
                 now=console.clock.now(),
             )

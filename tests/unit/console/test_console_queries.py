@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivrcast.callbacks.record import build_call_record
-from ivrcast.console import queries
 from ivrcast.console.overview import CHART_MINUTES, OverviewTracker
 from ivrcast.store.accounts import create_account
+from ivrcast.store.activity import activity, live_counts
+from ivrcast.store.deliveries import deliveries, delivery_summary
 from ivrcast.store.engine import Database, IntegrityViolation
-from ivrcast.store.records import finish_calls
 from ivrcast.store.tables import calls, outbox
-from ivrcast.store.tasks import NewTask, create_task
-from ivrcast.store.voices import insert_voice
+from ivrcast.store.tasks import NewTask, create_task, task_counts
+from ivrcast.store.transitions import CallEnd, finish_calls_where
+from ivrcast.store.voices import delete_voice, insert_voice, named_voices, voice_task_count
 
 T0 = datetime(2026, 11, 26, 10, 15, 30, tzinfo=UTC)
 build_record = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
@@ -77,11 +78,11 @@ def _end(db: Database, number: str, status: str, at: datetime, answered: float =
                 .where(calls.c.number == number)
                 .values(status="answered", answered_at=at - timedelta(seconds=answered))
             )
-        finish_calls(
+        finish_calls_where(
             conn,
             calls.c.number == number,
+            CallEnd(status=status),
             from_states=("queued", "answered"),
-            values={"status": status},
             build_record=build_record,
             now=at,
         )
@@ -110,9 +111,9 @@ def test_the_aggregate_counts_calls_per_minute_nation_and_state(
     db, account, _ = busy_day
     minute = int(T0.timestamp()) // 60 + 1
     with db.read() as conn:
-        mine = queries.activity(conn, account, since=T0)
-        everyone = queries.activity(conn, None, since=T0)
-        later = queries.activity(conn, account, since=T0 + timedelta(minutes=2))
+        mine = activity(conn, account, since=T0)
+        everyone = activity(conn, None, since=T0)
+        later = activity(conn, account, since=T0 + timedelta(minutes=2))
     by_key = {(b.minute, b.status): b for b in mine}
     assert set(by_key) == {(minute, "completed"), (minute, "busy"), (minute + 31, "canceled")}
     completed = by_key[(minute, "completed")]
@@ -126,9 +127,9 @@ def test_the_aggregate_counts_calls_per_minute_nation_and_state(
 def test_live_counts_and_task_counts(busy_day: tuple[Database, int, str]) -> None:
     db, account, task = busy_day
     with db.read() as conn:
-        assert queries.live_counts(conn, account) == {"active": 0, "queued": 1}
-        assert queries.live_counts(conn, None) == {"active": 0, "queued": 1}
-        counts = queries.task_counts(conn, [task, "missing"])
+        assert live_counts(conn, account) == {"active": 0, "queued": 1}
+        assert live_counts(conn, None) == {"active": 0, "queued": 1}
+        counts = task_counts(conn, [task, "missing"])
     assert counts[task] == {"completed": 2, "busy": 1, "canceled": 1, "queued": 1}
     assert counts["missing"] == {}
 
@@ -162,11 +163,11 @@ def test_the_delivery_log_and_its_summary(busy_day: tuple[Database, int, str]) -
             outbox.update().where(outbox.c.id == first.id).values(status="dead", attempts=3)
         )
     with db.read() as conn:
-        summary = queries.delivery_summary(conn, account)
-        failing = queries.deliveries(conn, account, which="failing")
-        page = queries.deliveries(conn, account, limit=2)
-        rest = queries.deliveries(conn, account, before_id=page[-1]["id"])
-        everyone = queries.deliveries(conn, None)
+        summary = delivery_summary(conn, account)
+        failing = deliveries(conn, account, which="failing")
+        page = deliveries(conn, account, limit=2)
+        rest = deliveries(conn, account, before_id=page[-1]["id"])
+        everyone = deliveries(conn, None)
     assert summary == {"all": 4, "pending": 3, "delivered": 0, "dead": 1, "failing": 1}
     assert [row["id"] for row in failing] == [first.id]
     assert len(page) + len(rest) == 4
@@ -176,7 +177,7 @@ def test_the_delivery_log_and_its_summary(busy_day: tuple[Database, int, str]) -
 def test_a_voice_in_use_cannot_be_deleted(busy_day: tuple[Database, int, str]) -> None:
     db, account, _ = busy_day
     with db.read() as conn:
-        voice = queries.named_voices(conn, account)[0]
-        assert queries.voice_task_count(conn, voice.id) == 1
+        voice = named_voices(conn, account)[0]
+        assert voice_task_count(conn, voice.id) == 1
     with pytest.raises(IntegrityViolation), db.write() as conn:
-        queries.delete_voice(conn, account, voice.id)
+        delete_voice(conn, account, voice.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,11 +14,12 @@ from sqlalchemy import select
 
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.dialer.recovery import process_alive, recover
-from ivrcast.store import dialing
+from ivrcast.store import nodes, transitions
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import call_records, calls, tasks
 from ivrcast.store.tasks import NewTask, create_task
+from ivrcast.store.transitions import CallEnd
 from ivrcast.store.voices import insert_voice
 
 NOW = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
@@ -69,9 +71,11 @@ def rows(db: Database) -> list[dict[str, Any]]:
 def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -> None:
     task_id = seed(database, 10)
     with database.write() as conn:
-        due = dialing.due_tasks(conn)
-        first = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n1", now=NOW)
-        second = dialing.claim_due_calls(conn, task_id=task_id, limit=100, node_id="n1", now=NOW)
+        due = transitions.due_tasks(conn)
+        first = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n1", now=NOW)
+        second = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=100, node_id="n1", now=NOW
+        )
     assert [(t.id, t.queued) for t in due] == [(task_id, 10)]
     assert [c.number for c in first] == [f"+62812000{n:04d}" for n in range(4)]
     assert len(second) == 6
@@ -79,8 +83,8 @@ def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -
         ("dialing", "n1", NOW)
     }
     with database.read() as conn:
-        assert dialing.due_tasks(conn) == []
-        assert list(dialing.active_calls_by_account(conn).values()) == [10]
+        assert transitions.due_tasks(conn) == []
+        assert list(transitions.active_calls_by_account(conn).values()) == [10]
 
 
 @pytest.mark.postgres
@@ -89,10 +93,12 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows(postgres_url: str) -> 
     try:
         task_id = seed(db, 20)
         with db.write() as first:
-            taken = dialing.claim_due_calls(first, task_id=task_id, limit=8, node_id="a", now=NOW)
+            taken = transitions.claim_due_calls(
+                first, task_id=task_id, limit=8, node_id="a", now=NOW
+            )
             # A second dialer claims while the first transaction still holds its rows.
             with db.write() as second:
-                other = dialing.claim_due_calls(
+                other = transitions.claim_due_calls(
                     second, task_id=task_id, limit=100, node_id="b", now=NOW
                 )
         assert len(taken) == 8
@@ -105,18 +111,16 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows(postgres_url: str) -> 
 def test_progress_then_finish_writes_one_record(database: Database) -> None:
     task_id = seed(database, 1)
     with database.write() as conn:
-        (call,) = dialing.claim_due_calls(conn, task_id=task_id, limit=1, node_id="n", now=NOW)
-        dialing.mark_invited(conn, [dialing.Invite(call.id, "t", "100", NOW)])
-        dialing.mark_ringing(conn, [(call.id, NOW + timedelta(seconds=1))])
-        dialing.mark_answered(conn, [(call.id, NOW + timedelta(seconds=2))])
-        values = {"status": "completed", "sip_code": 200, "ended_at": NOW + timedelta(seconds=9)}
-        assert dialing.finish_active_calls(conn, [(call.id, values)], build_record=BUILD, now=NOW)
+        (call,) = transitions.claim_due_calls(conn, task_id=task_id, limit=1, node_id="n", now=NOW)
+        transitions.mark_invited(conn, [transitions.Invite(call.id, "t", "100", NOW)])
+        transitions.mark_ringing(conn, [(call.id, NOW + timedelta(seconds=1))])
+        transitions.mark_answered(conn, [(call.id, NOW + timedelta(seconds=2))])
+        end = CallEnd(status="completed", sip_code=200, ended_at=NOW + timedelta(seconds=9))
+        assert transitions.finish_calls(conn, {call.id: end}, build_record=BUILD, now=NOW)
         # A second end (a race with recovery) changes nothing and writes no record.
-        again = {"status": "interrupted", "sip_code": None, "ended_at": NOW}
-        assert not dialing.finish_active_calls(
-            conn, [(call.id, again)], build_record=BUILD, now=NOW
-        )
-        assert dialing.finish_ended_tasks(conn, now=NOW) == 1
+        again = CallEnd(status="interrupted", sip_code=None, ended_at=NOW)
+        assert not transitions.finish_calls(conn, {call.id: again}, build_record=BUILD, now=NOW)
+        assert transitions.finish_ended_tasks(conn, now=NOW) == 1
         records = conn.execute(select(call_records)).all()
         task = conn.execute(select(tasks)).one()
     (row,) = rows(database)
@@ -136,22 +140,22 @@ def test_a_batch_of_outcomes_ends_each_call_once_with_its_own_values(
 ) -> None:
     task_id = seed(database, 4)
     with database.write() as conn:
-        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
-        dialing.interrupt_calls(conn, ["n"], build_record=BUILD, now=NOW)  # ends all four
-        queued = dialing.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+        transitions.interrupt_calls(conn, ["n"], build_record=BUILD, now=NOW)  # ends all four
+        queued = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
     assert queued == []
     task_id = seed(database, 3, appid="other")
     with database.write() as conn:
-        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
-        outcomes = [
-            (call.id, {"status": status, "sip_code": code, "keys": keys})
+        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        outcomes = {
+            call.id: CallEnd(status=status, sip_code=code, keys=keys)
             for call, (status, code, keys) in zip(
                 claimed,
                 [("completed", 200, "12"), ("busy", 486, ""), ("failed", 503, "")],
                 strict=True,
             )
-        ]
-        assert dialing.finish_active_calls(conn, outcomes, build_record=BUILD, now=NOW) == 3
+        }
+        assert transitions.finish_calls(conn, outcomes, build_record=BUILD, now=NOW) == 3
         records = conn.execute(select(call_records.c.call_id)).scalars().all()
     got = [(r["status"], r["sip_code"], r["keys"], r["node_id"]) for r in rows(database)[4:]]
     assert got == [
@@ -165,18 +169,18 @@ def test_a_batch_of_outcomes_ends_each_call_once_with_its_own_values(
 def test_release_returns_only_calls_never_invited(database: Database) -> None:
     task_id = seed(database, 3)
     with database.write() as conn:
-        claimed = dialing.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
-        dialing.mark_invited(conn, [dialing.Invite(claimed[0].id, "t", "1", NOW)])
-        assert dialing.release_calls(conn, [c.id for c in claimed], node_id="n") == 2
+        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        transitions.mark_invited(conn, [transitions.Invite(claimed[0].id, "t", "1", NOW)])
+        assert transitions.release_calls(conn, [c.id for c in claimed], node_id="n") == 2
     assert [r["status"] for r in rows(database)] == ["dialing", "queued", "queued"]
 
 
 def test_expiry_ends_queued_calls_with_records(database: Database) -> None:
     task_id = seed(database, 5)
     with database.write() as conn:
-        dialing.claim_due_calls(conn, task_id=task_id, limit=2, node_id="n", now=NOW)
-        assert dialing.expire_queued_calls(conn, [task_id], build_record=BUILD, now=NOW) == 3
-        assert dialing.finish_ended_tasks(conn, now=NOW) == 0  # two calls still active
+        transitions.claim_due_calls(conn, task_id=task_id, limit=2, node_id="n", now=NOW)
+        assert transitions.expire_queued_calls(conn, [task_id], build_record=BUILD, now=NOW) == 3
+        assert transitions.finish_ended_tasks(conn, now=NOW) == 0  # two calls still active
         assert len(conn.execute(select(call_records)).all()) == 3
     assert [r["status"] for r in rows(database)] == ["dialing"] * 2 + ["expired"] * 3
 
@@ -196,10 +200,10 @@ def test_recovery_interrupts_calls_of_dead_nodes_only(database: Database) -> Non
             ("silent", "elsewhere", 1),
             ("alive", "elsewhere", 1),
         ):
-            dialing.register_node(conn, node_id=node, hostname=host, pid=pid, now=NOW)
-            dialing.claim_due_calls(conn, task_id=task_id, limit=2, node_id=node, now=NOW)
-        dialing.heartbeat(conn, node_id="alive", now=NOW + timedelta(seconds=30))
-        dialing.register_node(conn, node_id="me", hostname="here", pid=1, now=later)
+            nodes.register_node(conn, node_id=node, hostname=host, pid=pid, now=NOW)
+            transitions.claim_due_calls(conn, task_id=task_id, limit=2, node_id=node, now=NOW)
+        nodes.heartbeat(conn, node_id="alive", now=NOW + timedelta(seconds=30))
+        nodes.register_node(conn, node_id="me", hostname="here", pid=1, now=later)
         result = recover(
             conn,
             node_id="me",
@@ -216,9 +220,49 @@ def test_recovery_interrupts_calls_of_dead_nodes_only(database: Database) -> Non
     assert by_node[4:] == [("dialing", "alive")] * 2
     with database.read() as conn:
         assert len(conn.execute(select(call_records)).all()) == 4
-        assert {n.id for n in dialing.running_nodes(conn)} == {"alive", "me"}
+        assert {n.id for n in nodes.running_nodes(conn)} == {"alive", "me"}
 
 
 def test_process_alive() -> None:
     assert process_alive(1)
     assert not process_alive(dead_pid())
+
+
+def test_an_end_keeps_the_progress_it_does_not_know_and_ends_when_written(
+    database: Database,
+) -> None:
+    task_id = seed(database, 2)
+    later = NOW + timedelta(seconds=30)
+    with database.write() as conn:
+        first, second = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=2, node_id="n", now=NOW
+        )
+        transitions.mark_invited(conn, [transitions.Invite(first.id, "t", "100", NOW)])
+        transitions.mark_answered(conn, [(first.id, NOW + timedelta(seconds=2))])
+        ends = {
+            first.id: CallEnd(status="completed", sip_code=200, keys="7"),
+            second.id: CallEnd(status="failed", ended_at=NOW + timedelta(seconds=1)),
+        }
+        assert transitions.finish_calls(conn, ends, build_record=BUILD, now=later) == 2
+        payloads = {
+            call_id: json.loads(payload)
+            for call_id, payload in conn.execute(
+                select(call_records.c.call_id, call_records.c.payload)
+            )
+        }
+    one, two = rows(database)
+    assert (one["trunk"], one["disnumber"], one["invited_at"]) == ("t", "100", NOW)
+    assert one["answered_at"] == NOW + timedelta(seconds=2)
+    assert (one["sip_code"], one["keys"], one["ended_at"]) == (200, "7", later)
+    assert (two["status"], two["ended_at"], two["trunk"]) == (
+        "failed",
+        NOW + timedelta(seconds=1),
+        None,
+    )
+    assert payloads[first.id]["billsec"] == 28
+    assert payloads[first.id]["userkey"] == "7"
+
+
+def test_a_call_end_is_a_final_state() -> None:
+    with pytest.raises(ValueError, match="'answered' is not a final state"):
+        CallEnd(status="answered")

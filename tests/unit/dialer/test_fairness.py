@@ -9,7 +9,7 @@ from ivrcast.config import TrunkSettings
 from ivrcast.dialer.fairness import FairShare
 from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.routing import Router
-from ivrcast.store.dialing import DueTask
+from ivrcast.store.transitions import DueTask
 
 T0 = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
 

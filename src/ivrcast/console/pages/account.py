@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ivrcast.api.forms import read_form
-from ivrcast.console import queries
 from ivrcast.console.pages.signin import set_session_cookie
 from ivrcast.console.session import new_session
 from ivrcast.console.web import (
@@ -28,8 +27,10 @@ from ivrcast.console.web import (
     session_keys,
 )
 from ivrcast.credentials import hash_secret, seal_secret
-from ivrcast.store.accounts import Account, update_account
+from ivrcast.store.accounts import Account, appids_by_account, update_account
+from ivrcast.store.deliveries import DELIVERY_FILTERS, deliveries, delivery_summary
 from ivrcast.store.outbox import requeue_deliveries
+from ivrcast.store.tokens import revoke_tokens
 
 router = APIRouter()
 
@@ -40,21 +41,21 @@ REPLAY_FAILING_HOURS = 24
 @router.get("/callbacks")
 async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
     which = request.query_params.get("show", "all")
-    which = which if which in queries.DELIVERY_FILTERS else "all"
+    which = which if which in DELIVERY_FILTERS else "all"
     before = page_cursor(request)
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
-            appids = queries.appids(conn)
+            appids = appids_by_account(conn)
             scope = account_scope(request, viewer, appids)
-            rows = queries.deliveries(
+            rows = deliveries(
                 conn,
                 scope,
                 which=which,
                 before_id=before,
                 limit=PAGE_SIZE,
             )
-            summary = queries.delivery_summary(conn, scope)
+            summary = delivery_summary(conn, scope)
         for row in rows:
             row["appid"] = appids.get(row["account_id"], "")
         return {"rows": rows, "summary": summary, "appids": sorted(appids.values())}
@@ -69,7 +70,7 @@ async def delivery_log(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Res
             "page": "callbacks",
             **data,
             "show": which,
-            "filters": queries.DELIVERY_FILTERS,
+            "filters": DELIVERY_FILTERS,
             "older": rows[-1]["id"] if len(rows) == PAGE_SIZE else None,
             "account": request.query_params.get("account", ""),
             "notice": request.query_params.get("notice"),
@@ -203,7 +204,7 @@ async def rotate_accesskey(request: Request, ctx: Ctx, viewer: PostingViewer) ->
         with ctx.db.write() as conn:
             account = update_account(conn, appid, accesskey_hash=hash_secret(ctx.key, accesskey))
             # API tokens were obtained with the old key: a rotation after a leak must end them.
-            queries.revoke_tokens(conn, account.id)
+            revoke_tokens(conn, account.id)
             return account
 
     account = await ctx.in_thread(write)

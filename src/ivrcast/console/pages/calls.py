@@ -12,7 +12,6 @@ from fastapi.responses import Response, StreamingResponse
 
 from ivrcast.api.params import EARLIEST, LATEST
 from ivrcast.api.services.calls import csv_lines
-from ivrcast.console import queries
 from ivrcast.console.web import (
     Ctx,
     CurrentViewer,
@@ -22,6 +21,7 @@ from ivrcast.console.web import (
     page_cursor,
     render,
 )
+from ivrcast.store.accounts import appids_by_account
 from ivrcast.store.calls import CallFilter, call_story, iter_calls, list_calls
 from ivrcast.store.tables import CALL_STATES
 
@@ -71,7 +71,7 @@ async def call_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respon
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
-            appids = queries.appids(conn)
+            appids = appids_by_account(conn)
             where = call_filter(request, viewer, appids, _zone(ctx))
             rows = list_calls(conn, where, before_id=before_id, limit=PAGE_SIZE)
         for row in rows:
@@ -102,7 +102,7 @@ async def call_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respon
 async def call_export(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
     def where() -> CallFilter:
         with ctx.db.read() as conn:
-            return call_filter(request, viewer, queries.appids(conn), _zone(ctx))
+            return call_filter(request, viewer, appids_by_account(conn), _zone(ctx))
 
     chosen = await ctx.in_thread(where)
     # Read page by page while streaming: flat memory for an export of any size.
@@ -117,7 +117,7 @@ async def call_export(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Resp
 async def call_page(uuid: str, request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
     def read() -> tuple[dict[str, Any] | None, dict[int, str]]:
         with ctx.db.read() as conn:
-            return call_story(conn, viewer.account_id, uuid), queries.appids(conn)
+            return call_story(conn, viewer.account_id, uuid), appids_by_account(conn)
 
     story, appids = await ctx.in_thread(read)
     if story is None:

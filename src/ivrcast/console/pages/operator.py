@@ -18,7 +18,6 @@ from fastapi.responses import Response
 from ivrcast.account_settings import account_changes
 from ivrcast.api.forms import read_form
 from ivrcast.console.fleet import fleet_view
-from ivrcast.console.queries import revoke_tokens
 from ivrcast.console.web import Ctx, CurrentViewer, PostingViewer, Viewer, redirect, render
 from ivrcast.credentials import hash_secret
 from ivrcast.errors import ValidationError
@@ -31,6 +30,7 @@ from ivrcast.store.accounts import (
     list_accounts,
     update_account,
 )
+from ivrcast.store.tokens import revoke_tokens
 
 router = APIRouter()
 

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, Response
 from ivrcast.api.envelope import classify
 from ivrcast.api.forms import read_form
 from ivrcast.api.services import play_voice
-from ivrcast.console import queries
 from ivrcast.console.pages.dashboard import event_stream
 from ivrcast.console.web import (
     PREFIX,
@@ -30,9 +29,18 @@ from ivrcast.console.web import (
 )
 from ivrcast.errors import IvrcastError, NotFoundError
 from ivrcast.numbers import NATIONS
+from ivrcast.store.accounts import appids_by_account
 from ivrcast.store.calls import CallFilter, list_calls
 from ivrcast.store.tables import CALL_STATES, FINAL_STATES
-from ivrcast.store.tasks import TaskProgress, cancel_task, get_task, list_tasks, task_progress
+from ivrcast.store.tasks import (
+    TaskProgress,
+    cancel_task,
+    get_task,
+    list_tasks,
+    task_counts,
+    task_progress,
+    task_voice_names,
+)
 from ivrcast.store.voices import list_voices
 
 router = APIRouter()
@@ -74,12 +82,12 @@ async def task_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respon
 
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
-            appids = queries.appids(conn)
+            appids = appids_by_account(conn)
             scope = account_scope(request, viewer, appids)
             rows = list_tasks(conn, scope, limit=PAGE_SIZE, before=before)
             ids = [row["id"] for row in rows]
-            counts = queries.task_counts(conn, ids)
-            voices = queries.task_voice_names(conn, ids)
+            counts = task_counts(conn, ids)
+            voices = task_voice_names(conn, ids)
         for row in rows:
             done = sum(counts[row["id"]].get(s, 0) for s in FINAL_STATES)
             row["counts"] = counts[row["id"]]
@@ -113,8 +121,8 @@ async def task_page(task_id: str, request: Request, ctx: Ctx, viewer: CurrentVie
         with ctx.db.read() as conn:
             task = get_task(conn, viewer.account_id, task_id)
             progress = task_progress(conn, viewer.account_id, task_id)
-            voice = queries.task_voice_names(conn, [task_id]).get(task_id, "")
-            appid = queries.appids(conn).get(task["account_id"], "")
+            voice = task_voice_names(conn, [task_id]).get(task_id, "")
+            appid = appids_by_account(conn).get(task["account_id"], "")
             calls = list_calls(
                 conn, CallFilter(viewer.account_id, task_id=task_id), limit=TASK_CALLS_SHOWN
             )

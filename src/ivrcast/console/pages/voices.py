@@ -12,7 +12,6 @@ from starlette.datastructures import UploadFile
 from ivrcast.api.forms import read_form
 from ivrcast.api.params import MAX_INTEGER
 from ivrcast.api.services.voices import upload_voice
-from ivrcast.console import queries
 from ivrcast.console.audio import wav_from_ulaw
 from ivrcast.console.web import (
     Ctx,
@@ -29,8 +28,15 @@ from ivrcast.console.web import (
     render,
 )
 from ivrcast.errors import IvrcastError
+from ivrcast.store.accounts import appids_by_account
 from ivrcast.store.engine import IntegrityViolation
-from ivrcast.store.voices import voice_audio
+from ivrcast.store.voices import (
+    delete_voice,
+    find_voice,
+    named_voices,
+    voice_audio,
+    voice_task_count,
+)
 
 router = APIRouter()
 
@@ -40,8 +46,8 @@ VoiceId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 async def _library(request: Request, ctx: Ctx, viewer: Viewer) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with ctx.db.read() as conn:
-            appids = queries.appids(conn)
-            voices = queries.named_voices(conn, account_scope(request, viewer, appids))
+            appids = appids_by_account(conn)
+            voices = named_voices(conn, account_scope(request, viewer, appids))
         return {"voices": voices, "appids": appids}
 
     return await ctx.in_thread(read)
@@ -101,7 +107,7 @@ async def voice_wav(
 ) -> Response:
     def read() -> bytes | None:
         with ctx.db.read() as conn:
-            if queries.find_voice(conn, viewer.account_id, voice_id) is None:
+            if find_voice(conn, viewer.account_id, voice_id) is None:
                 return None
             pcmu, _pcma = voice_audio(conn, voice_id)
         return wav_from_ulaw(pcmu)
@@ -123,17 +129,17 @@ async def voice_delete(
     def write() -> str | None:
         """None when deleted; otherwise why not."""
         with ctx.db.write() as conn:
-            voice = queries.find_voice(conn, account_id, voice_id)
+            voice = find_voice(conn, account_id, voice_id)
             if voice is None:
                 return "missing"
-            used = queries.voice_task_count(conn, voice_id)
+            used = voice_task_count(conn, voice_id)
             if used:
                 return (
                     f"The voice {voice.name!r} is used by {used} task(s) and is kept so that "
                     "their calls can still be dialed and explained. Upload the new audio "
                     "under another name."
                 )
-            queries.delete_voice(conn, account_id, voice_id)
+            delete_voice(conn, account_id, voice_id)
         return None
 
     try:

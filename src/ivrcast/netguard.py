@@ -25,7 +25,10 @@ Because the pool then keys connections by address, one client must not reuse a p
 HTTPS connection for a second host name on the same address: send `Connection: close`,
 or use one client per host.
 
-Nothing here is voice-specific; the callback sender uses it for callback URLs.
+Nothing here is voice-specific: the voice fetcher (`voices.fetch`) and the callback
+sender (`callbacks.sender`) both use it, and neither imports the other. Its errors are
+`VoiceError`s because the API reports them against the voice parameter; the callback
+sender catches them by class.
 """
 
 from __future__ import annotations

@@ -1,31 +1,37 @@
-"""The dialer's statements: what is due, claiming it, progress, ending, and dialer nodes.
+"""A call's transitions: what is due, claiming it, its progress, and its end.
 
 Each function is one transition or one read, and runs inside the caller's transaction
 (`Database.write()` for anything that writes). The claim is the only way a call leaves
 `queued` for `dialing`, and it is durable before the INVITE leaves: on PostgreSQL the
 rows are taken with `FOR UPDATE SKIP LOCKED`, so several dialers never take the same
 row; on SQLite `BEGIN IMMEDIATE` serialises writers and the lock clause is dropped.
+
+Every call reaches its final state through `finish_calls`, the one end path: the
+dialer's outcomes (a `CallEnd` per call), cancel, expiry at the window's end and recovery
+after a crash (`finish_calls_where`, one `CallEnd` for every call matched). "Exactly one
+final state and exactly one record per call" rests on two rules held there: the UPDATE
+is guarded by the call's state, so a transition happens at most once even when two
+paths race (the loser matches no row and writes no record), and the record is written
+by `records.write_records` in the same transaction as the transition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, exists, func, or_, select
 
-from ivrcast.store.records import RecordBuilder, finish_calls, write_records
+from ivrcast.store.records import RecordBuilder, write_records
 from ivrcast.store.tables import (
     ACTIVE_STATES,
     FINAL_STATES,
+    FinalState,
     Timestamp,
     accounts,
     calls,
-    nodes,
     tasks,
-    voices,
 )
 
 
@@ -168,7 +174,7 @@ class Invite:
     at: datetime
 
 
-# The dialer writes progress in batches: one statement, many parameter sets. Bound
+# Progress and ends are written in batches: one statement, many parameter sets. Bound
 # names differ from column names, which SQLAlchemy reserves for the SET clause.
 
 
@@ -221,49 +227,134 @@ def mark_answered(conn: Connection, events: Sequence[tuple[int, datetime]]) -> N
     )
 
 
-def finish_active_calls(
+# -- the end of a call -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    """How a call ended: its final state and what is known of the attempt.
+
+    Every other field left None keeps what the call row already holds: the trunk, caller
+    ID and times its progress recorded (an interrupted call keeps its INVITE time), or
+    nothing for a call never dialed. `ended_at` None is the moment the end is written.
+    """
+
+    status: FinalState
+    ended_at: datetime | None = None
+    trunk: str | None = None
+    disnumber: str | None = None
+    invited_at: datetime | None = None
+    ringing_at: datetime | None = None
+    answered_at: datetime | None = None
+    sip_code: int | None = None
+    sip_reason: str | None = None
+    q850_cause: int | None = None
+    hangup_cause: int | None = None
+    hangup_direction: int | None = None
+    keys: str | None = None
+    codec: str | None = None
+    rtp_sent: int | None = None
+    rtp_received: int | None = None
+    rtp_lost: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FINAL_STATES:
+            raise ValueError(f"{self.status!r} is not a final state")
+
+
+# The columns an end may fill in; `status` and `ended_at` are always written.
+_KEPT_UNLESS_GIVEN = tuple(f.name for f in fields(CallEnd) if f.name not in ("status", "ended_at"))
+
+
+def finish_calls(
     conn: Connection,
-    outcomes: Sequence[tuple[int, Mapping[str, Any]]],
+    ends: Mapping[int, CallEnd],
     *,
+    from_states: Sequence[str] = ACTIVE_STATES,
     build_record: RecordBuilder,
     now: datetime,
 ) -> int:
-    """dialing | ringing | answered -> a final state, each with its record and outbox
-    row: the dialer's outcomes, many per transaction. Every `values` mapping has the
-    same keys, `status` (a final state) among them. Returns how many calls ended; a call
-    that had already ended another way (another node's recovery) is left as it is.
+    """dialing | ringing | answered (or `from_states`) -> a final state, each call with
+    its record and outbox row. `ends` maps call ids to how each ended. Returns how many
+    calls ended; a call no longer in `from_states` (it ended another way, say another
+    node's recovery) is left as it is and gets no second record.
 
-    This is `records.finish_calls` for a batch with a value set per call: the rows are
-    locked and read first, so the guarded UPDATE runs once, as one statement with many
-    parameter sets, and the records of the whole batch are written by one
-    `records.write_records`.
+    The rows are locked and read first, so the guarded UPDATE runs once: one statement
+    with a parameter set per call (or a single one when every call ends alike), and the
+    records of the whole batch are written by one `records.write_records`.
     """
-    if not outcomes:
+    if not ends:
         return 0
-    by_id = {call_id: values for call_id, values in outcomes}
-    for values in by_id.values():
-        if values["status"] not in FINAL_STATES:
-            raise ValueError(f"{values['status']!r} is not a final state")
-    still_active = (
+    still_there = (
         select(calls.c.id)
-        .where(calls.c.id.in_(list(by_id)), calls.c.status.in_(ACTIVE_STATES))
+        .where(calls.c.id.in_(list(ends)), calls.c.status.in_(list(from_states)))
         .with_for_update()
     )
-    live = sorted(conn.execute(still_active).scalars())
+    live = sorted(conn.execute(still_there).scalars())
     if not live:
         return 0
-    columns = sorted(next(iter(by_id.values())))
-    conn.execute(
+    update = (
         calls.update()
-        .where(calls.c.id == bindparam("b_id"), _status_is(*ACTIVE_STATES))
-        .values(node_id=None, **{column: bindparam(f"b_{column}") for column in columns}),
-        [{"b_id": call_id, **{f"b_{c}": by_id[call_id][c] for c in columns}} for call_id in live],
+        .where(_status_is(*from_states))
+        .values(
+            status=bindparam("b_status"),
+            ended_at=bindparam("b_ended_at", type_=Timestamp()),
+            node_id=None,
+            **{
+                column: func.coalesce(
+                    bindparam(f"b_{column}", type_=calls.c[column].type), calls.c[column]
+                )
+                for column in _KEPT_UNLESS_GIVEN
+            },
+        )
     )
+    distinct = {ends[call_id] for call_id in live}
+    if len(distinct) == 1:
+        # One end for every call (cancel, expiry, recovery): one plain UPDATE.
+        conn.execute(update.where(calls.c.id.in_(live)), _end_parameters(distinct.pop(), now))
+    else:
+        conn.execute(
+            update.where(calls.c.id == bindparam("b_id")),
+            [{"b_id": call_id, **_end_parameters(ends[call_id], now)} for call_id in live],
+        )
     finished = [
         dict(row._mapping) for row in conn.execute(select(calls).where(calls.c.id.in_(live)))
     ]
     write_records(conn, finished, build_record=build_record, now=now)
     return len(finished)
+
+
+def _end_parameters(end: CallEnd, now: datetime) -> dict[str, object]:
+    parameters: dict[str, object] = {
+        "b_status": end.status,
+        "b_ended_at": end.ended_at or now,
+    }
+    parameters.update({f"b_{column}": getattr(end, column) for column in _KEPT_UNLESS_GIVEN})
+    return parameters
+
+
+def finish_calls_where(
+    conn: Connection,
+    where: ColumnElement[bool],
+    end: CallEnd,
+    *,
+    from_states: Sequence[str],
+    build_record: RecordBuilder,
+    now: datetime,
+) -> int:
+    """`finish_calls` for every call matching `where` that is in one of `from_states`,
+    all ending the same way: a task's queued calls (cancel, expiry), a dead node's
+    active calls (recovery)."""
+    matched = conn.execute(
+        select(calls.c.id).where(where, calls.c.status.in_(list(from_states)))
+    ).scalars()
+    return finish_calls(
+        conn,
+        dict.fromkeys(matched, end),
+        from_states=from_states,
+        build_record=build_record,
+        now=now,
+    )
 
 
 def expire_queued_calls(
@@ -272,15 +363,38 @@ def expire_queued_calls(
     """queued -> expired: todayonly=1 calls whose local day's window has closed."""
     if not task_ids:
         return 0
-    finished = finish_calls(
+    return finish_calls_where(
         conn,
         calls.c.task_id.in_(list(task_ids)),
+        CallEnd(status="expired", sip_reason="the calling window of the day closed"),
         from_states=("queued",),
-        values={"status": "expired", "sip_reason": "the calling window of the day closed"},
         build_record=build_record,
         now=now,
     )
-    return len(finished)
+
+
+def interrupt_calls(
+    conn: Connection,
+    node_ids: Collection[str],
+    *,
+    build_record: RecordBuilder,
+    now: datetime,
+) -> int:
+    """dialing | ringing | answered -> interrupted: calls held by dialer nodes that died.
+    They are never dialed again: the INVITE may have left."""
+    if not node_ids:
+        return 0
+    return finish_calls_where(
+        conn,
+        calls.c.node_id.in_(list(node_ids)),
+        CallEnd(
+            status="interrupted",
+            sip_reason="the dialer stopped while the call was in progress",
+        ),
+        from_states=ACTIVE_STATES,
+        build_record=build_record,
+        now=now,
+    )
 
 
 def finish_ended_tasks(conn: Connection, *, now: datetime) -> int:
@@ -298,147 +412,3 @@ def finish_ended_tasks(conn: Connection, *, now: datetime) -> int:
         )
         total += result.rowcount
     return total
-
-
-def interrupt_calls(
-    conn: Connection,
-    node_ids: Collection[str],
-    *,
-    build_record: RecordBuilder,
-    now: datetime,
-) -> int:
-    """dialing | ringing | answered -> interrupted: calls held by dialer nodes that died.
-    They are never dialed again: the INVITE may have left."""
-    if not node_ids:
-        return 0
-    finished = finish_calls(
-        conn,
-        calls.c.node_id.in_(list(node_ids)),
-        from_states=ACTIVE_STATES,
-        values={
-            "status": "interrupted",
-            "sip_reason": "the dialer stopped while the call was in progress",
-        },
-        build_record=build_record,
-        now=now,
-    )
-    return len(finished)
-
-
-def voice_audio_many(
-    conn: Connection, voice_ids: Collection[int]
-) -> dict[int, tuple[bytes, bytes]]:
-    """The PCMU and PCMA renditions of several voices."""
-    if not voice_ids:
-        return {}
-    rows = conn.execute(
-        select(voices.c.id, voices.c.pcmu, voices.c.pcma).where(voices.c.id.in_(list(voice_ids)))
-    )
-    return {row.id: (bytes(row.pcmu), bytes(row.pcma)) for row in rows}
-
-
-# -- dialer nodes ----------------------------------------------------------------------
-
-
-def register_node(
-    conn: Connection, *, node_id: str, hostname: str, pid: int, now: datetime
-) -> None:
-    """A dialer process starts: its row, first heartbeat now."""
-    conn.execute(
-        nodes.insert().values(
-            id=node_id, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now
-        )
-    )
-
-
-def heartbeat(conn: Connection, *, node_id: str, now: datetime) -> None:
-    conn.execute(nodes.update().where(nodes.c.id == node_id).values(heartbeat_at=now))
-
-
-def stop_node(conn: Connection, *, node_id: str, now: datetime) -> None:
-    """The node stopped cleanly (or was found dead): it holds no calls any more."""
-    conn.execute(
-        nodes.update()
-        .where(nodes.c.id == node_id, nodes.c.stopped_at.is_(None))
-        .values(stopped_at=now)
-    )
-
-
-@dataclass(frozen=True)
-class NodeRow:
-    id: str
-    hostname: str
-    pid: int
-    heartbeat_at: datetime
-
-
-def running_nodes(conn: Connection) -> list[NodeRow]:
-    """Nodes that have not stopped, live or not."""
-    rows = conn.execute(
-        select(nodes.c.id, nodes.c.hostname, nodes.c.pid, nodes.c.heartbeat_at).where(
-            nodes.c.stopped_at.is_(None)
-        )
-    )
-    return [NodeRow(**row._mapping) for row in rows]
-
-
-def nodes_holding_calls(conn: Connection, exclude: str) -> set[str]:
-    """Ids of nodes (other than `exclude`) that hold active calls, stopped or not, so
-    recovery also catches a node that stopped without ending its calls."""
-    rows = conn.execute(
-        select(calls.c.node_id)
-        .where(
-            calls.c.status.in_(ACTIVE_STATES),
-            calls.c.node_id.is_not(None),
-            calls.c.node_id != exclude,
-        )
-        .distinct()
-    )
-    return {node_id for (node_id,) in rows}
-
-
-def stopped_node_ids(conn: Connection, node_ids: Collection[str]) -> set[str]:
-    if not node_ids:
-        return set()
-    rows = conn.execute(
-        select(nodes.c.id).where(nodes.c.id.in_(list(node_ids)), nodes.c.stopped_at.is_not(None))
-    )
-    known = conn.execute(select(nodes.c.id).where(nodes.c.id.in_(list(node_ids))))
-    unknown = set(node_ids) - {node_id for (node_id,) in known}
-    # A node id with no row at all was never registered (or its row was removed): no
-    # process can be heartbeating for it.
-    return {node_id for (node_id,) in rows} | unknown
-
-
-# -- for metrics -----------------------------------------------------------------------
-
-
-def calls_by_state(conn: Connection) -> list[tuple[str, str, int]]:
-    """(nationcode, status, count) over every call."""
-    rows = conn.execute(
-        select(calls.c.nationcode, calls.c.status, func.count()).group_by(
-            calls.c.nationcode, calls.c.status
-        )
-    )
-    return [(nation, status, count) for nation, status, count in rows]
-
-
-def queue_depth(conn: Connection) -> list[tuple[str, str, int]]:
-    """(nationcode, appid, queued calls) for calls waiting to be dialed."""
-    rows = conn.execute(
-        select(calls.c.nationcode, accounts.c.appid, func.count())
-        .join(accounts, accounts.c.id == calls.c.account_id)
-        .where(calls.c.status == "queued")
-        .group_by(calls.c.nationcode, accounts.c.appid)
-    )
-    return [(nation, appid, count) for nation, appid, count in rows]
-
-
-def active_by_trunk(conn: Connection) -> list[tuple[str, int]]:
-    """(trunk, calls in progress) over every node; calls not yet sent have trunk ""."""
-    rows = conn.execute(
-        select(calls.c.trunk, func.count())
-        .where(calls.c.status.in_(ACTIVE_STATES))
-        .group_by(calls.c.trunk)
-    )
-    return [(trunk or "", count) for trunk, count in rows]

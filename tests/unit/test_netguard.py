@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ivrcast.errors import VoiceError
-from ivrcast.voices.ssrf import (
+from ivrcast.netguard import (
     SPECIAL_PURPOSE,
     UnresolvableHost,
     UrlNotAllowed,
