@@ -93,6 +93,7 @@ class Dialer:
         self.writer = ProgressWriter(dbt, build_record, clock)
         self._countries: dict[str, CountryTime] = {}
         self._voices = VoiceCache()
+        self.finished = 0  # calls this node has ended (its heartbeat reports the count)
         self._jobs: set[asyncio.Task[None]] = set()
         self._unsent: list[int] = []
         self._capacity = asyncio.Condition()
@@ -275,6 +276,7 @@ class Dialer:
                     continue
             end = outcome if isinstance(outcome, CallEnd) else self._outcome_end(job, outcome)
             self.metrics.finished.labels(trunk.name, end.status).inc()
+            self.finished += 1
             self.writer.add(Finished(call.id, end))
             logger.info(
                 "finished %s, record queued",
@@ -355,6 +357,7 @@ class Dialer:
         )
         self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
+        trunk.sent += 1
         self.metrics.active.labels(settings.name).inc()
 
         def on_event(event: CallEvent) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ivrcast.store.health import DEAD_AFTER_BEATS
 from ivrcast.store.tables import nodes
 
 
@@ -23,6 +24,28 @@ class NodeStatus:
     stopped_at: datetime | None
     report: dict[str, Any]
     """The node's last report; empty before its first heartbeat with one."""
+
+    def heartbeat_age(self, now: datetime) -> float:
+        return max(0.0, (now - self.heartbeat_at).total_seconds())
+
+    def state(self, now: datetime, heartbeat_seconds: float) -> str:
+        """`live`; `late` (no heartbeat for `DEAD_AFTER_BEATS` beats: the other nodes are
+        about to declare it dead); or `stopped`."""
+        if self.stopped_at is not None:
+            return "stopped"
+        late = self.heartbeat_age(now) > DEAD_AFTER_BEATS * heartbeat_seconds
+        return "late" if late else "live"
+
+    def trunk_figures(self) -> dict[str, dict[str, float]]:
+        """Per trunk, the numbers the node reported (channels, max_cps, active, cps…)."""
+        trunks = self.report.get("trunks")
+        if not isinstance(trunks, dict):
+            return {}
+        return {
+            name: {k: float(v) for k, v in figures.items() if isinstance(v, int | float)}
+            for name, figures in trunks.items()
+            if isinstance(figures, dict)
+        }
 
 
 def node_statuses(conn: Connection, *, stopped_since: datetime) -> list[NodeStatus]:
