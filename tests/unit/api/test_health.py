@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from api_service import START, Service, SettingsFactory, start_service
-from ivrcast.store.nodes import heartbeat, register_node, stop_node
 from sqlalchemy import text
 
 from ivrcast.app import create_app
 from ivrcast.store.migrate import head_revisions
+from ivrcast.store.nodes import heartbeat, register_node, stop_node
 from ivrcast.voices.pool import TranscodePool
 
 TRUNK = {"name": "id-main", "countries": ["id"], "proxy": "127.0.0.1:5070"}
