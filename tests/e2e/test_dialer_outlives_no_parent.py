@@ -21,9 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "interop" / "dialer"))
 
 from dialer_helpers import call_rows, id_numbers, record_counts, submit, tone
+from sqlalchemy import select
 
 from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
+from ivrcast.store.tables import nodes
 from ivrcast.store.voices import insert_voice
 from service_process import start_server
 
@@ -129,3 +131,32 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     assert [r["status"] for r in rows] == ["completed"] * CALLS, rows
     assert [r["hangup_direction"] for r in rows] == [10040] * CALLS, rows
     assert record_counts(database) == {r["id"]: 1 for r in rows}
+
+
+def running_node_pids(db: Database) -> set[int]:
+    with db.read() as conn:
+        rows = conn.execute(select(nodes.c.pid).where(nodes.c.stopped_at.is_(None)))
+        return {pid for (pid,) in rows}
+
+
+def test_serve_with_two_dialers_starts_two_nodes_and_both_stop_when_it_is_killed(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "ivrcast.toml"
+    config.write_text(CONFIG.format(database_url=database_url))
+    server = start_server(tmp_path / "data", "--dialers", "2", config=config)
+    group = server.process.pid
+    try:
+        wait_until(lambda: len(running_node_pids(database)) == 2, 60, "two dialer nodes")
+        dialers = children_of(server.process.pid)
+        assert sorted(dialers) == sorted(running_node_pids(database))
+        for dialer in dialers:
+            assert b"--parent-pipe" in Path(f"/proc/{dialer}/cmdline").read_bytes()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        for dialer in dialers:
+            wait_until(lambda d=dialer: has_exited(d), 30, f"the orphaned dialer {dialer} to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    assert running_node_pids(database) == set()
