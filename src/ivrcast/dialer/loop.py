@@ -371,6 +371,7 @@ class Dialer:
                         "call_uuid": call.uuid,
                         "task_id": call.task_id,
                         "trunk": settings.name,
+                        "node": self.node_id,
                     },
                 )
 
