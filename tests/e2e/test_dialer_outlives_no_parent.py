@@ -10,6 +10,7 @@ listens until we hang up; the voice is long, so the calls are up when `serve` di
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -19,9 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "interop" / "dialer"))
 
 from dialer_helpers import call_rows, id_numbers, record_counts, submit, tone
+from sqlalchemy import select
 
 from factories import add_account, add_voice
 from ivrcast.store.engine import Database
+from ivrcast.store.tables import nodes
 from service_process import start_server
 from waiting import wait_for_sync
 
@@ -106,3 +109,36 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     assert [r["status"] for r in rows] == ["completed"] * CALLS, rows
     assert [r["hangup_direction"] for r in rows] == [10040] * CALLS, rows
     assert record_counts(database) == {r["id"]: 1 for r in rows}
+
+
+def running_node_pids(db: Database) -> set[int]:
+    with db.read() as conn:
+        rows = conn.execute(select(nodes.c.pid).where(nodes.c.stopped_at.is_(None)))
+        return {pid for (pid,) in rows}
+
+
+def test_serve_with_two_dialers_starts_two_nodes_and_both_stop_when_it_is_killed(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "ivrcast.toml"
+    config.write_text(CONFIG.format(database_url=database_url))
+    server = start_server(tmp_path / "data", "--dialers", "2", config=config)
+    group = server.process.pid
+    try:
+        wait_for_sync(lambda: len(running_node_pids(database)) == 2, "two dialer nodes", limit=60)
+        dialers = children_of(server.process.pid)
+        assert sorted(dialers) == sorted(running_node_pids(database))
+        for dialer in dialers:
+            assert b"--parent-pipe" in Path(f"/proc/{dialer}/cmdline").read_bytes()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        for dialer in dialers:
+            wait_for_sync(
+                functools.partial(has_exited, dialer),
+                f"the orphaned dialer {dialer} to exit",
+                limit=30,
+            )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    assert running_node_pids(database) == set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import secrets
@@ -32,6 +33,7 @@ from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.loop import Dialer
 from ivrcast.dialer.metrics import SNAPSHOT_INTERVAL, DialerMetrics
+from ivrcast.dialer.node_report import NodeReport
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
@@ -103,6 +105,8 @@ class _Service:
         )
         self.metrics = DialerMetrics(self.node_id)
         self.trunks: list[TrunkState] = []
+        self.dialer: Dialer | None = None
+        self._report = NodeReport()
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
         settings = self.settings
@@ -121,7 +125,7 @@ class _Service:
             recovery = await dbt.run(self._start_node, dbt)
             self.trunks = [TrunkState.create(t, 1 / recovery.live_nodes) for t in trunk_settings]
             await engine.start()
-            dialer = Dialer(
+            dialer = self.dialer = Dialer(
                 settings,
                 dbt,
                 engine,
@@ -198,10 +202,10 @@ class _Service:
                 now=now,
             )
 
-    def _beat(self, dbt: DatabaseThread) -> Recovery:
+    def _beat(self, dbt: DatabaseThread, report: str) -> Recovery:
         now = self.clock.now()
         with dbt.db.write() as conn:
-            nodes.heartbeat(conn, node_id=self.node_id, now=now)
+            nodes.heartbeat(conn, node_id=self.node_id, now=now, report=report)
             return recover(
                 conn,
                 node_id=self.node_id,
@@ -221,7 +225,7 @@ class _Service:
         while True:
             await asyncio.sleep(self.settings.dialer.heartbeat_seconds)
             try:
-                recovery = await dbt.run(self._beat, dbt)
+                recovery = await dbt.run(self._beat, dbt, self._report_text())
             except Exception:
                 logger.exception("heartbeat failed", extra={"event": "dialer.heartbeat_failed"})
                 continue
@@ -229,6 +233,13 @@ class _Service:
                 live = recovery.live_nodes
                 for trunk in self.trunks:
                     trunk.set_share(1 / live)
+
+    def _report_text(self) -> str:
+        """This node's heartbeat report (`dialer.node_report`), as stored on its row."""
+        finished = 0 if self.dialer is None else self.dialer.finished
+        loop = asyncio.get_running_loop()
+        report = self._report.build(self.trunks, finished=finished, now=loop.time())
+        return json.dumps(report, separators=(",", ":"))
 
     async def _write_metrics(self) -> None:
         while True:

@@ -182,6 +182,9 @@ calls = Table(
     Column("round", SmallInteger, nullable=False, server_default="1"),
     # The dialer node holding the call while it is active; recovery reads it.
     Column("node_id", String(64), nullable=True),
+    # The dialer node that claimed it, kept once the call has ended (0004): which node
+    # dialed what, across a fleet. Cleared only when a call goes back to the queue unsent.
+    Column("dialed_by", String(64), nullable=True),
     Column("trunk", String(64), nullable=True),
     Column("disnumber", String(32), nullable=True),
     Column("queued_at", Timestamp(), nullable=False),
@@ -251,6 +254,9 @@ nodes = Table(
     Column("started_at", Timestamp(), nullable=False),
     Column("heartbeat_at", Timestamp(), nullable=False),
     Column("stopped_at", Timestamp(), nullable=True),
+    # What the node reported at its last heartbeat (JSON: calls, trunks with their channels
+    # and rate), for the console and /metrics (0004).
+    Column("stats", Text, nullable=True),
 )
 
 # One row per failed sign-in (wrong accesskey or operator token), so that every API

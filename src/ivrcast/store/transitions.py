@@ -131,7 +131,7 @@ def claim_due_calls(
     claim = (
         calls.update()
         .where(calls.c.id.in_(ids), calls.c.status == "queued")
-        .values(status="dialing", node_id=node_id, claimed_at=now)
+        .values(status="dialing", node_id=node_id, dialed_by=node_id, claimed_at=now)
         .returning(
             calls.c.id,
             calls.c.uuid,
@@ -159,7 +159,14 @@ def release_calls(conn: Connection, call_ids: Collection[int], *, node_id: str) 
             calls.c.node_id == node_id,
             calls.c.invited_at.is_(None),
         )
-        .values(status="queued", node_id=None, claimed_at=None, trunk=None, disnumber=None)
+        .values(
+            status="queued",
+            node_id=None,
+            dialed_by=None,
+            claimed_at=None,
+            trunk=None,
+            disnumber=None,
+        )
     )
     return result.rowcount
 

@@ -11,7 +11,7 @@ from ivrcast.cli import app
 
 # design.md section 9, with the options the README and docs show for each.
 COMMANDS: dict[str, set[str]] = {
-    "serve": {"--config", "--host", "--port", "--dialer", "--demo-account"},
+    "serve": {"--config", "--host", "--port", "--dialer", "--dialers", "--demo-account"},
     "dialer": {"--config"},
     "migrate": {"--config"},
     "account create": {
@@ -29,6 +29,17 @@ COMMANDS: dict[str, set[str]] = {
     },
     "account list": {"--config"},
     "account disable": {"--config"},
+    "account update": {
+        "--config",
+        "--appid",
+        "--countries",
+        "--callerids",
+        "--allowed-ips",
+        "--max-concurrency",
+        "--callback-url",
+        "--expires",
+        "--disable",
+    },
     "voice upload": {"--config", "--appid"},
     "calls export": {"--config", "--appid", "--task", "--status", "--since", "--until"},
     "callbacks replay": {"--config", "--task", "--since", "--until", "--appid"},

@@ -8,6 +8,7 @@ names the first parameter at fault in the seed's order of importance.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ivrcast.store.engine import IntegrityViolation
 from ivrcast.store.tasks import NewTask, create_task, find_task_by_request_id
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound
 from ivrcast.voices.library import named_voice, voice_from_url
+
+logger = logging.getLogger(__name__)
 
 VOICETYPES = {1: "offline voice file", 2: "online voice URL"}
 USERKEYS = {0: "no key press", 1: "collect a key press"}
@@ -168,6 +171,12 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
                 if task is not None:
                     return answer(task, replayed=True)
             task_id = create_task(conn, new_task, now=now)
+        # One line per task, not per number: the dialer logs each call with its task_id.
+        logger.info(
+            "task created: %d numbers",
+            len(parsed.valid),
+            extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
+        )
         return {
             "desc": "Play command sent successfully",
             "taskid": task_id,
