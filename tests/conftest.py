@@ -50,16 +50,25 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'ivrcast.db'}"
 
 
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The URL of a fresh, migrated PostgreSQL database for one test."""
-    template = request.getfixturevalue("postgres_template")
+def _cloned_postgres(template: str) -> Iterator[str]:
     name = f"ivrcast_t_{uuid.uuid4().hex[:12]}"
     with _admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield _url_for(name)
     with _admin() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL database for one test."""
+    yield from _cloned_postgres(request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture
+def other_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second fresh, migrated PostgreSQL database, for tests that compare two."""
+    yield from _cloned_postgres(request.getfixturevalue("postgres_template"))
 
 
 @pytest.fixture(
