@@ -10,10 +10,9 @@ on `uuid`).
 One receiver cannot hold up the others:
 
 * at most `concurrency` rows claimed at once in all; per origin (scheme, host, port), at
-  most `per_host` POSTs in flight and up to `WAITING_PER_SLOT` times as many claimed rows
-  waiting to start the moment a slot frees, and never more than half of `concurrency`
-  (or `2 * per_host`) claimed in all. The claim offers each account only what its
-  origin has room for, so one receiver's backlog never takes the slots of the others;
+  most `per_host` POSTs in flight and as many claimed rows waiting to start the moment a
+  slot frees. The claim offers each account only what its origin has room for, so one
+  receiver's backlog never takes the slots of the others;
 * each attempt (DNS, SSRF check, connect, request, response) must finish within
   `timeout_seconds`, and at most `max_response_bytes` of the answer are read;
 * redirects are not followed: the signed record goes only to the configured URL, and a
@@ -69,13 +68,10 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "ivrcast-callbacks/1"
 LEASE_MARGIN_SECONDS = 30.0
-"""Added to a lease for the result to be written down (see `lease_for`)."""
+"""A lease is two attempt timeouts (one waiting behind the origin's slots, one for its own
+attempt) plus this, for the result to be written down."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
-WAITING_PER_SLOT = 3
-"""Claimed rows waiting per origin, for each of its `per_host` slots, at most. A pass (one
-transaction) costs about as much for thirty rows as for three, so the claim keeps a
-queue long enough to outlast the next pass: the slots never wait for the database."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
 COALESCE_SECONDS = 0.01
@@ -85,12 +81,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRY_LOG_INTERVAL = 60.0
 """At most one "will retry" line per origin (or URL) this often: one dead receiver with
 thousands of records behind it would otherwise write a line per attempt."""
-
-
-def lease_for(timeout_seconds: float) -> timedelta:
-    """How long a claim holds its rows: a row at the end of its origin's queue waits for
-    `WAITING_PER_SLOT` attempts in each slot before its own, each bounded by the timeout."""
-    return timedelta(seconds=(1 + WAITING_PER_SLOT) * timeout_seconds + LEASE_MARGIN_SECONDS)
 
 
 class Origin(NamedTuple):
@@ -128,18 +118,11 @@ class CallbackSender:
         self._allow_private = settings.security.allow_private_urls
         self._concurrency = config.concurrency
         self._per_host = config.per_host
-        # An origin's queue, but never more than half of `concurrency` held by one origin
-        # (or twice its slots, if that is more), so a stalled receiver cannot take the
-        # claims the others need.
-        claimable = min((1 + WAITING_PER_SLOT) * config.per_host, config.concurrency // 2)
-        self._waiting_limit = max(claimable, 2 * config.per_host) - config.per_host
-        # A finished attempt asks for a pass only once its origin's queue is half gone.
-        self._refill_mark = self._waiting_limit // 2
         self._opened: dict[str, str] = {}
         self._timeout = config.timeout_seconds
         self._max_response_bytes = config.max_response_bytes
         self._poll_seconds = config.poll_seconds
-        self._lease = lease_for(config.timeout_seconds)
+        self._lease = timedelta(seconds=2 * config.timeout_seconds + LEASE_MARGIN_SECONDS)
         self._backoff = Backoff(
             base=config.backoff_base_seconds,
             cap=config.backoff_cap_seconds,
@@ -256,7 +239,7 @@ class CallbackSender:
             origin = _origin(delivery.url)
             if origin is None or self._load[origin] < self._per_host:
                 self._start(delivery, origin)
-            elif len(self._waiting.get(origin, ())) < self._waiting_limit:
+            elif len(self._waiting.get(origin, ())) < self._per_host:
                 self._waiting.setdefault(origin, deque()).append(delivery)
             else:
                 # Another account whose receiver shares the origin got there first.
@@ -266,12 +249,7 @@ class CallbackSender:
         return len(claimed) - len(postponed)
 
     def _room(self, origin: Origin) -> int:
-        return self._claimable - self._load[origin] - len(self._waiting.get(origin, ()))
-
-    @property
-    def _claimable(self) -> int:
-        """Rows one origin may hold claimed: its slots and the queue behind them."""
-        return self._per_host + self._waiting_limit
+        return 2 * self._per_host - self._load[origin] - len(self._waiting.get(origin, ()))
 
     async def _exchange(
         self, limit: int, now: datetime, account_limits: dict[int, int]
@@ -305,7 +283,7 @@ class CallbackSender:
                 now=now,
                 lease_until=now + self._lease,
                 limit=limit,
-                per_account=self._claimable,
+                per_account=2 * self._per_host,
                 account_limits=account_limits,
             )
 
@@ -330,23 +308,16 @@ class CallbackSender:
             _log_outcome(delivery, outcome, self._retry_log)
         finally:
             del self._in_flight[delivery.id]
-            if origin is None or self._start_next(origin):
-                self._wake.set()
-
-    def _start_next(self, origin: Origin) -> bool:
-        """A slot of `origin` is free: start the next row waiting for it. Returns whether
-        a pass is due, that is when the origin's queue is half gone: until then the
-        finished attempts wait to be written down together."""
-        self._load[origin] -= 1
-        if not self._load[origin]:
-            del self._load[origin]
-        queue = self._waiting.get(origin)
-        if not queue:
-            return True
-        self._start(queue.popleft(), origin)
-        if not queue:
-            del self._waiting[origin]
-        return len(queue) <= self._refill_mark
+            if origin is not None:
+                self._load[origin] -= 1
+                if not self._load[origin]:
+                    del self._load[origin]
+                queue = self._waiting.get(origin)
+                if queue:
+                    self._start(queue.popleft(), origin)
+                    if not queue:
+                        del self._waiting[origin]
+            self._wake.set()
 
     async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Outcome:
         body = delivery.payload.encode("utf-8")
@@ -387,8 +358,10 @@ class CallbackSender:
         return Outcome(delivery.id, delivery.url, status, now, error=error, retry_at=retry_at)
 
     def _open(self, stored: str) -> str:
-        """The plaintext of a stored callback secret, decrypted once per stored value (a
-        rotated secret is a new value; the cache is only ever as large as the accounts)."""
+        """The plaintext of a stored callback secret, decrypted once per stored value: an
+        AES-GCM open and a key derivation per attempt were measurable in the drain's
+        profile. A rotated secret is a new stored value; the cache holds what the
+        accounts hold, and is emptied should it outgrow `OPENED_SECRETS`."""
         opened = self._opened.get(stored)
         if opened is None:
             if len(self._opened) >= OPENED_SECRETS:

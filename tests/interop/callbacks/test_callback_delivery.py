@@ -24,13 +24,10 @@ from callback_world import (
     outbox_rows,
     set_callback,
 )
-from ivrcast.callbacks.sender import CallbackSender, lease_for
+from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
-
-RESTART_RECORDS = 4 * 4 + 8
-"""More than one sender with `per_host` 4 claims (its slots and their queue)."""
 
 
 def settings(*, allow_private: bool = True, **callbacks: Any) -> Settings:
@@ -133,7 +130,7 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
     database: Database, database_url: str, clock: FrozenClock, receiver: Receiver
 ) -> None:
     account = make_account(database, "a", callback_url=receiver.url())
-    expected = call_uuids(database, finish_task(database, account, RESTART_RECORDS))
+    expected = call_uuids(database, finish_task(database, account, 10))
     receiver.script = lambda index, _path: Answer(hold=index < 4)
     config = settings(per_host=4, timeout_seconds=20.0)
 
@@ -146,16 +143,16 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
 
     # The first sender's claims (in flight or waiting behind them) stay leased.
     leased = [row for row in outbox_rows(database) if row["next_attempt_at"] > clock.now()]
-    assert 4 <= len(leased) < RESTART_RECORDS
+    assert 4 <= len(leased) < 10
 
     # A new process: its own engine on the same database.
     restarted = Database(database_url)
     try:
         sender = CallbackSender(config, restarted, clock=clock)
         async with running(sender):
-            await wait_for(lambda: statuses(database)["delivered"] == RESTART_RECORDS - len(leased))
-            clock.advance(lease_for(20.0).total_seconds())  # the first sender's lease ends
-            await wait_for(lambda: statuses(database) == {"delivered": RESTART_RECORDS})
+            await wait_for(lambda: statuses(database)["delivered"] == 10 - len(leased))
+            clock.advance(2 * 20 + 30)  # the first sender's lease ends
+            await wait_for(lambda: statuses(database) == {"delivered": 10})
     finally:
         restarted.dispose()
     assert receiver.uuids() == expected
