@@ -5,8 +5,8 @@
     pending --failure after the maximum age--> dead
     delivered | dead | pending --requeue (replay)--> pending, a fresh delivery window
 
-A sender claims due rows with one UPDATE that also moves their `next_attempt_at` forward
-by a lease, so another sender (in this process or another) skips them until the lease
+A sender claims due rows and, in the same transaction, moves their `next_attempt_at`
+forward by a lease, so another sender (in this process or another) skips them until the lease
 ends. A sender that dies mid-delivery therefore leaves nothing behind: its rows become due
 again when their lease runs out. The claim has the shape of every claim (`store.claims`):
 on PostgreSQL concurrent claims lock disjoint rows with `FOR UPDATE SKIP LOCKED` without
