@@ -11,8 +11,9 @@ LOCKED)`. PostgreSQL does not promise to run such a sub-SELECT once: when the pl
 re-executes it (for example as the inner side of a nested loop), each run skips the rows
 the UPDATE has already locked and returns the next n, so the statement can take far more
 than n rows (PostgreSQL BUG #15715). The usual fix is to evaluate the sub-SELECT once: in
-a materialised WITH, or, as here, in a statement of its own. A claimer that takes more rows than it has room for leaves them
-leased to nobody until the lease (or the dialer's recovery) ends. The second statement
+a materialised WITH, or, as here, in a statement of its own. A claimer that takes more
+rows than it has room for leaves them leased to nobody until the lease (or the dialer's
+recovery) ends. The second statement
 runs on rows this transaction already holds locked, so no other claimer can take them
 between the two, and the ids are a list of literals: nothing is re-executed.
 

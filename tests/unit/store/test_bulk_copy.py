@@ -30,6 +30,21 @@ ROWS: list[tuple[Any, ...]] = [
 ]
 
 
+VARYING = ("uuid", "number", "submitted_number")
+
+
+def _constant(account_id: int) -> dict[str, Any]:
+    """The values every call row of the task shares, as `create_task` gives them."""
+    return {
+        "task_id": TASK_ID,
+        "account_id": account_id,
+        "nationcode": "id",
+        "status": "queued",
+        "round": 1,
+        "queued_at": NOW,
+    }
+
+
 def _task_and_account(db: Database) -> int:
     with db.write() as conn:
         account = create_account(conn, appid="a", accesskey_hash="h", now=NOW)
@@ -88,20 +103,7 @@ def test_copy_writes_every_column_as_executemany_does(
         for db, insert in ((copied, copy_rows), (executed, execute_rows)):
             account_id = _task_and_account(db)
             with db.write() as conn:
-                insert(
-                    conn,
-                    calls,
-                    constant={
-                        "task_id": TASK_ID,
-                        "account_id": account_id,
-                        "nationcode": "id",
-                        "status": "queued",
-                        "round": 1,
-                        "queued_at": NOW,
-                    },
-                    varying=("uuid", "number", "submitted_number"),
-                    rows=ROWS,
-                )
+                insert(conn, calls, constant=_constant(account_id), varying=VARYING, rows=ROWS)
         rows = _calls(copied)
         assert rows == _calls(executed)
         # ... and they are the values given, not merely the same mistake twice.
@@ -159,22 +161,14 @@ def test_a_failed_submission_leaves_no_copied_rows(postgres_url: str) -> None:
     db = Database(postgres_url)
     try:
         account_id = _task_and_account(db)
-        with pytest.raises(RuntimeError), db.write() as conn:
-            copy_rows(
-                conn,
-                calls,
-                constant={
-                    "task_id": TASK_ID,
-                    "account_id": account_id,
-                    "nationcode": "id",
-                    "status": "queued",
-                    "round": 1,
-                    "queued_at": NOW,
-                },
-                varying=("uuid", "number", "submitted_number"),
-                rows=ROWS,
-            )
-            raise RuntimeError("the request failed after the calls were written")
+
+        def copy_then_fail() -> None:
+            with db.write() as conn:
+                copy_rows(conn, calls, constant=_constant(account_id), varying=VARYING, rows=ROWS)
+                raise RuntimeError("the request failed after the calls were written")
+
+        with pytest.raises(RuntimeError):
+            copy_then_fail()
         assert _calls(db) == []
     finally:
         db.dispose()
