@@ -66,17 +66,29 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'ivrcast.db'}"
 
 
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The URL of a fresh, migrated PostgreSQL database for one test."""
-    template = request.getfixturevalue("postgres_template")
-    admin_url: str = request.getfixturevalue("postgres_admin")
+def _cloned_postgres(admin_url: str, template: str) -> Iterator[str]:
     name = f"ivrcast_t_{uuid.uuid4().hex[:12]}"
     with _admin(admin_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield _url_for(admin_url, name)
     with _admin(admin_url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL database for one test."""
+    yield from _cloned_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template")
+    )
+
+
+@pytest.fixture
+def other_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second fresh, migrated PostgreSQL database, for tests that compare two."""
+    yield from _cloned_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template")
+    )
 
 
 @pytest.fixture(
@@ -88,11 +100,11 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each engine."""
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        db = Database(url)
+        sqlite = sqlite_url(tmp_path)
+        db = Database(sqlite)
         upgrade_to_head(db)
         db.dispose()
-        return url
+        return sqlite
     url: str = request.getfixturevalue("postgres_url")
     return url
 
