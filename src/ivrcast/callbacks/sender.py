@@ -33,8 +33,6 @@ import functools
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -49,11 +47,11 @@ from ivrcast.credentials import SecretUnreadable, load_secret_key, open_secret
 from ivrcast.errors import StoreError
 from ivrcast.logthrottle import LogThrottle
 from ivrcast.netguard import (
-    ResolvedUrl,
     UnresolvableHost,
     UrlNotAllowed,
     check_url,
     resolve_public,
+    send_pinned,
 )
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
@@ -338,7 +336,9 @@ class CallbackSender:
             async with asyncio.timeout(self._timeout):
                 resolved = await resolve_public(delivery.url, allow_private=self._allow_private)
                 assert origin is not None  # check_url passed inside resolve_public
-                async with self._post(self._pool(origin), resolved, body, headers) as response:
+                async with send_pinned(
+                    self._pool(origin), resolved, "POST", headers=headers, content=body
+                ) as response:
                     status = response.status_code
                     answer = await self._read_limited(response)
         except TimeoutError:
@@ -398,36 +398,6 @@ class CallbackSender:
             if origin not in self._load and now - pool.last_used > CLIENT_IDLE_SECONDS:
                 del self._pools[origin]
                 await pool.client.aclose()
-
-    @asynccontextmanager
-    async def _post(
-        self,
-        client: httpx.AsyncClient,
-        resolved: ResolvedUrl,
-        body: bytes,
-        headers: dict[str, str],
-    ) -> AsyncIterator[httpx.Response]:
-        """POST to the first checked address that accepts a connection."""
-        for address in resolved.addresses:
-            target = resolved.pinned(address)
-            request = client.build_request(
-                "POST",
-                target.url,
-                content=body,
-                headers={**headers, **target.headers},
-                extensions=target.extensions,
-            )
-            try:
-                response = await client.send(request, stream=True)
-            except httpx.ConnectError:
-                if address == resolved.addresses[-1]:
-                    raise
-                continue
-            try:
-                yield response
-            finally:
-                await response.aclose()
-            return
 
     async def _read_limited(self, response: httpx.Response) -> bytes:
         """At most `max_response_bytes` of the answer; the rest is never read."""
