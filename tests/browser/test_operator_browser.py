@@ -38,24 +38,24 @@ def test_the_operator_creates_an_account_then_expires_it(page: Page, server: Ser
     page.get_by_role("link", name="Accounts").click()
     expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
     page.get_by_role("link", name="New account").click()
-    page.get_by_label("appid").fill("erin")
+    page.get_by_label("appid").fill("frank")
     page.get_by_label("Nations").fill("id, in")
     page.get_by_label("Allowed client addresses").fill("127.0.0.1")
     page.get_by_label("Calls at once").fill("25")
     page.get_by_role("button", name="Create the account").click()
-    expect(page.get_by_role("heading", name="Account erin")).to_be_visible()
+    expect(page.get_by_role("heading", name="Account frank")).to_be_visible()
     accesskey = page.locator("#new-accesskey").inner_text()
     screenshot(page, "operator-account-created")
     # Usable at once: an unknown task is a 200 answer with data.status 1, not 601/602/604.
-    assert task_status_code(server, "erin", accesskey) == 200
+    assert task_status_code(server, "frank", accesskey) == 200
 
     page.get_by_role("button", name="Expire now").click()
     expect(page.get_by_role("status")).to_contain_text("has expired")
     expect(page.locator("#account-state")).to_contain_text("Expires")
-    assert task_status_code(server, "erin", accesskey) == 602
+    assert task_status_code(server, "frank", accesskey) == 602
 
     page.get_by_role("link", name="All accounts").click()
-    row = page.get_by_role("row", name=re.compile(r"^erin "))
+    row = page.get_by_role("row", name=re.compile(r"^frank "))
     expect(row).to_contain_text("expired")
     expect(row).to_contain_text("id, in")
     screenshot(page, "operator-accounts")
