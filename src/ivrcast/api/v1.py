@@ -121,6 +121,13 @@ class TaskBody(BaseModel):
     disnumber: str | None = None
     chengshudu: str | None = None
     customuuid: str | None = None
+    retries: int | str | None = Field(default=None, description="Extra rounds, 0-5")
+    retryinterval: int | str | None = Field(
+        default=None, description="Minutes from a round's end to the next, 1-1440"
+    )
+    retryon: str | list[str] | None = Field(
+        default=None, description="Outcomes retried: busy, no_answer, failed, rejected"
+    )
 
     def as_params(self) -> dict[str, str]:
         fields: dict[str, str] = {}

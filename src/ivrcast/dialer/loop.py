@@ -157,7 +157,7 @@ class Dialer:
 
     def _claim_round(self, now: datetime, allowance: dict[str, int]) -> _Round:
         with self._dbt.db.write() as conn:
-            tasks = transitions.due_tasks(conn)
+            tasks = transitions.due_tasks(conn, now=now)
             expired_ids = [
                 t.id
                 for t in tasks
@@ -169,7 +169,13 @@ class Dialer:
             )
             transitions.finish_ended_tasks(conn, now=now)
             expired_set = set(expired_ids)
-            due = [t for t in tasks if t.id not in expired_set]
+            # A paused task claims nothing; nor does one whose queued calls are later
+            # rounds not yet due.
+            due = [
+                t
+                for t in tasks
+                if t.id not in expired_set and t.status == "active" and t.queued > 0
+            ]
             self._warn_unrouted(due)
             slots = self._fair.plan(
                 due,

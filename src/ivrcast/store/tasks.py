@@ -24,6 +24,15 @@ class TaskNotFound(NotFoundError):
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """Which outcomes of a number are dialled again, how often, and how long after."""
+
+    retries: int = 0
+    interval_minutes: int = 30
+    on: tuple[str, ...] = ("busy", "no_answer")
+
+
+@dataclass(frozen=True)
 class NewTask:
     """What a validated submission asks for; the numbers are E.164 and distinct."""
 
@@ -48,6 +57,7 @@ class NewTask:
     submitted_numbers: Sequence[str] | None = None
     """Each number as the customer wrote it, index for index with `numbers`; None when
     they were submitted as E.164 digits."""
+    retry: RetryPolicy = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,9 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
             request_id=new.request_id,
             local_day=new.local_day,
+            retries=new.retry.retries,
+            retry_interval=new.retry.interval_minutes,
+            retry_on=",".join(new.retry.on),
             created_at=now,
             ended_at=None if new.numbers else now,
         )

@@ -71,7 +71,7 @@ def rows(db: Database) -> list[dict[str, Any]]:
 def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -> None:
     task_id = seed(database, 10)
     with database.write() as conn:
-        due = transitions.due_tasks(conn)
+        due = transitions.due_tasks(conn, now=NOW)
         first = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n1", now=NOW)
         second = transitions.claim_due_calls(
             conn, task_id=task_id, limit=100, node_id="n1", now=NOW
@@ -83,7 +83,7 @@ def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -
         ("dialing", "n1", NOW)
     }
     with database.read() as conn:
-        assert transitions.due_tasks(conn) == []
+        assert transitions.due_tasks(conn, now=NOW) == []
         assert list(transitions.active_calls_by_account(conn).values()) == [10]
 
 

@@ -22,7 +22,8 @@ from ivrcast.errors import ValidationError
 from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
-from ivrcast.store.tasks import NewTask, create_task, find_task_by_request_id
+from ivrcast.store.tables import RETRYABLE_STATES
+from ivrcast.store.tasks import NewTask, RetryPolicy, create_task, find_task_by_request_id
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound
 from ivrcast.voices.library import named_voice, voice_from_url
 
@@ -33,6 +34,9 @@ TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+RETRIES_MAX = 5
+RETRY_INTERVAL_MAX = 1440  # minutes: one day
+DEFAULT_RETRYON = "busy,no_answer"
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "ogg", "opus", "m4a", "aac", "flac", "amr", "gsm"})
 
 
@@ -50,6 +54,23 @@ class PlayVoiceRequest:
     customuuid: str
     destnumber: str
     requestid: str | None
+    retry: RetryPolicy
+
+
+def read_retry_policy(form: params.Params) -> RetryPolicy:
+    """`retries`, `retryinterval` (minutes) and `retryon`; absent, no retry round."""
+    retries = params.integer(form, "retries", default=0, low=0, high=RETRIES_MAX)
+    interval = params.integer(form, "retryinterval", default=30, low=1, high=RETRY_INTERVAL_MAX)
+    raw = params.optional(form, "retryon") or DEFAULT_RETRYON
+    outcomes = [item.strip().lower() for item in raw.replace("，", ",").split(",")]
+    unknown = [item for item in outcomes if item not in RETRYABLE_STATES]
+    if unknown or not any(outcomes):
+        raise ValidationError(
+            "retryon",
+            f"must be a comma list of {', '.join(RETRYABLE_STATES)}; got {raw!r}",
+        )
+    ordered = [state for state in RETRYABLE_STATES if state in outcomes]
+    return RetryPolicy(retries=retries, interval_minutes=interval, on=tuple(ordered))
 
 
 def read_request(ctx: ApiContext, account: Account, form: params.Params) -> PlayVoiceRequest:
@@ -94,6 +115,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         customuuid=customuuid,
         destnumber=form["destnumber"],
         requestid=requestid,
+        retry=read_retry_policy(form),
     )
 
 
@@ -158,6 +180,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
         invalid_entries=invalid,
         request_id=request.requestid,
+        retry=request.retry,
     )
 
     def store() -> dict[str, Any]:
