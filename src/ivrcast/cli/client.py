@@ -41,7 +41,18 @@ def submit(
     request_prefix: Annotated[
         str | None, typer.Option(help="Resume an interrupted run: the prefix it printed.")
     ] = None,
-    retries: Annotated[int, typer.Option(min=0)] = 5,
+    retries: Annotated[int, typer.Option(min=0, help="Attempts of a failed HTTP request.")] = 5,
+    retry_rounds: Annotated[
+        int | None,
+        typer.Option(help="PlayVoice `retries`: extra rounds for a number (0-5)."),
+    ] = None,
+    retry_interval: Annotated[
+        int | None, typer.Option(help="PlayVoice `retryinterval`: minutes between rounds.")
+    ] = None,
+    retry_on: Annotated[
+        str | None,
+        typer.Option(help="PlayVoice `retryon`: outcomes retried (busy,no_answer,...)."),
+    ] = None,
 ) -> None:
     """Submit any number of numbers, 5000 per request, and print the task ids."""
     import httpx
@@ -71,6 +82,9 @@ def submit(
         "disnumber": disnumber,
         "chengshudu": chengshudu,
         "customuuid": customuuid,
+        "retries": retry_rounds,
+        "retryinterval": retry_interval,
+        "retryon": retry_on,
     }
     fields.update({key: str(value) for key, value in optional.items() if value is not None})
     prefix = request_prefix or new_request_prefix()

@@ -67,13 +67,14 @@ class TaskProgress:
     nationcode: str
     total: int
     counts: dict[str, int]
-    """Calls by state; every state of `CALL_STATES` is present."""
+    """Calls by state, every round's; every state of `CALL_STATES` is present."""
     created_at: datetime
     ended_at: datetime | None
-
-    @property
-    def finished(self) -> int:
-        return sum(self.counts[state] for state in FINAL_STATES)
+    rounds: dict[int, int]
+    """Calls by round (1: one per number; 2 and later: the retry rounds queued)."""
+    finished: int
+    """Numbers done: their last round reached a final state (at most `total`)."""
+    retries: int
 
 
 def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
@@ -159,13 +160,18 @@ def get_task(conn: Connection, account_id: int | None, task_id: str) -> dict[str
 def task_progress(conn: Connection, account_id: int | None, task_id: str) -> TaskProgress:
     task = get_task(conn, account_id, task_id)
     counts = dict.fromkeys(CALL_STATES, 0)
+    rounds: dict[int, int] = {}
+    finished = 0
     rows = conn.execute(
-        select(calls.c.status, func.count())
+        select(calls.c.status, calls.c.round, calls.c.final, func.count())
         .where(calls.c.task_id == task_id)
-        .group_by(calls.c.status)
+        .group_by(calls.c.status, calls.c.round, calls.c.final)
     )
-    for status, count in rows:
-        counts[status] = count
+    for status, round_number, final, count in rows:
+        counts[status] += count
+        rounds[round_number] = rounds.get(round_number, 0) + count
+        if final and status in FINAL_STATES:
+            finished += count
     return TaskProgress(
         id=task["id"],
         status=task["status"],
@@ -174,6 +180,9 @@ def task_progress(conn: Connection, account_id: int | None, task_id: str) -> Tas
         counts=counts,
         created_at=task["created_at"],
         ended_at=task["ended_at"],
+        rounds=dict(sorted(rounds.items())),
+        finished=finished,
+        retries=task["retries"],
     )
 
 

@@ -18,6 +18,8 @@ def describe(progress: TaskProgress) -> dict[str, Any]:
         "total": progress.total,
         "finished": progress.finished,
         "counts": progress.counts,
+        "retries": progress.retries,
+        "rounds": {str(number): calls for number, calls in progress.rounds.items()},
         "created_at": progress.created_at.isoformat(),
         "ended_at": progress.ended_at.isoformat() if progress.ended_at else None,
     }

@@ -58,6 +58,9 @@ SEND_FIELDS = (
     "chengshudu",
     "customuuid",
     "requestid",
+    "retries",
+    "retryinterval",
+    "retryon",
 )
 
 
@@ -71,7 +74,8 @@ def progress_view(progress: TaskProgress) -> dict[str, Any]:
         "finished": finished,
         "percent": 100 if total == 0 else int(100 * finished / total),
         "counts": {state: n for state, n in progress.counts.items() if n},
-        "done": progress.status != "active"
+        "rounds": {str(number): n for number, n in progress.rounds.items()},
+        "done": progress.status not in ("active", "paused")
         and not any(progress.counts[s] for s in ("dialing", "ringing", "answered")),
     }
 
@@ -89,7 +93,8 @@ async def task_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respon
             counts = task_counts(conn, ids)
             voices = task_voice_names(conn, ids)
         for row in rows:
-            done = sum(counts[row["id"]].get(s, 0) for s in FINAL_STATES)
+            # Calls of every round: with retry rounds more calls than numbers may end.
+            done = min(row["total"], sum(counts[row["id"]].get(s, 0) for s in FINAL_STATES))
             row["counts"] = counts[row["id"]]
             row["finished"] = done
             row["percent"] = 100 if not row["total"] else int(100 * done / row["total"])
