@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,7 +77,6 @@ class Dialer:
         clock: Clock,
         build_record: RecordBuilder,
         metrics: DialerMetrics,
-        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._dbt = dbt
@@ -88,7 +86,6 @@ class Dialer:
         self._clock = clock
         self._build_record = build_record
         self.metrics = metrics
-        self._rng = rng or random.Random()
         self._fair = FairShare()
         self.writer = ProgressWriter(dbt, build_record, clock)
         self._countries: dict[str, CountryTime] = {}
@@ -328,7 +325,7 @@ class Dialer:
         settings = trunk.settings
         nation = get_nation(call.nationcode)
         dest = format_for_trunk(E164(call.number), nation, settings.number_format)
-        cid = caller_id(task.disnumber, trunk, self._rng)
+        cid = caller_id(task.disnumber, trunk, call.number)
         request = CallRequest(
             call_uuid=call.uuid,
             trunk=Trunk(
