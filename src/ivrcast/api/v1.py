@@ -176,6 +176,24 @@ async def cancel_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials
     return await tasks.cancel(ctx, {"taskid": taskid, **auth}, client_ip(request))
 
 
+@router.post(
+    "/tasks/{taskid}/pause",
+    summary="Pause: claim no new call until resumed",
+    responses=errors(*AUTHENTICATED, 404, 409),
+)
+async def pause_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.pause(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.post(
+    "/tasks/{taskid}/resume",
+    summary="Resume a paused task",
+    responses=errors(*AUTHENTICATED, 404, 409),
+)
+async def resume_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.resume(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
 @router.get("/voices", summary="The voice library", responses=errors(*AUTHENTICATED))
 async def list_voices(request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     return await voices.voice_list(ctx, auth, client_ip(request))

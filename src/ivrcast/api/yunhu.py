@@ -36,6 +36,8 @@ SERVICES: dict[str, Handler] = {
     PLAY_VOICE: play_voice.play_voice,
     "App.Sip_Call.TaskStatus": tasks.task_status,
     "App.Sip_Call.CancelTask": tasks.cancel,
+    "App.Sip_Call.PauseTask": tasks.pause,
+    "App.Sip_Call.ResumeTask": tasks.resume,
     "App.Sip_Voice.List": voices.voice_list,
     "App.Sip_Auth.Login": login.login,
     "App.Sip_Cdr.GetBill": records.get_bill,

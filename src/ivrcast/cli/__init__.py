@@ -19,7 +19,7 @@ account_app = typer.Typer(no_args_is_help=True, help="Manage customer accounts."
 voice_app = typer.Typer(no_args_is_help=True, help="Manage the voice library.")
 calls_app = typer.Typer(no_args_is_help=True, help="Read calls.")
 callbacks_app = typer.Typer(no_args_is_help=True, help="Call-record deliveries.")
-tasks_app = typer.Typer(no_args_is_help=True, help="Follow tasks on a server.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Follow, pause and resume tasks on a server.")
 app.add_typer(account_app, name="account")
 app.add_typer(voice_app, name="voice")
 app.add_typer(calls_app, name="calls")
@@ -37,6 +37,8 @@ calls_app.command("export")(admin.calls_export)
 callbacks_app.command("replay")(admin.callbacks_replay)
 app.command("submit")(client.submit)
 tasks_app.command("watch")(client.tasks_watch)
+tasks_app.command("pause")(client.tasks_pause)
+tasks_app.command("resume")(client.tasks_resume)
 
 
 def main() -> None:

@@ -172,3 +172,44 @@ def tasks_watch(
                 time.sleep(interval)
     for task_id in taskid:
         console.print(f"{task_id} ended", highlight=False)
+
+
+def _task_command(service: str, taskid: str, appid: str, accesskey: str, url: str) -> None:
+    import httpx
+
+    from ivrcast.submit import Client, SubmitError
+
+    client = Client(_endpoint(url), appid, accesskey)
+    try:
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            body = client.call(http, service, {"taskid": taskid})
+    except SubmitError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    data = body.get("data") or {}
+    if body.get("code") != 200 or data.get("status") == 1:
+        message = (data.get("errors") or {}).get("codemsg") or body.get("msg")
+        code = (data.get("errors") or {}).get("code") or body.get("code")
+        errors.print(f"[red]error:[/red] {taskid}: {message} ({code})", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{taskid} {data['status']}", highlight=False)
+
+
+def tasks_pause(
+    taskid: Annotated[str, typer.Argument(help="The task id.")],
+    appid: AppidOption,
+    accesskey: AccesskeyOption,
+    url: UrlOption = "http://127.0.0.1:8080",
+) -> None:
+    """Pause a task: no new call (retry rounds included) starts until it is resumed."""
+    _task_command("App.Sip_Call.PauseTask", taskid, appid, accesskey, url)
+
+
+def tasks_resume(
+    taskid: Annotated[str, typer.Argument(help="The task id.")],
+    appid: AppidOption,
+    accesskey: AccesskeyOption,
+    url: UrlOption = "http://127.0.0.1:8080",
+) -> None:
+    """Resume a paused task."""
+    _task_command("App.Sip_Call.ResumeTask", taskid, appid, accesskey, url)

@@ -197,7 +197,7 @@ def cancel_task(
     """Stop all further dialing of the task: its queued calls end `canceled`, each with a
     record. Calls already in progress finish normally. Returns how many were canceled."""
     task = get_task(conn, account_id, task_id)
-    if task["status"] == "active":
+    if task["status"] in ("active", "paused"):
         conn.execute(tasks.update().where(tasks.c.id == task_id).values(status="canceled"))
     return finish_calls_where(
         conn,
@@ -207,6 +207,23 @@ def cancel_task(
         build_record=build_record,
         now=now,
     )
+
+
+def set_task_status(
+    conn: Connection, account_id: int | None, task_id: str, *, from_status: str, to_status: str
+) -> str:
+    """`from_status` -> `to_status` (pause: active -> paused, resume: paused -> active).
+    Returns the task's status before: `from_status` when it changed, else the status that
+    prevented it. Guarded by the state, so of two racing requests one changes it."""
+    task = get_task(conn, account_id, task_id)
+    changed = conn.execute(
+        tasks.update()
+        .where(tasks.c.id == task["id"], tasks.c.status == from_status)
+        .values(status=to_status)
+    ).rowcount
+    if changed:
+        return from_status
+    return str(get_task(conn, account_id, task_id)["status"])
 
 
 def list_tasks(
