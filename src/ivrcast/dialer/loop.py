@@ -188,7 +188,12 @@ class Dialer:
             claimed: list[tuple[ClaimedCall, Slot]] = []
             for task_id, task_slots in wanted.items():
                 calls = transitions.claim_due_calls(
-                    conn, task_id=task_id, limit=len(task_slots), node_id=self.node_id, now=now
+                    conn,
+                    task_id=task_id,
+                    limit=len(task_slots),
+                    node_id=self.node_id,
+                    build_record=self._build_record,
+                    now=now,
                 )
                 claimed.extend(zip(calls, task_slots, strict=False))
             needed = {slot.task.voice_id for _, slot in claimed} - set(self._voices)

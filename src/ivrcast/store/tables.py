@@ -161,6 +161,8 @@ tasks = Table(
     Column("total", Integer, nullable=False),
     Column("duplicates", Integer, nullable=False),
     Column("invalid", Integer, nullable=False),
+    # Numbers not queued because a do-not-call list held them at submission.
+    Column("suppressed", Integer, nullable=False, server_default="0"),
     # The submission's invalid items as JSON [{number, reason}], so that a retried
     # request (same `requestid`) is answered exactly as the first time.
     Column("invalid_entries", Text, nullable=False),

@@ -58,6 +58,8 @@ class NewTask:
     """Each number as the customer wrote it, index for index with `numbers`; None when
     they were submitted as E.164 digits."""
     retry: RetryPolicy = RetryPolicy()
+    suppressed: int = 0
+    """Numbers left out because a do-not-call list held them."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             total=len(new.numbers),
             duplicates=new.duplicates,
             invalid=new.invalid,
+            suppressed=new.suppressed,
             invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
             request_id=new.request_id,
             local_day=new.local_day,

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, exists, func, or_, select
 
+from ivrcast.store.dnc import GLOBAL
 from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder, write_records
 from ivrcast.store.tables import (
@@ -34,6 +35,7 @@ from ivrcast.store.tables import (
     Timestamp,
     accounts,
     calls,
+    dnc,
     tasks,
 )
 
@@ -123,7 +125,13 @@ def active_calls_by_account(conn: Connection) -> dict[int, int]:
 
 
 def claim_due_calls(
-    conn: Connection, *, task_id: str, limit: int, node_id: str, now: datetime
+    conn: Connection,
+    *,
+    task_id: str,
+    limit: int,
+    node_id: str,
+    build_record: RecordBuilder,
+    now: datetime,
 ) -> list[ClaimedCall]:
     """queued -> dialing: take up to `limit` calls of a task that are due at `now`, in
     submission order (a later round after the first), for `node_id`. Rows another
@@ -132,6 +140,10 @@ def claim_due_calls(
     Two statements, not `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
     LOCKED)`: PostgreSQL may rescan such a subquery and update more than `limit` rows,
     and a claimed call nobody dials would sit in `dialing` until recovery.
+
+    A claimed call whose number is on a do-not-call list by now (the account's or the
+    global one) ends `suppressed`, with its record, in this same transaction: it is
+    never returned, so no INVITE can leave for it.
     """
     if limit <= 0:
         return []
@@ -164,7 +176,35 @@ def claim_due_calls(
     )
     claimed = [ClaimedCall(**row._mapping) for row in conn.execute(claim)]
     claimed.sort(key=lambda call: call.id)
-    return claimed
+    suppressed = _suppress_listed(conn, [call.id for call in claimed], build_record, now)
+    return [call for call in claimed if call.id not in suppressed]
+
+
+def _suppress_listed(
+    conn: Connection, call_ids: list[int], build_record: RecordBuilder, now: datetime
+) -> set[int]:
+    """dialing (just claimed, no INVITE) -> suppressed: calls to listed numbers."""
+    if not call_ids:
+        return set()
+    on_a_list = exists().where(
+        dnc.c.number == calls.c.number,
+        or_(dnc.c.account_id == GLOBAL, dnc.c.account_id == calls.c.account_id),
+    )
+    listed = list(
+        conn.execute(select(calls.c.id).where(calls.c.id.in_(call_ids), on_a_list)).scalars()
+    )
+    if listed:
+        finish_calls(
+            conn,
+            dict.fromkeys(
+                listed,
+                CallEnd(status="suppressed", sip_reason="the number is on a do-not-call list"),
+            ),
+            from_states=("dialing",),
+            build_record=build_record,
+            now=now,
+        )
+    return set(listed)
 
 
 def release_calls(conn: Connection, call_ids: Collection[int], *, node_id: str) -> int:

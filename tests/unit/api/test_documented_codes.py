@@ -153,6 +153,9 @@ async def test_every_documented_code_is_produced_and_no_other(
         "App.Sip_Voice.List": {},
         "App.Sip_Auth.Login": {},
         "App.Sip_Cdr.GetBill": {},
+        "App.Sip_Dnc.Add": {"nationcode": "id", "numbers": "081234567899"},
+        "App.Sip_Dnc.Remove": {"nationcode": "id", "numbers": "081234567899"},
+        "App.Sip_Dnc.List": {},
         CDRS: DAY,
     }
     # What only some services can answer: service -> requests (credentials are alice's).

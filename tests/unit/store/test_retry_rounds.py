@@ -66,7 +66,9 @@ def seed(db: Database, retry: RetryPolicy, *, numbers: int = 1) -> str:
 
 def claim(db: Database, task_id: str, now: datetime) -> list[transitions.ClaimedCall]:
     with db.write() as conn:
-        return transitions.claim_due_calls(conn, task_id=task_id, limit=10, node_id="n", now=now)
+        return transitions.claim_due_calls(
+            conn, task_id=task_id, limit=10, node_id="n", build_record=BUILD, now=now
+        )
 
 
 def end(db: Database, call_id: int, status: str, at: datetime) -> None:

@@ -7,6 +7,7 @@ names the first parameter at fault in the seed's order of importance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
 from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
+from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
 from ivrcast.store.tables import RETRYABLE_STATES
@@ -190,12 +192,15 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
                 task = find_task_by_request_id(conn, account.id, request.requestid)
                 if task is not None:
                     return answer(task, replayed=True)
-            task_id = create_task(conn, new_task, now=now)
+            # In the writing transaction: a number listed before this commits is not queued.
+            queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
+            task_id = create_task(conn, queued, now=now)
         return {
             "desc": "Play command sent successfully",
             "taskid": task_id,
-            "accepted": len(parsed.valid),
+            "accepted": len(queued.numbers),
             "duplicates": parsed.duplicates,
+            "suppressed": queued.suppressed,
             "invalid": invalid,
             "invalidcount": len(parsed.invalid),
             "replayed": False,
@@ -209,6 +214,20 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         if earlier is None:
             raise
         return earlier
+
+
+def without_listed(task: NewTask, listed: set[str]) -> NewTask:
+    """The task without the numbers a do-not-call list holds, counted as `suppressed`."""
+    if not listed:
+        return task
+    keep = [index for index, number in enumerate(task.numbers) if number not in listed]
+    submitted = task.submitted_numbers
+    return dataclasses.replace(
+        task,
+        numbers=[task.numbers[index] for index in keep],
+        submitted_numbers=None if submitted is None else [submitted[index] for index in keep],
+        suppressed=len(task.numbers) - len(keep),
+    )
 
 
 def _earlier_task(
@@ -262,6 +281,7 @@ def answer(task: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
         "taskid": task["id"],
         "accepted": task["total"],
         "duplicates": task["duplicates"],
+        "suppressed": task["suppressed"],
         "invalid": json.loads(task["invalid_entries"]),
         "invalidcount": task["invalid"],
         "replayed": replayed,

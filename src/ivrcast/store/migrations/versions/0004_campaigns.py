@@ -42,6 +42,9 @@ def upgrade() -> None:
                 "retry_on", sa.String(length=64), server_default="busy,no_answer", nullable=False
             )
         )
+        batch_op.add_column(
+            sa.Column("suppressed", sa.Integer(), server_default="0", nullable=False)
+        )
         batch_op.drop_constraint(op.f("ck_tasks_status"), type_="check")
         batch_op.create_check_constraint("status", _one_of(task_states))
     with op.batch_alter_table("calls", schema=None) as batch_op:
@@ -76,6 +79,7 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_tasks_status"), type_="check")
         batch_op.create_check_constraint("status", _one_of(list(_TASK_STATES_BEFORE)))
+        batch_op.drop_column("suppressed")
         batch_op.drop_column("retry_on")
         batch_op.drop_column("retry_interval")
         batch_op.drop_column("retries")
