@@ -57,3 +57,31 @@ async def test_pause_and_resume_buttons(console: Console) -> None:
     assert resumed.status_code == 303
     with console.db.read() as conn:
         assert conn.execute(select(tasks.c.status)).scalar_one() == "active"
+
+
+async def test_the_do_not_call_page_keeps_the_account_s_list(console: Console) -> None:
+    async with console.signed_in() as client:
+        csrf = await console.csrf(client, "/console/dnc")
+        added = await client.post(
+            "/console/dnc",
+            data={
+                "csrf": csrf,
+                "nationcode": "id",
+                "numbers": "081234567890\n+62 812 3456 7891\nxx",
+                "action": "add",
+            },
+        )
+        page = await client.get(added.headers["location"])
+        removed = await client.post(
+            "/console/dnc",
+            data={"csrf": csrf, "nationcode": "id", "numbers": "081234567891", "action": "remove"},
+        )
+        after = await client.get(removed.headers["location"])
+        task_id = await send(console, client, destnumber="081234567890,081234567899")
+    assert "2 number(s) added; 1 invalid left out" in page.text
+    assert "+6281234567891" in page.text
+    assert "1 number(s) removed" in after.text
+    assert "+6281234567891" not in after.text
+    with console.db.read() as conn:
+        assert conn.execute(select(tasks.c.total, tasks.c.suppressed)).one() == (1, 1)
+    assert task_id
