@@ -1,0 +1,251 @@
+"""Campaigns against SIPp trunks: retry rounds (spacing on the injected clock, the same
+caller ID each round), pause across two dialers, and do-not-call numbers that never
+reach the trunk. SIPp's message log is the ground truth of what reached the trunk."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dialer_helpers import (
+    HERE,
+    SippTrunk,
+    call_rows,
+    id_numbers,
+    record_counts,
+    running_dialer,
+    seed_account,
+    settings_for,
+    start_sipp,
+    wait_until,
+)
+from sqlalchemy import select
+
+from ivrcast.clock import FrozenClock
+from ivrcast.store import dnc
+from ivrcast.store.engine import Database
+from ivrcast.store.tables import FINAL_STATES, call_records, tasks
+from ivrcast.store.tasks import NewTask, RetryPolicy, create_task, set_task_status
+
+POOL = ["622150001000", "622150001001", "622150001002", "622150001003"]
+INTERVAL = timedelta(minutes=1)
+
+
+async def busy_then_answer(workdir: Path, *, busy: int, calls: int) -> SippTrunk:
+    """A SIPp trunk answering its first `busy` INVITEs 486, the rest 200."""
+    template = (HERE / "uas_busy_then_answer.xml.in").read_text()
+    scenario = workdir.parent / f"{workdir.name}.xml"
+    scenario.write_text(template.replace("@BUSY@", str(busy)))
+    return await start_sipp(workdir, str(scenario), calls=calls)
+
+
+def submit(
+    db: Database,
+    account_id: int,
+    voice_id: int,
+    numbers: list[str],
+    *,
+    now: datetime,
+    retry: RetryPolicy = RetryPolicy(),
+) -> str:
+    with db.write() as conn:
+        return create_task(
+            conn,
+            NewTask(
+                account_id=account_id,
+                nationcode="id",
+                voice_id=voice_id,
+                numbers=numbers,
+                userkey=False,
+                todayonly=2,
+                waittime=10,
+                conntime=5,
+                disnumber=None,
+                chengshudu="",
+                customuuid="",
+                duplicates=0,
+                invalid=0,
+                local_day=now.date(),
+                retry=retry,
+            ),
+            now=now,
+        )
+
+
+def rows_where(db: Database, task_id: str, **match: Any) -> list[dict[str, Any]]:
+    return [
+        row
+        for row in call_rows(db, task_id)
+        if all(row[key] == value for key, value in match.items())
+    ]
+
+
+def ended(db: Database, task_id: str, round_number: int, count: int) -> bool:
+    rows = rows_where(db, task_id, round=round_number)
+    return len(rows) == count and all(row["status"] in FINAL_STATES for row in rows)
+
+
+def next_due(db: Database, task_id: str) -> datetime:
+    return max(row["due_at"] for row in rows_where(db, task_id, status="queued"))
+
+
+def task_status(db: Database, task_id: str) -> str:
+    with db.read() as conn:
+        status: str = conn.execute(
+            select(tasks.c.status).where(tasks.c.id == task_id)
+        ).scalar_one()
+        return status
+
+
+def records(db: Database) -> list[dict[str, Any]]:
+    import json
+
+    with db.read() as conn:
+        payloads = conn.execute(select(call_records.c.payload).order_by(call_records.c.id))
+        return [json.loads(p) for p in payloads.scalars()]
+
+
+async def test_a_busy_number_gets_its_rounds_spaced_with_one_caller_id(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    numbers = id_numbers(4)
+    sipp = await busy_then_answer(tmp_path / "sipp", busy=1000, calls=12)
+    clock = FrozenClock(datetime.now(UTC))
+    account_id, voice_id = seed_account(database)
+    task_id = submit(
+        database, account_id, voice_id, numbers, now=clock.now(),
+        retry=RetryPolicy(retries=2, interval_minutes=1, on=("busy",)),
+    )  # fmt: skip
+    settings = settings_for(
+        database_url, tmp_path, trunks=[sipp.trunk("id-main", max_cps=500, callerids=POOL)]
+    )
+    async with running_dialer(settings, clock=clock):
+        for round_number in (1, 2):
+            await wait_until(
+                lambda r=round_number: (
+                    ended(database, task_id, r, 4) and len(rows_where(database, task_id, round=r + 1)) == 4
+                ),
+                30,
+                f"round {round_number} ended and the next queued",
+            )
+            # The next round waits for its time: nothing more reached the trunk.
+            assert sum(len(ids) for ids in sipp.invites().values()) == 4 * round_number
+            clock.set(next_due(database, task_id))
+        await wait_until(lambda: ended(database, task_id, 3, 4), 30, "round 3 ended")
+        await wait_until(lambda: task_status(database, task_id) == "finished", 10, "finished")
+    await sipp.finish()
+    invites = sipp.invites()
+    assert sorted(invites) == sorted(n.removeprefix("+") for n in numbers)
+    assert all(len(ids) == 3 for ids in invites.values()), invites
+    rows = call_rows(database, task_id)
+    assert record_counts(database) == {row["id"]: 1 for row in rows}
+    by_number: dict[str, list[dict[str, Any]]] = {}
+    for record in records(database):
+        by_number.setdefault(record["e164"], []).append(record)
+    caller_ids = set()
+    for number in numbers:
+        rounds = sorted(by_number[number], key=lambda r: r["round"])
+        assert [(r["round"], r["final"], r["status"]) for r in rounds] == [
+            (1, False, "busy"),
+            (2, False, "busy"),
+            (3, True, "busy"),
+        ]
+        assert len({r["disnumber"] for r in rounds}) == 1
+        caller_ids.add(rounds[0]["disnumber"])
+        for before, after in zip(rounds, rounds[1:], strict=False):
+            gap = datetime.fromisoformat(after["starttime_iso"]) - datetime.fromisoformat(
+                before["endtime_iso"]
+            )
+            assert gap >= INTERVAL
+    assert caller_ids <= set(POOL)
+
+
+async def test_a_number_answered_on_the_second_invite_ends_completed_on_round_2(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    numbers = id_numbers(3)
+    sipp = await busy_then_answer(tmp_path / "sipp", busy=3, calls=6)
+    clock = FrozenClock(datetime.now(UTC))
+    account_id, voice_id = seed_account(database)
+    task_id = submit(
+        database, account_id, voice_id, numbers, now=clock.now(),
+        retry=RetryPolicy(retries=2, interval_minutes=1),
+    )  # fmt: skip
+    settings = settings_for(database_url, tmp_path, trunks=[sipp.trunk("id-main", max_cps=500)])
+    async with running_dialer(settings, clock=clock):
+        await wait_until(
+            lambda: len(rows_where(database, task_id, round=2)) == 3, 30, "round 2 queued"
+        )
+        clock.set(next_due(database, task_id))
+        await wait_until(lambda: task_status(database, task_id) == "finished", 30, "finished")
+    await sipp.finish()
+    assert all(len(ids) == 2 for ids in sipp.invites().values())
+    got = sorted((r["e164"], r["round"], r["status"], r["final"]) for r in records(database))
+    assert got == sorted(
+        [(n, 1, "busy", False) for n in numbers] + [(n, 2, "completed", True) for n in numbers]
+    )
+
+
+async def test_a_paused_task_sends_no_invite_until_resumed_on_two_dialers(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from ivrcast.store.migrate import upgrade_to_head
+
+    database = Database(postgres_url)
+    upgrade_to_head(database)
+    sipp = await busy_then_answer(tmp_path / "sipp", busy=0, calls=20)
+    account_id, voice_id = seed_account(database)
+    now = datetime.now(UTC)
+    paused_numbers = id_numbers(10)
+    paused = submit(database, account_id, voice_id, paused_numbers, now=now)
+    with database.write() as conn:
+        set_task_status(conn, None, paused, from_status="active", to_status="paused")
+    # Submitted after the paused task: once both dialers have dialled all of it, they
+    # have passed over the paused task, older, in claim round after claim round.
+    active = submit(database, account_id, voice_id, id_numbers(10, start=100), now=now)
+    settings = settings_for(
+        postgres_url, tmp_path, trunks=[sipp.trunk("id-main", max_cps=500, max_channels=4)]
+    )
+    async with contextlib.AsyncExitStack() as dialers:
+        await dialers.enter_async_context(running_dialer(settings))
+        await dialers.enter_async_context(running_dialer(settings))
+        await wait_until(lambda: ended(database, active, 1, 10), 60, "the active task ended")
+        assert not {n.removeprefix("+") for n in paused_numbers} & set(sipp.invites())
+        assert {row["status"] for row in call_rows(database, paused)} == {"queued"}
+        with database.write() as conn:
+            set_task_status(conn, None, paused, from_status="paused", to_status="active")
+        await wait_until(lambda: ended(database, paused, 1, 10), 60, "the resumed task ended")
+    await sipp.finish()
+    invites = sipp.invites()
+    assert len(invites) == 20
+    assert all(len(ids) == 1 for ids in invites.values())
+    assert {row["status"] for row in call_rows(database, paused)} == {"completed"}
+    database.dispose()
+
+
+async def test_do_not_call_numbers_never_reach_the_trunk(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    sipp = await busy_then_answer(tmp_path / "sipp", busy=0, calls=4)
+    account_id, voice_id = seed_account(database)
+    numbers = id_numbers(6)
+    now = datetime.now(UTC)
+    task_id = submit(database, account_id, voice_id, numbers, now=now)
+    # Listed after submission: on the account's list and on the global one.
+    with database.write() as conn:
+        dnc.add_numbers(conn, account_id, [numbers[1]], now=now)
+        dnc.add_numbers(conn, dnc.GLOBAL, [numbers[4]], now=now)
+    settings = settings_for(database_url, tmp_path, trunks=[sipp.trunk("id-main", max_cps=500)])
+    async with running_dialer(settings):
+        await wait_until(lambda: task_status(database, task_id) == "finished", 30, "finished")
+    await sipp.finish()
+    assert sorted(sipp.invites()) == sorted(
+        n.removeprefix("+") for i, n in enumerate(numbers) if i not in (1, 4)
+    )
+    statuses = {row["number"]: row["status"] for row in call_rows(database, task_id)}
+    assert [statuses[n] for n in numbers] == [
+        "completed", "suppressed", "completed", "completed", "suppressed", "completed",
+    ]  # fmt: skip
+    assert len(records(database)) == 6
