@@ -5,6 +5,8 @@ reach the trunk. SIPp's message log is the ground truth of what reached the trun
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,7 @@ def submit(
     numbers: list[str],
     *,
     now: datetime,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy | None = None,
 ) -> str:
     with db.write() as conn:
         return create_task(
@@ -68,7 +70,7 @@ def submit(
                 duplicates=0,
                 invalid=0,
                 local_day=now.date(),
-                retry=retry,
+                retry=retry or RetryPolicy(),
             ),
             now=now,
         )
@@ -93,15 +95,11 @@ def next_due(db: Database, task_id: str) -> datetime:
 
 def task_status(db: Database, task_id: str) -> str:
     with db.read() as conn:
-        status: str = conn.execute(
-            select(tasks.c.status).where(tasks.c.id == task_id)
-        ).scalar_one()
+        status: str = conn.execute(select(tasks.c.status).where(tasks.c.id == task_id)).scalar_one()
         return status
 
 
 def records(db: Database) -> list[dict[str, Any]]:
-    import json
-
     with db.read() as conn:
         payloads = conn.execute(select(call_records.c.payload).order_by(call_records.c.id))
         return [json.loads(p) for p in payloads.scalars()]
@@ -125,7 +123,8 @@ async def test_a_busy_number_gets_its_rounds_spaced_with_one_caller_id(
         for round_number in (1, 2):
             await wait_until(
                 lambda r=round_number: (
-                    ended(database, task_id, r, 4) and len(rows_where(database, task_id, round=r + 1)) == 4
+                    ended(database, task_id, r, 4)
+                    and len(rows_where(database, task_id, round=r + 1)) == 4
                 ),
                 30,
                 f"round {round_number} ended and the next queued",
@@ -154,7 +153,7 @@ async def test_a_busy_number_gets_its_rounds_spaced_with_one_caller_id(
         ]
         assert len({r["disnumber"] for r in rounds}) == 1
         caller_ids.add(rounds[0]["disnumber"])
-        for before, after in zip(rounds, rounds[1:], strict=False):
+        for before, after in itertools.pairwise(rounds):
             gap = datetime.fromisoformat(after["starttime_iso"]) - datetime.fromisoformat(
                 before["endtime_iso"]
             )
