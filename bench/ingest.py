@@ -9,7 +9,14 @@ same 5000 call rows (ids and values made before its clock starts) with one bare 
 migrated copy), so the machine's noise hits both alike. Reports latency p50/p95,
 numbers per second, and the ratio to the baseline.
 
-Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql]`.
+With `--dnc N` (e.g. 1000000), a second phase in the same run: a second account gets N
+other numbers on its do-not-call list with `ivrcast dnc import` (one streamed CSV), and
+the same 5000-number requests go, alternately, to it (every number looked up in a list
+of N) and to the first account (an empty list), so both meet the same database and the
+same noise. The two p50s are reported with their ratio (the aim: within 1.25x).
+
+Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql]
+[--dnc 1000000]`.
 A measurement, not a test: it never asserts.
 """
 
@@ -178,7 +185,38 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main(requests: int, database: str) -> None:
+def play(client: httpx.Client, numbers: list[str], appid: str = "bench") -> float:
+    """One PlayVoice request of `numbers`; its latency in seconds."""
+    form = {
+        "service": "App.Sip_Call.PlayVoice",
+        "appid": appid,
+        "accesskey": "bench-key",
+        "nationcode": "id",
+        "destnumber": ",".join(numbers),
+        "voicetype": "1",
+        "voicefile": "welcome",
+    }
+    started = time.perf_counter()
+    response = client.post("/api/yunhu", data=form, files={"_": (None, "")})
+    elapsed = time.perf_counter() - started
+    body = response.json()
+    assert body["data"]["accepted"] == NUMBERS_PER_REQUEST, body
+    return elapsed
+
+
+def fill_dnc(env: dict[str, str], workdir: Path, count: int) -> float:
+    """`count` numbers none of the requests sends (0813…) on account `listed`'s list;
+    returns the seconds the import took."""
+    path = workdir / "dnc.csv"
+    with path.open("w") as out:
+        out.write("number\n")
+        out.writelines(f"0813{i:08d}\n" for i in range(count))
+    started = time.perf_counter()
+    cli(env, "dnc", "import", str(path), "--nation", "id", "--appid", "listed")
+    return time.perf_counter() - started
+
+
+def main(requests: int, database: str, dnc: int = 0) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ivrcast-bench-"))
     env = {**os.environ, "IVRCAST_DATA_DIR": str(workdir / "data")}
     pg_names: list[str] = []
@@ -192,31 +230,38 @@ def main(requests: int, database: str) -> None:
     voice = workdir / "voice.wav"
     voice.write_bytes(demo_tone())
     cli(env, "voice", "upload", "--appid", "bench", "welcome", str(voice))
+    if dnc:
+        cli(env, "account", "create", "--appid", "listed", "--accesskey", "bench-key")
+        cli(env, "voice", "upload", "--appid", "listed", "welcome", str(voice))
     process, url = start_server(workdir / "data", env)
     latencies: list[float] = []
     bare: list[float] = []
+    listed: list[float] = []
+    unlisted: list[float] = []
+    import_seconds = 0.0
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
             for batch in range(requests + 3):
                 numbers = indonesian_mobiles(batch)
-                form = {
-                    "service": "App.Sip_Call.PlayVoice",
-                    "appid": "bench",
-                    "accesskey": "bench-key",
-                    "nationcode": "id",
-                    "destnumber": ",".join(numbers),
-                    "voicetype": "1",
-                    "voicefile": "welcome",
-                }
-                started = time.perf_counter()
-                response = client.post("/api/yunhu", data=form, files={"_": (None, "")})
-                elapsed = time.perf_counter() - started
-                body = response.json()
-                assert body["data"]["accepted"] == NUMBERS_PER_REQUEST, body
+                elapsed = play(client, numbers)
                 base = baseline(numbers, uuid.uuid4().hex)
                 if batch >= 3:  # the first requests warm caches and the connection pool
                     latencies.append(elapsed)
                     bare.append(base)
+            if dnc:
+                import_seconds = fill_dnc(env, workdir, dnc)
+                for batch in range(requests + 3):
+                    numbers = indonesian_mobiles(batch)
+                    # Which goes first alternates, so neither gains from the other's work.
+                    if batch % 2:
+                        with_list = play(client, numbers, "listed")
+                        without = play(client, numbers, "bench")
+                    else:
+                        without = play(client, numbers, "bench")
+                        with_list = play(client, numbers, "listed")
+                    if batch >= 3:
+                        listed.append(with_list)
+                        unlisted.append(without)
     finally:
         process.terminate()
         process.wait()
@@ -229,11 +274,18 @@ def main(requests: int, database: str) -> None:
     print(f"numbers per second (p50) {NUMBERS_PER_REQUEST / p50:,.0f}")
     print(f"bare executemany   p50 {base50 * 1000:6.1f} ms")
     print(f"cost ratio (p50 request / p50 bare insert) {p50 / base50:.2f}x")
+    if dnc:
+        listed50, unlisted50 = percentile(listed, 0.5), percentile(unlisted, 0.5)
+        print(f"do-not-call list of {dnc:,} numbers imported in {import_seconds:.1f} s")
+        print(f"PlayVoice, list of {dnc:,}  p50 {listed50 * 1000:6.1f} ms")
+        print(f"PlayVoice, empty list  p50 {unlisted50 * 1000:6.1f} ms (interleaved)")
+        print(f"ratio (p50 with the list / p50 empty list) {listed50 / unlisted50:.2f}x")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--dnc", type=int, default=0, help="numbers on the do-not-call list")
     arguments = parser.parse_args()
-    main(arguments.requests, arguments.database)
+    main(arguments.requests, arguments.database, arguments.dnc)
