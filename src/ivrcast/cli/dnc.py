@@ -102,12 +102,15 @@ def dnc_import(
     config: ConfigOption = None,
 ) -> None:
     """Add every number of a CSV (first cell of each row; a header row is skipped)."""
+    from ivrcast.store import dnc
     from ivrcast.submit import open_numbers, read_numbers
 
     db = open_database(settings_from(config))
     list_id = _list_id(db, appid, global_list)
     with open_numbers(file) as lines:
         added, invalid = _apply(db, list_id, nation, read_numbers(lines), remove=False)
+    with db.write() as conn:
+        dnc.refresh_statistics(conn)
     console.print(f"{added} added, {invalid} invalid")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivrcast.store.tables import dnc
@@ -47,6 +47,13 @@ def add_numbers(conn: Connection, list_id: int, numbers: Sequence[str], *, now: 
         )
         added += len(result.all())
     return added
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """Let the planner know the list's size after a large import: with the statistics of
+    an empty table, PostgreSQL plans the lookups of a million-number list badly until
+    autovacuum comes by."""
+    conn.execute(text("ANALYZE dnc"))
 
 
 def remove_numbers(conn: Connection, list_id: int, numbers: Sequence[str]) -> int:
