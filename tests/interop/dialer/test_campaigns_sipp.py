@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from dialer_helpers import (
     HERE,
     SippTrunk,
@@ -23,12 +24,15 @@ from dialer_helpers import (
     start_sipp,
     wait_until,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from ivrcast.app import create_app
 from ivrcast.clock import FrozenClock
+from ivrcast.config import Settings
+from ivrcast.credentials import hash_secret, load_secret_key
 from ivrcast.store import dnc
 from ivrcast.store.engine import Database
-from ivrcast.store.tables import FINAL_STATES, call_records, tasks
+from ivrcast.store.tables import FINAL_STATES, accounts, call_records, tasks
 from ivrcast.store.tasks import NewTask, RetryPolicy, create_task, set_task_status
 
 POOL = ["622150001000", "622150001001", "622150001002", "622150001003"]
@@ -224,27 +228,57 @@ async def test_a_paused_task_sends_no_invite_until_resumed_on_two_dialers(
     database.dispose()
 
 
+async def play_voice(settings: Settings, database: Database, numbers: list[str]) -> str:
+    """PlayVoice through the real application, as account `acme` (accesskey `key`)."""
+    with database.write() as conn:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.appid == "acme")
+            .values(accesskey_hash=hash_secret(load_secret_key(settings), "key"))
+        )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ivrcast") as client:
+            form = {
+                "service": "App.Sip_Call.PlayVoice", "appid": "acme", "accesskey": "key",
+                "nationcode": "id", "destnumber": ",".join(numbers), "voicetype": "1",
+                "voicefile": "hello", "todayonly": "2",
+            }  # fmt: skip
+            response = await client.post("/api/yunhu", data=form)
+    finally:
+        # ASGITransport runs no lifespan, which would stop these.
+        app.state.ctx.transcoder.shutdown()
+        app.state.ctx.db.dispose()
+    data = response.json()["data"]
+    assert (data["accepted"], data["suppressed"]) == (len(numbers) - 2, 2), data
+    task_id: str = data["taskid"]
+    return task_id
+
+
 async def test_do_not_call_numbers_never_reach_the_trunk(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
     sipp = await busy_then_answer(tmp_path / "sipp", busy=0, calls=4)
-    account_id, voice_id = seed_account(database)
-    numbers = id_numbers(6)
+    account_id, _ = seed_account(database)
+    numbers = id_numbers(8)
     now = datetime.now(UTC)
-    task_id = submit(database, account_id, voice_id, numbers, now=now)
-    # Listed after submission: on the account's list and on the global one.
-    with database.write() as conn:
-        dnc.add_numbers(conn, account_id, [numbers[1]], now=now)
-        dnc.add_numbers(conn, dnc.GLOBAL, [numbers[4]], now=now)
     settings = settings_for(database_url, tmp_path, trunks=[sipp.trunk("id-main", max_cps=500)])
+    # Listed before submission (PlayVoice leaves them out): the account's list, the global.
+    with database.write() as conn:
+        dnc.add_numbers(conn, account_id, [numbers[0]], now=now)
+        dnc.add_numbers(conn, dnc.GLOBAL, [numbers[7]], now=now)
+    task_id = await play_voice(settings, database, numbers)
+    # Listed after submission: they end `suppressed` when their turn comes.
+    with database.write() as conn:
+        dnc.add_numbers(conn, account_id, [numbers[2]], now=now)
+        dnc.add_numbers(conn, dnc.GLOBAL, [numbers[5]], now=now)
     async with running_dialer(settings):
         await wait_until(lambda: task_status(database, task_id) == "finished", 30, "finished")
     await sipp.finish()
-    assert sorted(sipp.invites()) == sorted(
-        n.removeprefix("+") for i, n in enumerate(numbers) if i not in (1, 4)
-    )
+    assert sorted(sipp.invites()) == sorted(numbers[i].removeprefix("+") for i in (1, 3, 4, 6))
     statuses = {row["number"]: row["status"] for row in call_rows(database, task_id)}
-    assert [statuses[n] for n in numbers] == [
-        "completed", "suppressed", "completed", "completed", "suppressed", "completed",
+    assert [statuses.get(n) for n in numbers] == [
+        None, "completed", "suppressed", "completed", "completed", "suppressed", "completed", None,
     ]  # fmt: skip
     assert len(records(database)) == 6
