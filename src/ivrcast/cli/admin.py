@@ -65,6 +65,9 @@ def account_create(
     callerids: Annotated[str | None, typer.Option(help="Caller IDs allowed as disnumber.")] = None,
     allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Calls at once, at most.")] = 30,
+    default_retries: Annotated[
+        int, typer.Option(min=0, max=5, help="PlayVoice `retries` when a request sends none.")
+    ] = 0,
 ) -> None:
     """Create an account, usable at once by a running server."""
     from ivrcast.numbers import get_nation
@@ -95,6 +98,7 @@ def account_create(
             callerids=split_list(callerids),
             allowed_ips=split_list(allowed_ips),
             max_concurrency=max_concurrency,
+            default_retries=default_retries,
         )
     console.print(f"account {account.appid} created")
 

@@ -110,6 +110,8 @@ accounts = Table(
     # Comma-separated client IPs or networks; empty means any (vendor code 604).
     Column("allowed_ips", Text, nullable=False, server_default=""),
     Column("max_concurrency", Integer, nullable=False, server_default="30"),
+    # PlayVoice's `retries` when a request sends none (retry rounds).
+    Column("default_retries", SmallInteger, nullable=False, server_default="0"),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("expires_at", Timestamp(), nullable=True),
     Column("created_at", Timestamp(), nullable=False),

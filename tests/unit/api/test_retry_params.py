@@ -76,3 +76,12 @@ async def test_bad_retry_parameters_are_refused_naming_them(
     assert body["msg"].startswith(f"{param}: "), body
     with sqlite_service.db.read() as conn:
         assert conn.execute(select(tasks)).all() == []
+
+
+async def test_the_account_s_default_applies_when_retries_is_absent(service: Service) -> None:
+    service.add_voice(service.add_account("carol", countries=["id"], default_retries=2))
+    fields = {**GOOD, "appid": "carol", "accesskey": "secret-key"}
+    by_default = await service.yunhu(PLAY, **fields)
+    explicit = await service.yunhu(PLAY, **fields, retries=0)
+    assert task_row(service, by_default["data"]["taskid"]).retries == 2
+    assert task_row(service, explicit["data"]["taskid"]).retries == 0

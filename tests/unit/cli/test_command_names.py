@@ -26,6 +26,7 @@ COMMANDS: dict[str, set[str]] = {
         "--callerids",
         "--allowed-ips",
         "--max-concurrency",
+        "--default-retries",
     },
     "account list": {"--config"},
     "account disable": {"--config"},

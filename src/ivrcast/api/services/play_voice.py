@@ -59,9 +59,12 @@ class PlayVoiceRequest:
     retry: RetryPolicy
 
 
-def read_retry_policy(form: params.Params) -> RetryPolicy:
-    """`retries`, `retryinterval` (minutes) and `retryon`; absent, no retry round."""
-    retries = params.integer(form, "retries", default=0, low=0, high=RETRIES_MAX)
+def read_retry_policy(form: params.Params, *, default_retries: int = 0) -> RetryPolicy:
+    """`retries` (absent: the account's default, 0 unless set), `retryinterval`
+    (minutes) and `retryon`."""
+    retries = params.integer(
+        form, "retries", default=min(default_retries, RETRIES_MAX), low=0, high=RETRIES_MAX
+    )
     interval = params.integer(form, "retryinterval", default=30, low=1, high=RETRY_INTERVAL_MAX)
     raw = params.optional(form, "retryon") or DEFAULT_RETRYON
     outcomes = [item.strip().lower() for item in raw.replace("，", ",").split(",")]
@@ -117,7 +120,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         customuuid=customuuid,
         destnumber=form["destnumber"],
         requestid=requestid,
-        retry=read_retry_policy(form),
+        retry=read_retry_policy(form, default_retries=account.default_retries),
     )
 
 

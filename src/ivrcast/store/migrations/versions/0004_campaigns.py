@@ -30,6 +30,10 @@ def upgrade() -> None:
     task_states = ["active", "paused", "canceled", "finished"]
     # New columns have defaults right for every existing row: round 1 is due and final
     # unless the task asked for retries, which no task before this revision could.
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("default_retries", sa.SmallInteger(), server_default="0", nullable=False)
+        )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("retries", sa.SmallInteger(), server_default="0", nullable=False)
@@ -83,3 +87,5 @@ def downgrade() -> None:
         batch_op.drop_column("retry_on")
         batch_op.drop_column("retry_interval")
         batch_op.drop_column("retries")
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_column("default_retries")
