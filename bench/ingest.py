@@ -10,7 +10,15 @@ DB-API `executemany` on each store, and on PostgreSQL also with one bare `COPY`.
 machine's noise hits all alike. Reports latency p50/p95, numbers per second, and the
 ratios between the stores and to the baselines, all from the same run.
 
-Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql|both]`.
+With `--dnc N` (e.g. 1000000), a second phase in the same run: on each store a second
+account gets N other numbers on its do-not-call list with `ivrcast dnc import` (one
+streamed CSV), and the same 5000-number requests go, alternately, to it (every number
+looked up in a list of N) and to the first account (an empty list), so both meet the same
+database and the same noise. The two p50s are reported with their ratio (the aim: within
+1.25x).
+
+Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql|both]
+[--dnc 1000000]`.
 A measurement, not a test: it never asserts.
 """
 
@@ -232,8 +240,9 @@ def percentile(values: list[float], fraction: float) -> float:
 class Store:
     """One `ivrcast serve` on one kind of database, and its latencies."""
 
-    def __init__(self, kind: str, workdir: Path, pg_names: list[str]) -> None:
+    def __init__(self, kind: str, workdir: Path, pg_names: list[str], *, dnc: int) -> None:
         self.kind = kind
+        self.workdir = workdir / kind
         self.env = {**os.environ, "IVRCAST_DATA_DIR": str(workdir / kind / "data")}
         if kind == "postgresql":
             name = f"ivrcast_bench_{uuid.uuid4().hex[:8]}"
@@ -243,14 +252,30 @@ class Store:
         voice = workdir / "voice.wav"
         voice.write_bytes(demo_tone())
         cli(self.env, "voice", "upload", "--appid", "bench", "welcome", str(voice))
+        if dnc:
+            cli(self.env, "account", "create", "--appid", "listed", "--accesskey", "bench-key")
+            cli(self.env, "voice", "upload", "--appid", "listed", "welcome", str(voice))
         self.process, self.url = start_server(workdir / kind / "data", self.env)
         self.client = httpx.Client(base_url=self.url, timeout=60)
         self.latencies: list[float] = []
+        self.listed: list[float] = []
+        self.unlisted: list[float] = []
+        self.import_seconds = 0.0
 
-    def submit(self, numbers: list[str]) -> float:
+    def fill_dnc(self, count: int) -> None:
+        """`count` numbers none of the requests sends (0813…) on account `listed`'s list."""
+        path = self.workdir / "dnc.csv"
+        with path.open("w") as out:
+            out.write("number\n")
+            out.writelines(f"0813{i:08d}\n" for i in range(count))
+        started = time.perf_counter()
+        cli(self.env, "dnc", "import", str(path), "--nation", "id", "--appid", "listed")
+        self.import_seconds = time.perf_counter() - started
+
+    def submit(self, numbers: list[str], appid: str = "bench") -> float:
         form = {
             "service": "App.Sip_Call.PlayVoice",
-            "appid": "bench",
+            "appid": appid,
             "accesskey": "bench-key",
             "nationcode": "id",
             "destnumber": ",".join(numbers),
@@ -270,7 +295,7 @@ class Store:
         self.process.wait()
 
 
-def main(requests: int, database: str) -> None:
+def main(requests: int, database: str, dnc: int = 0) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ivrcast-bench-"))
     kinds = ["sqlite", "postgresql"] if database == "both" else [database]
     pg_names: list[str] = []
@@ -287,7 +312,7 @@ def main(requests: int, database: str) -> None:
                 name = f"ivrcast_bench_{uuid.uuid4().hex[:8]}"
                 pg_names.append(name)
                 baselines[label] = make(create_pg_database(name))
-        stores = [Store(kind, workdir, pg_names) for kind in kinds]
+        stores = [Store(kind, workdir, pg_names, dnc=dnc) for kind in kinds]
         bare: dict[str, list[float]] = {label: [] for label in baselines}
         for batch in range(requests + 3):
             numbers = indonesian_mobiles(batch)
@@ -299,6 +324,18 @@ def main(requests: int, database: str) -> None:
                 elapsed = baseline(numbers, uuid.uuid4().hex)
                 if batch >= 3:
                     bare[label].append(elapsed)
+        if dnc:
+            for store in stores:
+                store.fill_dnc(dnc)
+            for batch in range(requests + 3):
+                numbers = indonesian_mobiles(batch)
+                for store in stores:
+                    # Which goes first alternates, so neither gains from the other's work.
+                    order = ["listed", "bench"] if batch % 2 else ["bench", "listed"]
+                    took = {appid: store.submit(numbers, appid) for appid in order}
+                    if batch >= 3:
+                        store.listed.append(took["listed"])
+                        store.unlisted.append(took["bench"])
     finally:
         for store in stores:
             store.close()
@@ -328,11 +365,19 @@ def main(requests: int, database: str) -> None:
         )
     if len(p50) == 2:
         print(f"PostgreSQL request / SQLite request    {p50['postgresql'] / p50['sqlite']:.2f}x")
+    for store in stores if dnc else []:
+        listed50, unlisted50 = percentile(store.listed, 0.5), percentile(store.unlisted, 0.5)
+        print(
+            f"{store.kind}: do-not-call list of {dnc:,} imported in {store.import_seconds:.1f} s;"
+            f" PlayVoice p50 {listed50 * 1000:.1f} ms with it, {unlisted50 * 1000:.1f} ms with"
+            f" an empty list (interleaved): {listed50 / unlisted50:.2f}x"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--dnc", type=int, default=0, help="numbers on the do-not-call list")
     arguments = parser.parse_args()
-    main(arguments.requests, arguments.database)
+    main(arguments.requests, arguments.database, arguments.dnc)

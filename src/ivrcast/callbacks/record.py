@@ -29,6 +29,7 @@ PLATFORM_CODES: dict[str, tuple[int, int]] = {
     "canceled": (CANCELLED, BY_CALLER),  # the task was canceled before dialing
     "expired": (TIMER_EXPIRED, BY_CALLER),  # todayonly=1 and the calling window closed
     "interrupted": (SERVER_HUNG_UP, BY_CALLER),  # the dialer stopped mid-call (crash)
+    "suppressed": (CANCELLED, BY_CALLER),  # the number is on a do-not-call list
 }
 
 
@@ -81,6 +82,8 @@ class CallRecord(TypedDict):
     endtime_iso: str | None
     # When the call reached its final state, also for calls never dialed.
     finishtime_iso: str | None
+    # No further round of this number follows (retry rounds).
+    final: bool
 
 
 def build_call_record(
@@ -143,6 +146,7 @@ def build_call_record(
         answertime_iso=_iso(answered, timezone),
         endtime_iso=_iso(ended, timezone),
         finishtime_iso=_iso(call["ended_at"], timezone),
+        final=bool(call["final"]),
     )
 
 

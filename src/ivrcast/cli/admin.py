@@ -69,6 +69,9 @@ def account_create(
     callerids: Annotated[str | None, typer.Option(help="Caller IDs allowed as disnumber.")] = None,
     allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Calls at once, at most.")] = 30,
+    default_retries: Annotated[
+        int, typer.Option(min=0, max=5, help="PlayVoice `retries` when a request sends none.")
+    ] = 0,
 ) -> None:
     """Create an account, usable at once by a running server."""
     settings = settings_from(config)
@@ -98,6 +101,7 @@ def account_create(
             now=SystemClock().now(),
             callback_secret=None if secret is None else seal_secret(server_key, secret),
             **values,
+            default_retries=default_retries,
         )
     console.print(f"account {account.appid} created")
 

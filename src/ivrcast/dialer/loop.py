@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,7 +77,6 @@ class Dialer:
         clock: Clock,
         build_record: RecordBuilder,
         metrics: DialerMetrics,
-        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._dbt = dbt
@@ -88,7 +86,6 @@ class Dialer:
         self._clock = clock
         self._build_record = build_record
         self.metrics = metrics
-        self._rng = rng or random.Random()
         self._fair = FairShare()
         self.writer = ProgressWriter(dbt, build_record, clock)
         self._countries: dict[str, CountryTime] = {}
@@ -166,7 +163,7 @@ class Dialer:
 
     def _claim_round(self, now: datetime, allowance: dict[str, int]) -> _Round:
         with self._dbt.db.write() as conn:
-            tasks = transitions.due_tasks(conn)
+            tasks = transitions.due_tasks(conn, now=now)
             expired_ids = [
                 t.id
                 for t in tasks
@@ -178,7 +175,13 @@ class Dialer:
             )
             transitions.finish_ended_tasks(conn, now=now)
             expired_set = set(expired_ids)
-            due = [t for t in tasks if t.id not in expired_set]
+            # A paused task claims nothing; nor does one whose queued calls are later
+            # rounds not yet due.
+            due = [
+                t
+                for t in tasks
+                if t.id not in expired_set and t.status == "active" and t.queued > 0
+            ]
             self._warn_unrouted(due)
             slots = self._fair.plan(
                 due,
@@ -194,7 +197,12 @@ class Dialer:
             claimed: list[tuple[ClaimedCall, Slot]] = []
             for task_id, task_slots in wanted.items():
                 calls = transitions.claim_due_calls(
-                    conn, task_id=task_id, limit=len(task_slots), node_id=self.node_id, now=now
+                    conn,
+                    task_id=task_id,
+                    limit=len(task_slots),
+                    node_id=self.node_id,
+                    build_record=self._build_record,
+                    now=now,
                 )
                 claimed.extend(zip(calls, task_slots, strict=False))
             needed = self._voices.missing({slot.task.voice_id for _, slot in claimed})
@@ -337,7 +345,7 @@ class Dialer:
         settings = trunk.settings
         nation = get_nation(call.nationcode)
         dest = format_for_trunk(E164(call.number), nation, settings.number_format)
-        cid = caller_id(task.disnumber, trunk, self._rng)
+        cid = caller_id(task.disnumber, trunk, call.number)
         request = CallRequest(
             call_uuid=call.uuid,
             trunk=Trunk(

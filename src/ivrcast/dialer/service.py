@@ -67,9 +67,11 @@ def demo_trunk(address: tuple[str, int], countries: list[str]) -> TrunkSettings:
     )
 
 
-def engine_for(settings: Settings) -> Engine:
-    """The call engine as `[dialer]` and `[sip]` configure it."""
+def engine_for(settings: Settings, clock: Clock | None = None) -> Engine:
+    """The call engine as `[dialer]` and `[sip]` configure it. It takes the dialer's
+    clock, so a call's times and the retry rounds computed from them share one clock."""
     return Engine(
+        clock=clock,
         bind_host=settings.dialer.sip_host,
         bind_port=settings.dialer.sip_port,
         rtp_port_range=settings.sip.rtp_ports,
@@ -113,7 +115,7 @@ class _Service:
         db = Database(settings.database_url)
         dbt = DatabaseThread(db)
         demo: DemoCarrier | None = None
-        engine = engine_for(settings)
+        engine = engine_for(settings, self.clock)
         background: list[asyncio.Task[None]] = []
         try:
             trunk_settings = list(settings.trunks)

@@ -69,11 +69,24 @@ class Timestamp(TypeDecorator[datetime]):
 
 ACTIVE_STATES = ("dialing", "ringing", "answered")
 FinalState = Literal[
-    "completed", "busy", "no_answer", "failed", "rejected", "expired", "canceled", "interrupted"
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "rejected",
+    "expired",
+    "canceled",
+    "interrupted",
+    "suppressed",
 ]
 FINAL_STATES: tuple[FinalState, ...] = get_args(FinalState)
 CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
-TASK_STATES = ("active", "canceled", "finished")
+# The outcomes a task may ask to be tried again (`retryon`); every other final state
+# is never retried: an answered call, a decision of ours (canceled, expired,
+# suppressed), or an attempt whose fate is unknown (interrupted).
+RetryableState = Literal["busy", "no_answer", "failed", "rejected"]
+RETRYABLE_STATES: tuple[RetryableState, ...] = get_args(RetryableState)
+TASK_STATES = ("active", "paused", "canceled", "finished")
 OUTBOX_STATES = ("pending", "delivered", "dead")
 
 
@@ -97,6 +110,8 @@ accounts = Table(
     # Comma-separated client IPs or networks; empty means any (vendor code 604).
     Column("allowed_ips", Text, nullable=False, server_default=""),
     Column("max_concurrency", Integer, nullable=False, server_default="30"),
+    # PlayVoice's `retries` when a request sends none (retry rounds).
+    Column("default_retries", SmallInteger, nullable=False, server_default="0"),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("expires_at", Timestamp(), nullable=True),
     Column("created_at", Timestamp(), nullable=False),
@@ -148,6 +163,8 @@ tasks = Table(
     Column("total", Integer, nullable=False),
     Column("duplicates", Integer, nullable=False),
     Column("invalid", Integer, nullable=False),
+    # Numbers not queued because a do-not-call list held them at submission.
+    Column("suppressed", Integer, nullable=False, server_default="0"),
     # The submission's invalid items as JSON [{number, reason}], so that a retried
     # request (same `requestid`) is answered exactly as the first time.
     Column("invalid_entries", Text, nullable=False),
@@ -156,6 +173,11 @@ tasks = Table(
     Column("request_id", String(64), nullable=True),
     # The destination country's calendar day at submission: todayonly=1 ends with it.
     Column("local_day", Date, nullable=False),
+    # Retry rounds (`retries`, `retryinterval` in minutes, `retryon` a comma list of
+    # `RETRYABLE_STATES`): a number is dialled at most 1 + retries times.
+    Column("retries", SmallInteger, nullable=False, server_default="0"),
+    Column("retry_interval", Integer, nullable=False, server_default="30"),
+    Column("retry_on", String(64), nullable=False, server_default="busy,no_answer"),
     Column("created_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
@@ -180,6 +202,11 @@ calls = Table(
     Column("submitted_number", String(32), nullable=True),
     Column("status", String(16), nullable=False),
     Column("round", SmallInteger, nullable=False, server_default="1"),
+    # A later round is not claimed before this instant (the previous round's end plus
+    # the task's interval); NULL for round 1, due at once.
+    Column("due_at", Timestamp(), nullable=True),
+    # False once a further round of the number was queued when this one ended.
+    Column("final", Boolean, nullable=False, server_default="1"),
     # The dialer node holding the call while it is active; recovery reads it.
     Column("node_id", String(64), nullable=True),
     # The dialer node that claimed it, kept once the call has ended (0004): which node
@@ -204,10 +231,10 @@ calls = Table(
     Column("rtp_received", Integer, nullable=True),
     Column("rtp_lost", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
-    UniqueConstraint("task_id", "number"),
+    UniqueConstraint("task_id", "number", "round"),
     # The claim walks queued calls of a country in submission order; recovery finds
     # active calls by the same index. A task's calls are found through the unique
-    # (task_id, number) index. No more: each index costs every 5000-number submission.
+    # (task_id, number, round) index. No more: each index costs every 5000-number submission.
     Index(None, "status", "nationcode", "id"),
 )
 
@@ -243,6 +270,17 @@ outbox = Table(
     Column("delivered_at", Timestamp(), nullable=True),
     CheckConstraint(_one_of("status", OUTBOX_STATES), name="status"),
     Index(None, "status", "next_attempt_at"),
+)
+
+# Do-not-call lists: numbers (E.164 with `+`) never to be dialled. `account_id` 0 is
+# the operator's global list, which applies to every account (so it is no foreign key).
+# The primary key serves both lookups: a submission's numbers and a claimed call's.
+dnc = Table(
+    "dnc",
+    metadata,
+    Column("account_id", Id, primary_key=True, autoincrement=False),
+    Column("number", String(20), primary_key=True),
+    Column("created_at", Timestamp(), nullable=False),
 )
 
 nodes = Table(

@@ -71,6 +71,7 @@ def call(**overrides: Any) -> dict[str, Any]:
         "hangup_cause": 10001,
         "hangup_direction": 10041,
         "keys": "12",
+        "final": True,
     }
     row.update(overrides)
     return row

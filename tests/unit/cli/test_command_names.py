@@ -26,6 +26,7 @@ COMMANDS: dict[str, set[str]] = {
         "--callerids",
         "--allowed-ips",
         "--max-concurrency",
+        "--default-retries",
     },
     "account list": {"--config"},
     "account disable": {"--config"},
@@ -43,8 +44,24 @@ COMMANDS: dict[str, set[str]] = {
     "voice upload": {"--config", "--appid"},
     "calls export": {"--config", "--appid", "--task", "--status", "--since", "--until"},
     "callbacks replay": {"--config", "--task", "--since", "--until", "--appid"},
-    "submit": {"--numbers", "--nation", "--voice", "--appid", "--accesskey", "--url"},
+    "submit": {
+        "--numbers",
+        "--nation",
+        "--voice",
+        "--appid",
+        "--accesskey",
+        "--url",
+        "--retry-rounds",
+        "--retry-interval",
+        "--retry-on",
+    },
     "tasks watch": {"--appid", "--accesskey", "--url", "--interval"},
+    "tasks pause": {"--appid", "--accesskey", "--url"},
+    "tasks resume": {"--appid", "--accesskey", "--url"},
+    "dnc add": {"--config", "--appid", "--global", "--nation"},
+    "dnc remove": {"--config", "--appid", "--global", "--nation"},
+    "dnc import": {"--config", "--appid", "--global", "--nation"},
+    "dnc export": {"--config", "--appid", "--global", "--output"},
 }
 
 

@@ -40,10 +40,12 @@ def rows(db: Database) -> list[dict[str, Any]]:
 def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -> None:
     task_id = seed(database, 10)
     with database.write() as conn:
-        due = transitions.due_tasks(conn)
-        first = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n1", now=NOW)
+        due = transitions.due_tasks(conn, now=NOW)
+        first = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=4, node_id="n1", build_record=BUILD, now=NOW
+        )
         second = transitions.claim_due_calls(
-            conn, task_id=task_id, limit=100, node_id="n1", now=NOW
+            conn, task_id=task_id, limit=100, node_id="n1", build_record=BUILD, now=NOW
         )
     assert [(t.id, t.queued) for t in due] == [(task_id, 10)]
     assert [c.number for c in first] == [f"+62812000{n:04d}" for n in range(4)]
@@ -52,7 +54,7 @@ def test_claim_takes_at_most_the_limit_in_submission_order(database: Database) -
         ("dialing", "n1", NOW)
     }
     with database.read() as conn:
-        assert transitions.due_tasks(conn) == []
+        assert transitions.due_tasks(conn, now=NOW) == []
         assert list(transitions.active_calls_by_account(conn).values()) == [10]
 
 
@@ -63,12 +65,12 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows(postgres_url: str) -> 
         task_id = seed(db, 20)
         with db.write() as first:
             taken = transitions.claim_due_calls(
-                first, task_id=task_id, limit=8, node_id="a", now=NOW
+                first, task_id=task_id, limit=8, node_id="a", build_record=BUILD, now=NOW
             )
             # A second dialer claims while the first transaction still holds its rows.
             with db.write() as second:
                 other = transitions.claim_due_calls(
-                    second, task_id=task_id, limit=100, node_id="b", now=NOW
+                    second, task_id=task_id, limit=100, node_id="b", build_record=BUILD, now=NOW
                 )
         assert len(taken) == 8
         assert len(other) == 12
@@ -80,7 +82,9 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows(postgres_url: str) -> 
 def test_progress_then_finish_writes_one_record(database: Database) -> None:
     task_id = seed(database, 1)
     with database.write() as conn:
-        (call,) = transitions.claim_due_calls(conn, task_id=task_id, limit=1, node_id="n", now=NOW)
+        (call,) = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=1, node_id="n", build_record=BUILD, now=NOW
+        )
         transitions.mark_invited(conn, [transitions.Invite(call.id, "t", "100", NOW)])
         transitions.mark_ringing(conn, [(call.id, NOW + timedelta(seconds=1))])
         transitions.mark_answered(conn, [(call.id, NOW + timedelta(seconds=2))])
@@ -109,13 +113,19 @@ def test_a_batch_of_outcomes_ends_each_call_once_with_its_own_values(
 ) -> None:
     task_id = seed(database, 4)
     with database.write() as conn:
-        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+        claimed = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=4, node_id="n", build_record=BUILD, now=NOW
+        )
         transitions.interrupt_calls(conn, ["n"], build_record=BUILD, now=NOW)  # ends all four
-        queued = transitions.claim_due_calls(conn, task_id=task_id, limit=4, node_id="n", now=NOW)
+        queued = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=4, node_id="n", build_record=BUILD, now=NOW
+        )
     assert queued == []
     task_id = seed(database, 3, appid="other")
     with database.write() as conn:
-        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        claimed = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=3, node_id="n", build_record=BUILD, now=NOW
+        )
         ends: list[tuple[FinalState, int, str]] = [
             ("completed", 200, "12"),
             ("busy", 486, ""),
@@ -139,7 +149,9 @@ def test_a_batch_of_outcomes_ends_each_call_once_with_its_own_values(
 def test_release_returns_only_calls_never_invited(database: Database) -> None:
     task_id = seed(database, 3)
     with database.write() as conn:
-        claimed = transitions.claim_due_calls(conn, task_id=task_id, limit=3, node_id="n", now=NOW)
+        claimed = transitions.claim_due_calls(
+            conn, task_id=task_id, limit=3, node_id="n", build_record=BUILD, now=NOW
+        )
         transitions.mark_invited(conn, [transitions.Invite(claimed[0].id, "t", "1", NOW)])
         assert transitions.release_calls(conn, [c.id for c in claimed], node_id="n") == 2
     assert [r["status"] for r in rows(database)] == ["dialing", "queued", "queued"]
@@ -148,7 +160,9 @@ def test_release_returns_only_calls_never_invited(database: Database) -> None:
 def test_expiry_ends_queued_calls_with_records(database: Database) -> None:
     task_id = seed(database, 5)
     with database.write() as conn:
-        transitions.claim_due_calls(conn, task_id=task_id, limit=2, node_id="n", now=NOW)
+        transitions.claim_due_calls(
+            conn, task_id=task_id, limit=2, node_id="n", build_record=BUILD, now=NOW
+        )
         assert transitions.expire_queued_calls(conn, [task_id], build_record=BUILD, now=NOW) == 3
         assert transitions.finish_ended_tasks(conn, now=NOW) == 0  # two calls still active
         assert len(conn.execute(select(call_records)).all()) == 3
@@ -171,7 +185,9 @@ def test_recovery_interrupts_calls_of_dead_nodes_only(database: Database) -> Non
             ("alive", "elsewhere", 1),
         ):
             nodes.register_node(conn, node_id=node, hostname=host, pid=pid, now=NOW)
-            transitions.claim_due_calls(conn, task_id=task_id, limit=2, node_id=node, now=NOW)
+            transitions.claim_due_calls(
+                conn, task_id=task_id, limit=2, node_id=node, build_record=BUILD, now=NOW
+            )
         nodes.heartbeat(conn, node_id="alive", now=NOW + timedelta(seconds=30))
         nodes.register_node(conn, node_id="me", hostname="here", pid=1, now=later)
         result = recover(
@@ -205,7 +221,7 @@ def test_an_end_keeps_the_progress_it_does_not_know_and_ends_when_written(
     later = NOW + timedelta(seconds=30)
     with database.write() as conn:
         first, second = transitions.claim_due_calls(
-            conn, task_id=task_id, limit=2, node_id="n", now=NOW
+            conn, task_id=task_id, limit=2, node_id="n", build_record=BUILD, now=NOW
         )
         transitions.mark_invited(conn, [transitions.Invite(first.id, "t", "100", NOW)])
         transitions.mark_answered(conn, [(first.id, NOW + timedelta(seconds=2))])
