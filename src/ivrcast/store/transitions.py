@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, exists, func, or_, select
 
+from ivrcast.store.claims import claim_rows
 from ivrcast.store.dnc import GLOBAL
 from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder, write_records
@@ -137,9 +138,8 @@ def claim_due_calls(
     submission order (a later round after the first), for `node_id`. Rows another
     dialer holds locked are skipped, not waited for.
 
-    Two statements, not `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
-    LOCKED)`: PostgreSQL may rescan such a subquery and update more than `limit` rows,
-    and a claimed call nobody dials would sit in `dialing` until recovery.
+    The claim has the one shape of every work queue here (`store.claims`): lock the
+    chosen ids, then move exactly those.
 
     A claimed call whose number is on a do-not-call list by now (the account's or the
     global one) ends `suppressed`, with its record, in this same transaction: it is
@@ -147,23 +147,18 @@ def claim_due_calls(
     """
     if limit <= 0:
         return []
-    due = (
-        select(calls.c.id)
+    rows = claim_rows(
+        conn,
+        chosen=select(calls.c.id)
         .where(
             calls.c.task_id == task_id,
             calls.c.status == "queued",
             or_(calls.c.due_at.is_(None), calls.c.due_at <= now),
         )
         .order_by(calls.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(conn.execute(due).scalars())
-    if not ids:
-        return []
-    claim = (
-        calls.update()
-        .where(calls.c.id.in_(ids), calls.c.status == "queued")
+        .limit(limit),
+        update=calls.update()
+        .where(calls.c.status == "queued")
         .values(status="dialing", node_id=node_id, dialed_by=node_id, claimed_at=now)
         .returning(
             calls.c.id,
@@ -172,9 +167,10 @@ def claim_due_calls(
             calls.c.account_id,
             calls.c.nationcode,
             calls.c.number,
-        )
+        ),
+        id_column=calls.c.id,
     )
-    claimed = [ClaimedCall(**row._mapping) for row in conn.execute(claim)]
+    claimed = [ClaimedCall(**row._mapping) for row in rows]
     claimed.sort(key=lambda call: call.id)
     suppressed = _suppress_listed(conn, [call.id for call in claimed], build_record, now)
     return [call for call in claimed if call.id not in suppressed]
