@@ -121,6 +121,9 @@ class TaskBody(BaseModel):
     disnumber: str | None = None
     chengshudu: str | None = None
     customuuid: str | None = None
+    record: int | str | None = Field(
+        default=None, description="1: record every answered call (`recordurl` in its record)"
+    )
 
     def as_params(self) -> dict[str, str]:
         fields: dict[str, str] = {}

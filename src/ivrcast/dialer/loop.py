@@ -30,6 +30,7 @@ from ivrcast.dialer.routing import Router, caller_id
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
+from ivrcast.recordings import recording_path
 from ivrcast.rtp import EncodedAudio
 from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
 from ivrcast.store import transitions
@@ -339,6 +340,9 @@ class Dialer:
             conn_time=float(task.conntime),
             collect_keys=task.userkey,
             key_wait=self._settings.limits.key_wait_seconds,
+            record_to=(
+                recording_path(self._settings.recordings_dir, call.uuid) if task.record else None
+            ),
         )
         self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
@@ -384,6 +388,7 @@ class Dialer:
             rtp_sent=outcome.rtp_sent,
             rtp_received=outcome.rtp_received,
             rtp_lost=outcome.rtp_lost,
+            recorded=outcome.recorded if job.task.record else None,
         )
 
 

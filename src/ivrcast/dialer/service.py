@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -22,11 +21,11 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from ivrcast.callbacks.record import build_call_record
+from ivrcast.callbacks.record import record_builder
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings, TrunkSettings
+from ivrcast.credentials import load_secret_key
 from ivrcast.demo import DemoCarrier
 from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.limits import TrunkState
@@ -35,6 +34,8 @@ from ivrcast.dialer.metrics import SNAPSHOT_INTERVAL, DialerMetrics
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
+from ivrcast.private_files import private_dir
+from ivrcast.recordings import sweep_recordings
 from ivrcast.sip import Engine, Timers
 from ivrcast.store import nodes
 from ivrcast.store.engine import Database
@@ -46,6 +47,7 @@ DEMO_TRUNK = "demo"
 DEMO_CHANNELS = 50
 DEMO_CPS = 20.0
 DEMO_CALLER_ID = "10000"
+SWEEP_SECONDS = 3600.0  # between two sweeps of old recordings
 
 
 def new_node_id() -> str:
@@ -98,9 +100,7 @@ class _Service:
         self.clock = clock
         self.node_id = new_node_id()
         self.hostname = socket.gethostname()
-        self.build_record: RecordBuilder = functools.partial(
-            build_call_record, timezone=ZoneInfo(settings.callbacks.timezone)
-        )
+        self.build_record: RecordBuilder = record_builder(settings, load_secret_key(settings))
         self.metrics = DialerMetrics(self.node_id)
         self.trunks: list[TrunkState] = []
 
@@ -118,6 +118,8 @@ class _Service:
                 await demo.start()
                 served = {c for t in trunk_settings for c in t.countries}
                 trunk_settings.append(demo_trunk(demo.address, sorted(set(NATIONS) - served)))
+            # Before any call: a recording call must find its folder (0700, private).
+            private_dir(settings.recordings_dir)
             recovery = await dbt.run(self._start_node, dbt)
             self.trunks = [TrunkState.create(t, 1 / recovery.live_nodes) for t in trunk_settings]
             await engine.start()
@@ -136,6 +138,7 @@ class _Service:
                 ("dialer-writer", dialer.writer.run()),
                 ("dialer-heartbeat", self._heartbeat(dbt)),
                 ("dialer-metrics", self._write_metrics()),
+                ("dialer-recordings", self._sweep_recordings()),
             ):
                 background.append(_supervised(name, coro, failed))
             claiming = _supervised("dialer-claim", dialer.run(), failed)
@@ -229,6 +232,21 @@ class _Service:
                 live = recovery.live_nodes
                 for trunk in self.trunks:
                     trunk.set_share(1 / live)
+
+    async def _sweep_recordings(self) -> None:
+        """Delete recordings older than `[recordings] keep_days`, now and then hourly.
+        Every node may sweep a shared folder; a file one node deleted the others skip."""
+        recordings = self.settings.recordings
+        while True:
+            try:
+                await asyncio.to_thread(
+                    sweep_recordings, self.settings.recordings_dir, keep_days=recordings.keep_days
+                )
+            except OSError as exc:
+                logger.warning(
+                    "cannot sweep recordings: %s", exc, extra={"event": "recordings.sweep_failed"}
+                )
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def _write_metrics(self) -> None:
         while True:

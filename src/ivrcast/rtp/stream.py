@@ -24,7 +24,7 @@ import random
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ivrcast.logthrottle import LogThrottle
 from ivrcast.rtp.dtmf import DtmfReceiver
@@ -42,6 +42,16 @@ PORT_ATTEMPTS = 50
 REJECT_LOG_INTERVAL = 10.0  # seconds between two "dropped RTP" lines of one call
 
 Frame = bytes | memoryview
+
+
+class MediaTap(Protocol):
+    """Sees a call's audio both ways (a recording, a detector). A stream without one pays
+    a None check per packet, nothing more. `payload` is a view of the stream's reused
+    buffer: copy what is kept."""
+
+    def sent(self, frame: Frame) -> None: ...
+
+    def received(self, ssrc: int, timestamp: int, payload: memoryview) -> None: ...
 
 
 def split_frames(audio: bytes, silence: bytes) -> tuple[Frame, ...]:
@@ -135,6 +145,7 @@ class RtpStream:
         self.on_audio_done: Callable[[], None] | None = None
         self.on_key: Callable[[str], None] | None = None
         self.on_rtp_timeout: Callable[[], None] | None = None
+        self.tap: MediaTap | None = None
         self.closed = False
 
     def start(
@@ -211,6 +222,9 @@ class RtpStream:
             # UDP: a full buffer or an ICMP error from an earlier packet. RTP tolerates
             # loss; the count shows in the outcome and the no-RTP timer ends dead calls.
             self.send_errors += 1
+        tap = self.tap
+        if tap is not None:
+            tap.sent(frame)
         if index + 1 == len(frames) and self.on_audio_done is not None:
             self.on_audio_done()  # the last frame of the voice has just left
 
@@ -272,8 +286,11 @@ class RtpStream:
         # The time of the last packet is taken at the next `check_rtp_timeout`, which is
         # precise enough for a timeout of seconds and keeps a clock read off this path.
         self.stats.add(ssrc, seq)
-        if (second & 0x7F) == self._dtmf_payload_type:
+        payload_type = second & 0x7F
+        if payload_type == self._dtmf_payload_type:
             self._on_telephone_event(first, ts, bytes(self._view[:size]))
+        elif self.tap is not None and payload_type == self._payload_type:
+            self.tap.received(ssrc, ts, self._view[HEADER_SIZE + 4 * (first & 0x0F) : size])
         return True
 
     def _latch(self, source: tuple[Any, ...]) -> bool:

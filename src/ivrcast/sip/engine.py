@@ -17,12 +17,14 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import SILENCE_FRAMES
 from ivrcast.rtp.readers import SocketReaders
+from ivrcast.rtp.recording import CallRecorder
 from ivrcast.rtp.stream import RtpStream, open_rtp_socket
 from ivrcast.rtp.voice import EncodedAudio
 from ivrcast.sip.actions import (
@@ -81,6 +83,9 @@ class CallRequest:
     # voice means no wait at all. The voice is never cut short by a key.
     collect_keys: bool = False
     key_wait: float = 5.0
+    # Where to write the call's recording (rtp.recording), from answer to hang-up; None:
+    # not recorded.
+    record_to: Path | None = None
 
 
 @dataclass
@@ -92,6 +97,7 @@ class _ActiveCall:
     on_event: Callable[[CallEvent], None] | None
     timer: asyncio.TimerHandle | None = None
     media_started: bool = field(default=False)
+    recorder: CallRecorder | None = None
 
 
 class Engine:
@@ -335,6 +341,8 @@ class Engine:
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
             )
+            if entry.request.record_to is not None and entry.recorder is None:
+                self._start_recording(entry, entry.request.record_to, choice.codec)
             entry.media_started = True
             follow_direction(self.media_clock, entry.stream, choice, self.no_rtp_timeout)
         elif isinstance(action, UpdateMedia):
@@ -348,6 +356,21 @@ class Engine:
                 entry.on_event(action.event)
         elif isinstance(action, Finish):
             self._finish(entry, action.outcome)
+
+    def _start_recording(self, entry: _ActiveCall, path: Path, codec: str) -> None:
+        """Tap the stream into a recording; a file that cannot be opened leaves the call
+        unrecorded, never undialed."""
+        try:
+            entry.recorder = CallRecorder(path, codec, label=entry.request.call_uuid)
+        except OSError as exc:
+            logger.error(
+                "cannot record to %s: %s",
+                path,
+                exc,
+                extra={"event": "rtp.recording_failed", "call_uuid": entry.request.call_uuid},
+            )
+            return
+        entry.stream.tap = entry.recorder
 
     def _send(self, entry: _ActiveCall, action: Send) -> None:
         try:
@@ -374,6 +397,11 @@ class Engine:
             rtp_lost=stream.stats.packets_lost,
             rtp_rejected=stream.rejected,
         )
+        stream.tap = None
+        recorder = entry.recorder
+        if recorder is not None:
+            recorder.close()
+            outcome = replace(outcome, recorded=not recorder.failed)
         stream.close()
         if not entry.future.done():
             entry.future.set_result(outcome)

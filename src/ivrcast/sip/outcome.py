@@ -77,6 +77,7 @@ class CallOutcome:
     rtp_rejected: int = 0  # packets dropped for coming from another source than the far end
     trunk_failed: bool = False
     call_id: str = ""
+    recorded: bool = False  # a recording of the call was written (CallRequest.record_to)
 
 
 @dataclass(frozen=True)

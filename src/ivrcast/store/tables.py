@@ -158,6 +158,8 @@ tasks = Table(
     Column("local_day", Date, nullable=False),
     Column("created_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
+    # PlayVoice `record=1`: every answered call is recorded (docs/recordings.md).
+    Column("record", Boolean, nullable=False, server_default="0"),
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
     CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
     UniqueConstraint("account_id", "request_id"),
@@ -200,6 +202,8 @@ calls = Table(
     Column("rtp_sent", Integer, nullable=True),
     Column("rtp_received", Integer, nullable=True),
     Column("rtp_lost", Integer, nullable=True),
+    # A recording of the call was written (its file: recordings.recording_path).
+    Column("recorded", Boolean, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
     UniqueConstraint("task_id", "number"),
     # The claim walks queued calls of a country in submission order; recovery finds

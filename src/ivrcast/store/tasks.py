@@ -48,6 +48,8 @@ class NewTask:
     submitted_numbers: Sequence[str] | None = None
     """Each number as the customer wrote it, index for index with `numbers`; None when
     they were submitted as E.164 digits."""
+    record: bool = False
+    """Record every answered call (`record=1`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             local_day=new.local_day,
             created_at=now,
             ended_at=None if new.numbers else now,
+            record=new.record,
         )
     )
     if new.numbers:

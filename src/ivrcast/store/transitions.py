@@ -52,6 +52,7 @@ class DueTask:
     created_at: datetime
     queued: int
     max_concurrency: int
+    record: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def due_tasks(conn: Connection) -> list[DueTask]:
             tasks.c.created_at,
             queued.c.queued,
             accounts.c.max_concurrency,
+            tasks.c.record,
         )
         .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
@@ -256,6 +258,7 @@ class CallEnd:
     rtp_sent: int | None = None
     rtp_received: int | None = None
     rtp_lost: int | None = None
+    recorded: bool | None = None
 
     def __post_init__(self) -> None:
         if self.status not in FINAL_STATES:

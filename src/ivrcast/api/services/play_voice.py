@@ -29,6 +29,7 @@ from ivrcast.voices.library import named_voice, voice_from_url
 VOICETYPES = {1: "offline voice file", 2: "online voice URL"}
 USERKEYS = {0: "no key press", 1: "collect a key press"}
 TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
+RECORD = {0: "do not record", 1: "record answered calls"}
 
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
@@ -50,6 +51,7 @@ class PlayVoiceRequest:
     customuuid: str
     destnumber: str
     requestid: str | None
+    record: bool = False
 
 
 def read_request(ctx: ApiContext, account: Account, form: params.Params) -> PlayVoiceRequest:
@@ -79,6 +81,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
     requestid = params.optional(form, "requestid")
     if requestid is not None and not _REQUEST_ID.fullmatch(requestid):
         raise ValidationError("requestid", "must be 1 to 64 letters, digits or _ . : - characters")
+    record = params.choice(form, "record", RECORD, default=0)
     if "destnumber" not in form:
         raise ValidationError("destnumber", "is required")
     return PlayVoiceRequest(
@@ -94,6 +97,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         customuuid=customuuid,
         destnumber=form["destnumber"],
         requestid=requestid,
+        record=record == 1,
     )
 
 
@@ -158,6 +162,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
         invalid_entries=invalid,
         request_id=request.requestid,
+        record=request.record,
     )
 
     def store() -> dict[str, Any]:
