@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium
+DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium espeak-ng
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint bench clean

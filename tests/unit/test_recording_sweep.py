@@ -27,11 +27,13 @@ def test_sweep_deletes_only_old_recordings(tmp_path: Path) -> None:
     new = aged(recording_path(tmp_path, NEW), 29)
     stranger = aged(tmp_path / "notes.wav", 400)
     assert sweep_recordings(tmp_path, keep_days=30, now=NOW) == 1
-    assert not old.exists() and new.exists() and stranger.exists()
+    assert not old.exists()
+    assert new.exists()
+    assert stranger.exists()
     assert sweep_recordings(tmp_path / "missing", keep_days=30, now=NOW) == 0
 
 
 @pytest.mark.parametrize("name", ["../secret.key", "x.wav", OLD.upper(), OLD + "/x", ""])
 def test_only_a_call_uuid_names_a_recording(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a call uuid"):
         recording_path(tmp_path, name)

@@ -77,9 +77,13 @@ def wav_header(data_bytes: int) -> bytes:
 class CallRecorder:
     """One call's recording; `sent` and `received` are the stream's media tap."""
 
-    def __init__(self, path: Path, codec: str, *, label: str = "") -> None:
+    def __init__(
+        self, path: Path, codec: str, *, label: str = "", started_at: float | None = None
+    ) -> None:
+        """`started_at`: the answer's time on the monotonic clock `close(ended_at)` uses."""
         self.path = path
         self.label = label
+        self._started_at = started_at
         self._low, self._high = _TABLES[codec]
         self._silence_block = bytes([_SILENCE[codec]]) * BLOCK
         # O_EXCL: a call's recording is written once, never over another file.
@@ -184,11 +188,15 @@ class CallRecorder:
             extra={"event": "rtp.recording_failed", "call_uuid": self.label},
         )
 
-    def close(self) -> None:
-        """Write what is held up to the send position and fix the header's sizes."""
+    def close(self, ended_at: float | None = None) -> None:
+        """Write what is held and fix the header's sizes. With `ended_at`, the recording
+        lasts until then: the time after our last frame (our BYE's round trip, say) is
+        silence on the left and what still came on the right."""
         if self.closed:
             return
         self.closed = True
+        if ended_at is not None and self._started_at is not None:
+            self._sent = max(self._sent, round((ended_at - self._started_at) * RATE))
         whole_blocks = self._sent // BLOCK
         self._write_through(whole_blocks)
         tail = self._sent - whole_blocks * BLOCK

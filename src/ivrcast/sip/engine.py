@@ -361,7 +361,12 @@ class Engine:
         """Tap the stream into a recording; a file that cannot be opened leaves the call
         unrecorded, never undialed."""
         try:
-            entry.recorder = CallRecorder(path, codec, label=entry.request.call_uuid)
+            entry.recorder = CallRecorder(
+                path,
+                codec,
+                label=entry.request.call_uuid,
+                started_at=asyncio.get_running_loop().time(),
+            )
         except OSError as exc:
             logger.error(
                 "cannot record to %s: %s",
@@ -400,7 +405,7 @@ class Engine:
         stream.tap = None
         recorder = entry.recorder
         if recorder is not None:
-            recorder.close()
+            recorder.close(asyncio.get_running_loop().time())
             outcome = replace(outcome, recorded=not recorder.failed)
         stream.close()
         if not entry.future.done():

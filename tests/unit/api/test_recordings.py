@@ -75,13 +75,15 @@ def local(url: str) -> str:
 
 async def test_record_is_a_checked_choice_kept_with_the_task(service: Service) -> None:
     bad = await submit(service, record="2")
-    assert bad["code"] == 400 and str(bad["msg"]).startswith("record: ")
+    assert bad["code"] == 400
+    assert str(bad["msg"]).startswith("record: ")
     body = await submit(service, record="1")
     plain = await submit(service)
     with service.db.read() as conn:
         kept = dict(conn.execute(select(tasks.c.id, tasks.c.record)).all())
     data = body["data"]
-    assert isinstance(data, dict) and isinstance(plain["data"], dict)
+    assert isinstance(data, dict)
+    assert isinstance(plain["data"], dict)
     assert kept == {data["taskid"]: True, plain["data"]["taskid"]: False}
 
 
@@ -163,7 +165,9 @@ async def test_unrecorded_calls_have_no_link(service: Service) -> None:
         finish_calls(conn, {call.id: end}, build_record=service.app.state.ctx.build_record, now=now)
         payload = json.loads(conn.execute(select(call_records.c.payload)).scalar_one())
     assert payload["recordurl"] == ""
-    assert (await service.client.get(f"/v1/recordings/{call.uuid}", headers=BASIC)).status_code == 404
+    assert (
+        await service.client.get(f"/v1/recordings/{call.uuid}", headers=BASIC)
+    ).status_code == 404
 
 
 def test_recordings_folder_defaults_into_the_data_dir(make_settings: SettingsFactory) -> None:

@@ -27,8 +27,8 @@ def frame_of(value: int, codec: str = "PCMU") -> bytes:
 
 
 def read_channels(path: Path) -> tuple[wave.Wave_read, list[int], list[int]]:
-    reader = wave.open(str(path), "rb")
-    data = reader.readframes(reader.getnframes())
+    with wave.open(str(path), "rb") as reader:
+        data = reader.readframes(reader.getnframes())
     samples = struct.unpack(f"<{len(data) // 2}h", data)
     return reader, list(samples[0::2]), list(samples[1::2])
 
@@ -44,7 +44,9 @@ def test_both_sides_on_one_timeline_with_lost_and_late_packets_in_place(tmp_path
     received: dict[int, int] = {k: -2000 - 100 * k for k in range(8)}
 
     def receive(k: int) -> None:
-        recorder.received(7, (TS0 + k * FRAME_SAMPLES) & 0xFFFFFFFF, memoryview(frame_of(received[k])))
+        recorder.received(
+            7, (TS0 + k * FRAME_SAMPLES) & 0xFFFFFFFF, memoryview(frame_of(received[k]))
+        )
 
     for i, value in enumerate(sent_values):
         recorder.sent(frame_of(value))
@@ -97,7 +99,7 @@ def test_a_long_call_holds_only_a_few_blocks_and_writes_as_it_goes(tmp_path: Pat
     # Everything but the last held seconds is on disk already.
     assert path.stat().st_size >= 44 + (seconds - 2) * BLOCK * 4
     recorder.close()
-    reader, left, right = read_channels(path)
+    reader, _left, right = read_channels(path)
     assert reader.getnframes() == seconds * 8000
     assert set(right) == {ULAW_TO_LINEAR[ulaw_encode_sample(-500)]}
 
@@ -134,5 +136,26 @@ def test_a_call_that_ends_at_once_is_an_empty_valid_wav(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
     CallRecorder(path, "PCMU").close()
     reader, left, _ = read_channels(path)
-    assert reader.getnframes() == 0 and left == []
+    assert reader.getnframes() == 0
+    assert left == []
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_recording_lasts_until_the_call_ended_not_until_our_last_frame(
+    tmp_path: Path,
+) -> None:
+    """After our last frame, the BYE's round trip still belongs to the call: silence on
+    the left, and what the far end still sent on the right."""
+    path = tmp_path / "call.wav"
+    recorder = CallRecorder(path, "PCMU", started_at=100.0)
+    for i in range(5):
+        recorder.sent(frame_of(900))
+        recorder.received(3, i * FRAME_SAMPLES, memoryview(frame_of(-900)))
+    recorder.received(3, 5 * FRAME_SAMPLES, memoryview(frame_of(-900)))  # after our last
+    recorder.close(ended_at=100.0 + 0.2)
+    reader, left, right = read_channels(path)
+    assert reader.getnframes() == 1600
+    assert level(left, 4) == {ULAW_TO_LINEAR[ulaw_encode_sample(900)]}
+    assert level(left, 5) == level(left, 9) == {0}
+    assert level(right, 5) == {ULAW_TO_LINEAR[ulaw_encode_sample(-900)]}
+    assert level(right, 6) == {0}
