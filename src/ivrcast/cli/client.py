@@ -31,6 +31,7 @@ def submit(
     url: UrlOption = "http://127.0.0.1:8080",
     voicetype: Annotated[int, typer.Option(min=1, max=2)] = 1,
     userkey: Annotated[bool, typer.Option(help="Collect a key press.")] = False,
+    record: Annotated[bool, typer.Option(help="Record every answered call.")] = False,
     todayonly: Annotated[int, typer.Option(min=1, max=2)] = 1,
     waittime: Annotated[int | None, typer.Option()] = None,
     conntime: Annotated[int | None, typer.Option()] = None,
@@ -64,6 +65,7 @@ def submit(
         "voicefile": voice,
         "userkey": "1" if userkey else "0",
         "todayonly": str(todayonly),
+        "record": "1" if record else "0",
     }
     optional = {
         "waittime": waittime,

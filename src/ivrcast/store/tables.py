@@ -202,7 +202,8 @@ calls = Table(
     Column("rtp_sent", Integer, nullable=True),
     Column("rtp_received", Integer, nullable=True),
     Column("rtp_lost", Integer, nullable=True),
-    # A recording of the call was written (its file: recordings.recording_path).
+    # A recording of the call was written (its file: recordings.recording_path); False:
+    # the task asked for one but none was made (not answered, or the disk failed).
     Column("recorded", Boolean, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
     UniqueConstraint("task_id", "number"),

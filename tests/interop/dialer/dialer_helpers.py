@@ -109,6 +109,7 @@ def submit(
     disnumber: str | None = None,
     now: datetime | None = None,
     local_day: date | None = None,
+    record: bool = False,
 ) -> str:
     now = now or datetime.now(UTC)
     with db.write() as conn:
@@ -129,6 +130,7 @@ def submit(
                 duplicates=0,
                 invalid=0,
                 local_day=local_day or now.date(),
+                record=record,
             ),
             now=now,
         )
