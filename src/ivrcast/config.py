@@ -147,6 +147,24 @@ class LimitSettings(_Section):
     invalid_number_chars: Annotated[int, Field(ge=8, le=1024)] = 32
 
 
+class AmdSettings(_Section):
+    """Answering-machine detection (PlayVoice `amd=1`): docs/amd.md says how each is used
+    and how the defaults were measured."""
+
+    total_ms: Annotated[int, Field(ge=1000, le=30000)] = 5000
+    initial_silence_ms: Annotated[int, Field(ge=500, le=30000)] = 2500
+    greeting_ms: Annotated[int, Field(ge=300, le=10000)] = 2200
+    after_greeting_silence_ms: Annotated[int, Field(ge=100, le=5000)] = 700
+    max_words: Annotated[int, Field(ge=1, le=20)] = 5
+    min_word_ms: Annotated[int, Field(ge=20, le=1000)] = 100
+    between_words_silence_ms: Annotated[int, Field(ge=20, le=1000)] = 60
+    speech_dbfs: Annotated[float, Field(ge=-80, le=-10)] = -40.0
+    tone_purity: Annotated[float, Field(gt=0, le=1)] = 0.8
+    beep_min_ms: Annotated[int, Field(ge=40, le=2000)] = 120
+    greeting_end_silence_ms: Annotated[int, Field(ge=200, le=10000)] = 1500
+    beep_timeout_ms: Annotated[int, Field(ge=1000, le=60000)] = 20000
+
+
 class Window(BaseModel):
     """A daily calling window in the country's local time; `end` before `start` spans midnight."""
 
@@ -289,6 +307,7 @@ class Settings(_Section):
     dialer: DialerSettings = DialerSettings()
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
+    amd: AmdSettings = AmdSettings()
     countries: dict[str, CountrySettings] = {}
     trunks: list[TrunkSettings] = []
     config_path: Path | None = None

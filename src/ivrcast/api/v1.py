@@ -124,6 +124,10 @@ class TaskBody(BaseModel):
     record: int | str | None = Field(
         default=None, description="1: record every answered call (`recordurl` in its record)"
     )
+    amd: int | str | None = Field(default=None, description="1: detect answering machines")
+    amdaction: str | None = Field(
+        default=None, description="On a machine: hangup (default), play, or beep (voicemail drop)"
+    )
 
     def as_params(self) -> dict[str, str]:
         fields: dict[str, str] = {}

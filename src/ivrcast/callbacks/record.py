@@ -84,6 +84,10 @@ class CallRecord(TypedDict):
     endtime_iso: str | None
     # When the call reached its final state, also for calls never dialed.
     finishtime_iso: str | None
+    # Answering-machine detection (amd=1): human, machine or unknown, and how long the
+    # decision took from the answer; null when it did not run.
+    answeredby: str | None
+    amdms: int | None
 
 
 def record_builder(
@@ -166,6 +170,8 @@ def build_call_record(
         answertime_iso=_iso(answered, timezone),
         endtime_iso=_iso(ended, timezone),
         finishtime_iso=_iso(call["ended_at"], timezone),
+        answeredby=call.get("answered_by"),
+        amdms=call.get("amd_ms"),
     )
 
 

@@ -32,6 +32,10 @@ def submit(
     voicetype: Annotated[int, typer.Option(min=1, max=2)] = 1,
     userkey: Annotated[bool, typer.Option(help="Collect a key press.")] = False,
     record: Annotated[bool, typer.Option(help="Record every answered call.")] = False,
+    amd: Annotated[bool, typer.Option(help="Detect answering machines.")] = False,
+    amdaction: Annotated[
+        str | None, typer.Option(help="On a machine: hangup (default), play or beep.")
+    ] = None,
     todayonly: Annotated[int, typer.Option(min=1, max=2)] = 1,
     waittime: Annotated[int | None, typer.Option()] = None,
     conntime: Annotated[int | None, typer.Option()] = None,
@@ -66,6 +70,7 @@ def submit(
         "userkey": "1" if userkey else "0",
         "todayonly": str(todayonly),
         "record": "1" if record else "0",
+        "amd": "1" if amd else "0",
     }
     optional = {
         "waittime": waittime,
@@ -73,6 +78,7 @@ def submit(
         "disnumber": disnumber,
         "chengshudu": chengshudu,
         "customuuid": customuuid,
+        "amdaction": amdaction,
     }
     fields.update({key: str(value) for key, value in optional.items() if value is not None})
     prefix = request_prefix or new_request_prefix()

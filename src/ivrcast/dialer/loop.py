@@ -18,6 +18,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
@@ -32,6 +33,7 @@ from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
 from ivrcast.recordings import recording_path
 from ivrcast.rtp import EncodedAudio
+from ivrcast.rtp.amd import AmdConfig
 from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
 from ivrcast.store import transitions
 from ivrcast.store.records import RecordBuilder
@@ -100,6 +102,7 @@ class Dialer:
         self._wake = asyncio.Event()
         self.stopping = False
         self._warned_unrouted: set[str] = set()
+        self._amd = amd_config(settings)
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -343,6 +346,8 @@ class Dialer:
             record_to=(
                 recording_path(self._settings.recordings_dir, call.uuid) if task.record else None
             ),
+            amd=self._amd if task.amd else None,
+            amd_action=amd_action(task.amdaction),
         )
         self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
@@ -389,7 +394,18 @@ class Dialer:
             rtp_received=outcome.rtp_received,
             rtp_lost=outcome.rtp_lost,
             recorded=outcome.recorded if job.task.record else None,
+            answered_by=outcome.answered_by,
+            amd_ms=outcome.amd_ms,
         )
+
+
+def amd_config(settings: Settings) -> AmdConfig:
+    """`[amd]` as the detector takes it."""
+    return AmdConfig(**settings.amd.model_dump())
+
+
+def amd_action(stored: str | None) -> Literal["hangup", "play", "beep"]:
+    return "play" if stored == "play" else "beep" if stored == "beep" else "hangup"
 
 
 def _bounded_reason(reason: str) -> str:

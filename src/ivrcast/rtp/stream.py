@@ -54,6 +54,21 @@ class MediaTap(Protocol):
     def received(self, ssrc: int, timestamp: int, payload: memoryview) -> None: ...
 
 
+class TeeTap:
+    """Several taps on one stream (a recording and a detector)."""
+
+    def __init__(self, *taps: MediaTap) -> None:
+        self._taps = taps
+
+    def sent(self, frame: Frame) -> None:
+        for tap in self._taps:
+            tap.sent(frame)
+
+    def received(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
+        for tap in self._taps:
+            tap.received(ssrc, timestamp, payload)
+
+
 def split_frames(audio: bytes, silence: bytes) -> tuple[Frame, ...]:
     """`audio` as 20 ms frames: views into it, the last one padded with `silence`.
 
@@ -116,6 +131,7 @@ class RtpStream:
         # Send side, set by start().
         self._remote: tuple[str, int] | None = None
         self._frames: Sequence[Frame] = ()
+        self._held_frames: Sequence[Frame] | None = None  # the voice, while held back
         self._next_frame = 0
         self._silence = b""
         self._header = bytearray(HEADER_SIZE)
@@ -157,10 +173,14 @@ class RtpStream:
         payload_type: int,
         dtmf_payload_type: int | None,
         no_rtp_timeout: float | None,
+        hold_voice: bool = False,
     ) -> None:
         """Begin sending `frames` (from `split_frames`, then `silence`) to `remote` from the
-        next tick; take packets only from `remote`'s address."""
+        next tick; take packets only from `remote`'s address. With `hold_voice`, send
+        silence until `release_voice()` (answering-machine detection listens first)."""
         self._expect(remote)
+        if hold_voice:
+            self._held_frames, frames = frames, ()
         self._frames = frames
         self._silence = silence
         self._payload_type = payload_type
@@ -169,6 +189,12 @@ class RtpStream:
         self._no_rtp_timeout = no_rtp_timeout
         self.last_received = self._monotonic()
         self._started = True
+
+    def release_voice(self) -> None:
+        """Play the held voice from its start at the next tick."""
+        if self._held_frames is not None:
+            self._frames, self._held_frames = self._held_frames, None
+            self._next_frame = 0
 
     def set_remote(self, remote: tuple[str, int]) -> None:
         """The far end moved its media (a re-INVITE): send there, and latch anew on the

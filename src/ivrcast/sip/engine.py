@@ -18,14 +18,16 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from ivrcast.clock import Clock, SystemClock
+from ivrcast.rtp.amd import AmdConfig, AnsweredBy, AnsweringMachineDetector
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import SILENCE_FRAMES
 from ivrcast.rtp.readers import SocketReaders
 from ivrcast.rtp.recording import CallRecorder
-from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.stream import MediaTap, RtpStream, TeeTap, open_rtp_socket
 from ivrcast.rtp.voice import EncodedAudio
 from ivrcast.sip.actions import (
     Action,
@@ -86,6 +88,12 @@ class CallRequest:
     # Where to write the call's recording (rtp.recording), from answer to hang-up; None:
     # not recorded.
     record_to: Path | None = None
+    # Answering-machine detection (rtp.amd): the voice waits for its decision. Then
+    # `amd_action` "hangup" ends a machine's call (status machine), "play" plays anyway,
+    # "beep" waits for the greeting's end or beep and plays (a voicemail drop). People
+    # and "unknown" always hear the voice.
+    amd: AmdConfig | None = None
+    amd_action: Literal["hangup", "play", "beep"] = "hangup"
 
 
 @dataclass
@@ -98,6 +106,7 @@ class _ActiveCall:
     timer: asyncio.TimerHandle | None = None
     media_started: bool = field(default=False)
     recorder: CallRecorder | None = None
+    detector: AnsweringMachineDetector | None = None
 
 
 class Engine:
@@ -333,6 +342,7 @@ class Engine:
             self._send(entry, action)
         elif isinstance(action, StartMedia):
             choice = action.choice
+            detect = entry.request.amd is not None and entry.detector is None
             entry.stream.start(
                 (choice.address, choice.port),
                 frames=entry.request.audio.frames_for(choice.codec),
@@ -340,9 +350,14 @@ class Engine:
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
+                hold_voice=detect,
             )
             if entry.request.record_to is not None and entry.recorder is None:
                 self._start_recording(entry, entry.request.record_to, choice.codec)
+            if detect:
+                self._start_detection(entry, choice.codec)
+            taps: list[MediaTap] = [t for t in (entry.recorder, entry.detector) if t is not None]
+            entry.stream.tap = taps[0] if len(taps) == 1 else TeeTap(*taps) if taps else None
             entry.media_started = True
             follow_direction(self.media_clock, entry.stream, choice, self.no_rtp_timeout)
         elif isinstance(action, UpdateMedia):
@@ -375,7 +390,33 @@ class Engine:
                 extra={"event": "rtp.recording_failed", "call_uuid": entry.request.call_uuid},
             )
             return
-        entry.stream.tap = entry.recorder
+
+    def _start_detection(self, entry: _ActiveCall, codec: str) -> None:
+        request = entry.request
+        assert request.amd is not None
+        stream = entry.stream
+        action = request.amd_action
+
+        def on_result(answered_by: AnsweredBy, ms: int) -> None:
+            detector = entry.detector
+            logger.info(
+                "answered by %s after %d ms (%s)",
+                answered_by,
+                ms,
+                detector.reason if detector else "",
+                extra={"event": "sip.amd", "call_uuid": request.call_uuid},
+            )
+            if answered_by != "machine" or action == "play":
+                stream.release_voice()
+            elif action == "hangup":
+                self._feed(entry, entry.call.on_machine())
+
+        entry.detector = AnsweringMachineDetector(
+            request.amd,
+            codec,
+            on_result=on_result,
+            on_ready=stream.release_voice if action == "beep" else None,
+        )
 
     def _send(self, entry: _ActiveCall, action: Send) -> None:
         try:
@@ -403,6 +444,14 @@ class Engine:
             rtp_rejected=stream.rejected,
         )
         stream.tap = None
+        detector = entry.detector
+        if detector is not None:
+            # A call that ended before the decision (the callee hung up) was "unknown".
+            outcome = replace(
+                outcome,
+                answered_by=detector.result or "unknown",
+                amd_ms=detector.result_ms if detector.result else detector.elapsed_ms,
+            )
         recorder = entry.recorder
         if recorder is not None:
             recorder.close(asyncio.get_running_loop().time())

@@ -69,7 +69,15 @@ class Timestamp(TypeDecorator[datetime]):
 
 ACTIVE_STATES = ("dialing", "ringing", "answered")
 FinalState = Literal[
-    "completed", "busy", "no_answer", "failed", "rejected", "expired", "canceled", "interrupted"
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "rejected",
+    "expired",
+    "canceled",
+    "interrupted",
+    "machine",
 ]
 FINAL_STATES: tuple[FinalState, ...] = get_args(FinalState)
 CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
@@ -160,6 +168,10 @@ tasks = Table(
     Column("ended_at", Timestamp(), nullable=True),
     # PlayVoice `record=1`: every answered call is recorded (docs/recordings.md).
     Column("record", Boolean, nullable=False, server_default="0"),
+    # PlayVoice `amd=1`: answering-machine detection, and what to do on a machine
+    # (`amdaction`: hangup, play or beep; docs/amd.md).
+    Column("amd", Boolean, nullable=False, server_default="0"),
+    Column("amdaction", String(8), nullable=True),
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
     CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
     UniqueConstraint("account_id", "request_id"),
@@ -205,6 +217,10 @@ calls = Table(
     # A recording of the call was written (its file: recordings.recording_path); False:
     # the task asked for one but none was made (not answered, or the disk failed).
     Column("recorded", Boolean, nullable=True),
+    # Answering-machine detection's verdict (human, machine, unknown) and the time it took
+    # from the answer; null when it did not run.
+    Column("answered_by", String(8), nullable=True),
+    Column("amd_ms", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
     UniqueConstraint("task_id", "number"),
     # The claim walks queued calls of a country in submission order; recovery finds

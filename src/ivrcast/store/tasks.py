@@ -50,6 +50,10 @@ class NewTask:
     they were submitted as E.164 digits."""
     record: bool = False
     """Record every answered call (`record=1`)."""
+    amd: bool = False
+    """Detect answering machines (`amd=1`)."""
+    amdaction: str | None = None
+    """What to do on a machine: hangup, play or beep (None with amd off)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             created_at=now,
             ended_at=None if new.numbers else now,
             record=new.record,
+            amd=new.amd,
+            amdaction=new.amdaction,
         )
     )
     if new.numbers:

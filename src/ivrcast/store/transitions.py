@@ -53,6 +53,8 @@ class DueTask:
     queued: int
     max_concurrency: int
     record: bool = False
+    amd: bool = False
+    amdaction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def due_tasks(conn: Connection) -> list[DueTask]:
             queued.c.queued,
             accounts.c.max_concurrency,
             tasks.c.record,
+            tasks.c.amd,
+            tasks.c.amdaction,
         )
         .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
@@ -259,6 +263,8 @@ class CallEnd:
     rtp_received: int | None = None
     rtp_lost: int | None = None
     recorded: bool | None = None
+    answered_by: str | None = None
+    amd_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in FINAL_STATES:

@@ -58,6 +58,7 @@ SEND_FIELDS = (
     "chengshudu",
     "customuuid",
     "requestid",
+    "amdaction",
 )
 
 
@@ -227,6 +228,9 @@ async def send(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
     fields["voicetype"] = "1"
     fields["userkey"] = "1" if form.get("userkey") else "0"
     fields["record"] = "1" if form.get("record") else "0"
+    fields["amd"] = "1" if form.get("amd") else "0"
+    if fields["amd"] == "0":
+        fields.pop("amdaction", None)
     try:
         answer = await play_voice.play_voice(for_account(ctx, viewer), fields, client_ip(request))
     except IvrcastError as exc:
