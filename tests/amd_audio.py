@@ -78,17 +78,12 @@ LANGUAGES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     (
         "hi",
         ("हेलो?", "हाँ, हेलो?"),
-        (
-            "नमस्ते, आप जिस व्यक्ति को कॉल कर रहे हैं वह अभी उपलब्ध नहीं है। कृपया बीप के बाद "
-            "अपना संदेश छोड़ें।",
-        ),
+        ("नमस्ते, आप जिस व्यक्ति को कॉल कर रहे हैं वह अभी उपलब्ध नहीं है। कृपया बीप के बाद अपना संदेश छोड़ें।",),
     ),
     (
         "vi",
         ("A lô?", "Alô, ai đấy?"),
-        (
-            "Xin chào, hiện tại tôi không thể nghe máy. Vui lòng để lại lời nhắn sau tiếng bíp.",
-        ),
+        ("Xin chào, hiện tại tôi không thể nghe máy. Vui lòng để lại lời nhắn sau tiếng bíp.",),
     ),
 )
 VARIANTS = ("m1", "m3", "m5", "f1", "f2", "f4")
@@ -102,7 +97,7 @@ LONG_HELLO_SHARE = 0.15
 
 
 @dataclass(frozen=True)
-class TestCall:
+class LabelledCall:
     label: Label
     name: str  # language, voice and seed: enough to make it again
     samples: npt.NDArray[np.int16]
@@ -145,7 +140,7 @@ def beep(rng: np.random.Generator) -> npt.NDArray[np.float64]:
     return 9000 * ramp * np.sin(2 * np.pi * hz * t)
 
 
-def make_call(label: Label, seed: int) -> TestCall:
+def make_call(label: Label, seed: int) -> LabelledCall:
     rng = np.random.default_rng(seed)
     voice, hellos, greetings = LANGUAGES[int(rng.integers(len(LANGUAGES)))]
     variant = VARIANTS[int(rng.integers(len(VARIANTS)))]
@@ -169,16 +164,16 @@ def make_call(label: Label, seed: int) -> TestCall:
     noise_dbfs = rng.uniform(-70, -50)  # a quiet room or a line's hiss
     noise = rng.normal(0, 32768 * 10 ** (noise_dbfs / 20), len(audio))
     samples = np.clip(audio * level + noise, -32767, 32767).astype(np.int16)
-    return TestCall(label, f"{label}-{who}-s{speed}-p{pitch}-{seed}", samples)
+    return LabelledCall(label, f"{label}-{who}-s{speed}-p{pitch}-{seed}", samples)
 
 
-def calls(count: int, seed: int = 0) -> list[TestCall]:
+def calls(count: int, seed: int = 0) -> list[LabelledCall]:
     """`count` calls, half people and half machines, alternating."""
     labels: tuple[Label, Label] = ("human", "machine")
     return [make_call(labels[i % 2], seed * 100_000 + i) for i in range(count)]
 
 
-def write_wav(call: TestCall, path: Path) -> Path:
+def write_wav(call: LabelledCall, path: Path) -> Path:
     """The call as an 8 kHz 16-bit mono WAV (what baresip's `aufile` plays)."""
     import wave
 
@@ -187,4 +182,34 @@ def write_wav(call: TestCall, path: Path) -> Path:
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(call.samples.astype("<i2").tobytes())
+    return path
+
+
+PCAP_PAYLOAD_TYPE = 0  # PCMU: what the SIPp scenarios answer with
+
+
+def write_pcap(call: LabelledCall, path: Path) -> Path:
+    """The call as RTP/PCMU packets of 20 ms in a pcap file (Ethernet, IPv4, UDP), the
+    form SIPp's `play_pcap_audio` plays: it sends each packet's RTP at its time."""
+    import struct
+
+    from ivrcast.rtp.g711 import FRAME_SAMPLES, encode_ulaw
+
+    audio = encode_ulaw(call.samples.tolist())
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for index, start in enumerate(range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES)):
+        rtp = (
+            struct.pack("!BBHII", 0x80, PCAP_PAYLOAD_TYPE, index & 0xFFFF, start, 0x1234)
+            + audio[start : start + FRAME_SAMPLES]
+        )
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index & 0xFFFF, 0, 64, 17, 0,
+            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
+        ) + udp  # fmt: skip
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        at = index * 20_000  # microseconds
+        out.append(struct.pack("<IIII", at // 1_000_000, at % 1_000_000, len(frame), len(frame)))
+        out.append(frame)
+    path.write_bytes(b"".join(out))
     return path

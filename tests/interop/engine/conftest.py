@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ivrcast.sip import Engine, Timers
 @pytest.fixture
 async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]]]:
     runs: list[SippRun] = []
+    numbers = itertools.count()  # not len(runs): several SIPps may be starting at once
 
     async def start(
         scenario: str,
@@ -33,7 +35,7 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
     ) -> SippRun:
         """`keys` become `-key` values; `substitute` replaces text in the scenario
         (SIPp reads a response's status code before it expands keys)."""
-        scenario_dir = tmp_path / f"sipp-{len(runs)}"
+        scenario_dir = tmp_path / f"sipp-{next(numbers)}"
         scenario_dir.mkdir()
         scenario_path = HERE / scenario
         if substitute:
