@@ -61,3 +61,27 @@ async def test_answered_call_is_recorded_and_linked(database: Database, tmp_path
     links = RecordingLinks.for_settings(settings, load_secret_key(settings))
     now = datetime.now(UTC)
     assert links.check(row["uuid"], query["expires"][0], query["sig"][0], now=now)
+
+
+async def test_detection_runs_for_amd_tasks_only(database: Database, tmp_path: Path) -> None:
+    """The dialer hands `[amd]` to the engine for `amd=1` tasks: the demo carrier answers
+    with a steady tone, which is a beep to the detector, so with `amdaction=hangup` the
+    call ends in state `machine`; the same call without detection plays the voice."""
+    account_id, voice_id = seed_account(database)
+    detected = submit_task(
+        database, account_id, voice_id, ["+628120000020"], amd=True, amdaction="hangup"
+    )
+    plain = submit_task(database, account_id, voice_id, ["+628120000030"])
+    settings = settings_for(str(database.url), tmp_path)
+    async with running_dialer(settings):
+        await wait_until(
+            lambda: count_final(database, detected) + count_final(database, plain) == 2,
+            30,
+            "2 final calls",
+        )
+    (row,) = call_rows(database, detected)
+    assert (row["status"], row["answered_by"]) == ("machine", "machine")
+    assert row["sip_reason"] == "answering machine"
+    assert 0 < row["amd_ms"] <= settings.amd.total_ms
+    (other,) = call_rows(database, plain)
+    assert (other["status"], other["answered_by"], other["amd_ms"]) == ("completed", None, None)
