@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium espeak-ng
+DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium postgresql espeak-ng
 PYTEST_ARGS ?=
+# Each is a module `conftest` to mypy, so each is checked in a run of its own.
+SUBFOLDER_CONFTESTS := $(wildcard tests/*/conftest.py tests/*/*/conftest.py)
 
 .PHONY: install run test lint bench clean
 
@@ -32,6 +34,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	@for conftest in $(SUBFOLDER_CONFTESTS); do $(BIN)/mypy $$conftest || exit 1; done
 	$(BIN)/lint-imports
 
 # The browser tests run in a pytest process of their own: Playwright's sync API keeps an
@@ -40,7 +43,7 @@ test: lint
 	$(BIN)/pytest --ignore=tests/browser $(PYTEST_ARGS)
 	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
-BENCHMARKS := number_parsing ingest engine dialer callbacks export
+BENCHMARKS := number_parsing ingest engine dialer callbacks export fleet
 
 bench: install
 	@for b in $(BENCHMARKS); do \

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import functools
 import json
 import shutil
 import sys
@@ -29,16 +30,16 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "interop" / "engine")]
 from engine_helpers import (  # noqa: E402
     HERE,
     SIPP,
+    bound_or_exited,
     call_request,
     free_udp_port,
     silence,
-    udp_port_bound,
-    wait_for,
 )
 
 from amd_audio import LabelledCall, calls, write_pcap  # noqa: E402
 from ivrcast.rtp.amd import AmdConfig  # noqa: E402
 from ivrcast.sip import CallOutcome, Engine, Trunk  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 SCENARIO = HERE / "uas_amd_play.xml"
 
@@ -57,13 +58,7 @@ async def start_sipp(pcap: Path, workdir: Path) -> tuple[asyncio.subprocess.Proc
             "-error_file", str(workdir / "errors.log"),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=workdir,
         )  # fmt: skip
-        await wait_for(
-            lambda port=port, process=process: (
-                udp_port_bound(port) or process.returncode is not None
-            ),
-            30,
-            "SIPp",
-        )
+        await wait_for(functools.partial(bound_or_exited, port, process), "SIPp", limit=30)
         if process.returncode is None:
             return process, port
     raise RuntimeError("SIPp would not start")

@@ -1,15 +1,24 @@
-"""PlayVoice ingest: 5000-number requests against a running server, beside bare inserts.
+"""PlayVoice ingest: 5000-number requests against running servers, beside bare inserts.
 
-Starts `ivrcast serve` (API only) on a fresh SQLite data folder (or PostgreSQL with
-`--database postgresql`), creates an account and a voice with the CLI, then sends
-`--requests` PlayVoice requests of 5000 distinct valid numbers each, one at a time, as
-form-data, the way the seed's clients do. Interleaved with them, the baseline writes the
-same 5000 call rows (ids and values made before its clock starts) with one bare DB-API
-`executemany` in one transaction into a database of the same kind and schema (a
-migrated copy), so the machine's noise hits both alike. Reports latency p50/p95,
-numbers per second, and the ratio to the baseline.
+Starts `ivrcast serve` (API only) on a fresh SQLite data folder and another on a fresh
+PostgreSQL database (`--database` picks one or both), creates an account and a voice with
+the CLI, then sends `--requests` PlayVoice requests of 5000 distinct valid numbers each,
+one at a time, as form-data, the way the seed's clients do. Interleaved with them, the
+baselines write the same task and 5000 call rows (ids and values made before their clock
+starts) in one transaction into a migrated database of the same kind: with one bare
+DB-API `executemany` on each store, and on PostgreSQL also with one bare `COPY`. So the
+machine's noise hits all alike. Reports latency p50/p95, numbers per second, and the
+ratios between the stores and to the baselines, all from the same run.
 
-Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql]`.
+With `--dnc N` (e.g. 1000000), a second phase in the same run: on each store a second
+account gets N other numbers on its do-not-call list with `ivrcast dnc import` (one
+streamed CSV), and the same 5000-number requests go, alternately, to it (every number
+looked up in a list of N) and to the first account (an empty list), so both meet the same
+database and the same noise. The two p50s are reported with their ratio (the aim: within
+1.25x).
+
+Run: `.venv/bin/python bench/ingest.py [--requests 40] [--database sqlite|postgresql|both]
+[--dnc 1000000]`.
 A measurement, not a test: it never asserts.
 """
 
@@ -162,6 +171,56 @@ def baseline_postgres(url: str) -> Callable[[list[str], str], float]:
     return insert
 
 
+COPY_TYPES = [
+    "varchar", "varchar", "bigint", "varchar", "varchar", "varchar", "varchar", "smallint",
+    "timestamptz",
+]  # fmt: skip
+
+
+def baseline_postgres_copy(url: str) -> Callable[[list[str], str], float]:
+    """The same transaction as `baseline_postgres`, the calls written by one binary COPY."""
+    upgrade_to_head(Database(url))
+    conn = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+    now = datetime.now(UTC)
+    account_id = conn.execute(
+        "INSERT INTO accounts (appid, accesskey_hash, max_concurrency, disabled, "
+        "created_at) VALUES ('b', 'x', 1, false, %s) RETURNING id",
+        (now,),
+    ).fetchone()
+    assert account_id is not None
+    voice_id = conn.execute(
+        "INSERT INTO voices (account_id, name, source_format, source_bytes, duration_ms, pcmu, "
+        "pcma, created_at) VALUES (%s, 'v', 'wav', 0, 0, '', '', %s) RETURNING id",
+        (account_id[0], now),
+    ).fetchone()
+    assert voice_id is not None
+
+    def insert(numbers: list[str], task_id: str) -> float:
+        rows = [
+            (u, task_id, account_id[0], "id", "+62" + n[1:], n, "queued", 1, now)
+            for u, n in zip(call_uuids(numbers), numbers, strict=True)
+        ]
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO tasks (id, account_id, nationcode, voice_id, userkey, todayonly, "
+                "waittime, conntime, chengshudu, customuuid, status, total, duplicates, invalid, "
+                "invalid_entries, local_day, created_at) VALUES (%s, %s, 'id', %s, false, 1, 30, "
+                "30, '', '', 'active', %s, 0, 0, '[]', '2026-11-26', %s)",
+                (task_id, account_id[0], voice_id[0], len(numbers), now),
+            )
+            with cursor.copy(
+                "COPY calls (uuid, task_id, account_id, nationcode, number, submitted_number, "
+                "status, round, queued_at) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        return time.perf_counter() - started
+
+    return insert
+
+
 def create_pg_database(name: str) -> str:
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -178,62 +237,147 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main(requests: int, database: str) -> None:
+class Store:
+    """One `ivrcast serve` on one kind of database, and its latencies."""
+
+    def __init__(self, kind: str, workdir: Path, pg_names: list[str], *, dnc: int) -> None:
+        self.kind = kind
+        self.workdir = workdir / kind
+        self.env = {**os.environ, "IVRCAST_DATA_DIR": str(workdir / kind / "data")}
+        if kind == "postgresql":
+            name = f"ivrcast_bench_{uuid.uuid4().hex[:8]}"
+            pg_names.append(name)
+            self.env["IVRCAST_DATABASE_URL"] = create_pg_database(name)
+        cli(self.env, "account", "create", "--appid", "bench", "--accesskey", "bench-key")
+        voice = workdir / "voice.wav"
+        voice.write_bytes(demo_tone())
+        cli(self.env, "voice", "upload", "--appid", "bench", "welcome", str(voice))
+        if dnc:
+            cli(self.env, "account", "create", "--appid", "listed", "--accesskey", "bench-key")
+            cli(self.env, "voice", "upload", "--appid", "listed", "welcome", str(voice))
+        self.process, self.url = start_server(workdir / kind / "data", self.env)
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.latencies: list[float] = []
+        self.listed: list[float] = []
+        self.unlisted: list[float] = []
+        self.import_seconds = 0.0
+
+    def fill_dnc(self, count: int) -> None:
+        """`count` numbers none of the requests sends (0813…) on account `listed`'s list."""
+        path = self.workdir / "dnc.csv"
+        with path.open("w") as out:
+            out.write("number\n")
+            out.writelines(f"0813{i:08d}\n" for i in range(count))
+        started = time.perf_counter()
+        cli(self.env, "dnc", "import", str(path), "--nation", "id", "--appid", "listed")
+        self.import_seconds = time.perf_counter() - started
+
+    def submit(self, numbers: list[str], appid: str = "bench") -> float:
+        form = {
+            "service": "App.Sip_Call.PlayVoice",
+            "appid": appid,
+            "accesskey": "bench-key",
+            "nationcode": "id",
+            "destnumber": ",".join(numbers),
+            "voicetype": "1",
+            "voicefile": "welcome",
+        }
+        started = time.perf_counter()
+        response = self.client.post("/api/yunhu", data=form, files={"_": (None, "")})
+        elapsed = time.perf_counter() - started
+        body = response.json()
+        assert body["data"]["accepted"] == NUMBERS_PER_REQUEST, body
+        return elapsed
+
+    def close(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait()
+
+
+def main(requests: int, database: str, dnc: int = 0) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ivrcast-bench-"))
-    env = {**os.environ, "IVRCAST_DATA_DIR": str(workdir / "data")}
+    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
     pg_names: list[str] = []
-    if database == "postgresql":
-        pg_names = [f"ivrcast_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-        env["IVRCAST_DATABASE_URL"] = create_pg_database(pg_names[0])
-        baseline = baseline_postgres(create_pg_database(pg_names[1]))
-    else:
-        baseline = baseline_sqlite(workdir / "baseline.db")
-    cli(env, "account", "create", "--appid", "bench", "--accesskey", "bench-key")
-    voice = workdir / "voice.wav"
-    voice.write_bytes(demo_tone())
-    cli(env, "voice", "upload", "--appid", "bench", "welcome", str(voice))
-    process, url = start_server(workdir / "data", env)
-    latencies: list[float] = []
-    bare: list[float] = []
+    baselines: dict[str, Callable[[list[str], str], float]] = {}
+    stores: list[Store] = []
     try:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        if "sqlite" in kinds:
+            baselines["SQLite executemany"] = baseline_sqlite(workdir / "baseline.db")
+        if "postgresql" in kinds:
+            for label, make in (
+                ("PostgreSQL executemany", baseline_postgres),
+                ("PostgreSQL COPY", baseline_postgres_copy),
+            ):
+                name = f"ivrcast_bench_{uuid.uuid4().hex[:8]}"
+                pg_names.append(name)
+                baselines[label] = make(create_pg_database(name))
+        stores = [Store(kind, workdir, pg_names, dnc=dnc) for kind in kinds]
+        bare: dict[str, list[float]] = {label: [] for label in baselines}
+        for batch in range(requests + 3):
+            numbers = indonesian_mobiles(batch)
+            for store in stores:
+                elapsed = store.submit(numbers)
+                if batch >= 3:  # the first requests warm caches and the connection pool
+                    store.latencies.append(elapsed)
+            for label, baseline in baselines.items():
+                elapsed = baseline(numbers, uuid.uuid4().hex)
+                if batch >= 3:
+                    bare[label].append(elapsed)
+        if dnc:
+            for store in stores:
+                store.fill_dnc(dnc)
             for batch in range(requests + 3):
                 numbers = indonesian_mobiles(batch)
-                form = {
-                    "service": "App.Sip_Call.PlayVoice",
-                    "appid": "bench",
-                    "accesskey": "bench-key",
-                    "nationcode": "id",
-                    "destnumber": ",".join(numbers),
-                    "voicetype": "1",
-                    "voicefile": "welcome",
-                }
-                started = time.perf_counter()
-                response = client.post("/api/yunhu", data=form, files={"_": (None, "")})
-                elapsed = time.perf_counter() - started
-                body = response.json()
-                assert body["data"]["accepted"] == NUMBERS_PER_REQUEST, body
-                base = baseline(numbers, uuid.uuid4().hex)
-                if batch >= 3:  # the first requests warm caches and the connection pool
-                    latencies.append(elapsed)
-                    bare.append(base)
+                for store in stores:
+                    # Which goes first alternates, so neither gains from the other's work.
+                    order = ["listed", "bench"] if batch % 2 else ["bench", "listed"]
+                    took = {appid: store.submit(numbers, appid) for appid in order}
+                    if batch >= 3:
+                        store.listed.append(took["listed"])
+                        store.unlisted.append(took["bench"])
     finally:
-        process.terminate()
-        process.wait()
+        for store in stores:
+            store.close()
         for name in pg_names:
             drop_pg_database(name)
-    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    base50 = statistics.median(bare)
-    print(f"database: {database}; {requests} requests of {NUMBERS_PER_REQUEST} numbers")
-    print(f"PlayVoice latency  p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms")
-    print(f"numbers per second (p50) {NUMBERS_PER_REQUEST / p50:,.0f}")
-    print(f"bare executemany   p50 {base50 * 1000:6.1f} ms")
-    print(f"cost ratio (p50 request / p50 bare insert) {p50 / base50:.2f}x")
+    print(f"{requests} requests of {NUMBERS_PER_REQUEST} numbers per store, interleaved")
+    p50: dict[str, float] = {}
+    for store in stores:
+        p50[store.kind] = percentile(store.latencies, 0.5)
+        p95 = percentile(store.latencies, 0.95)
+        rate = NUMBERS_PER_REQUEST / p50[store.kind]
+        print(
+            f"PlayVoice {store.kind:10}  p50 {p50[store.kind] * 1000:6.1f} ms   "
+            f"p95 {p95 * 1000:6.1f} ms   numbers/s (p50) {rate:,.0f}"
+        )
+    base50 = {label: statistics.median(values) for label, values in bare.items()}
+    for label, value in base50.items():
+        print(f"bare {label:24}  p50 {value * 1000:6.1f} ms")
+    if "sqlite" in p50:
+        ratio = p50["sqlite"] / base50["SQLite executemany"]
+        print(f"SQLite request / bare executemany      {ratio:.2f}x")
+    if "postgresql" in p50:
+        pg = p50["postgresql"]
+        print(f"PostgreSQL request / bare COPY         {pg / base50['PostgreSQL COPY']:.2f}x")
+        print(
+            f"PostgreSQL request / bare executemany  {pg / base50['PostgreSQL executemany']:.2f}x"
+        )
+    if len(p50) == 2:
+        print(f"PostgreSQL request / SQLite request    {p50['postgresql'] / p50['sqlite']:.2f}x")
+    for store in stores if dnc else []:
+        listed50, unlisted50 = percentile(store.listed, 0.5), percentile(store.unlisted, 0.5)
+        print(
+            f"{store.kind}: do-not-call list of {dnc:,} imported in {store.import_seconds:.1f} s;"
+            f" PlayVoice p50 {listed50 * 1000:.1f} ms with it, {unlisted50 * 1000:.1f} ms with"
+            f" an empty list (interleaved): {listed50 / unlisted50:.2f}x"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--dnc", type=int, default=0, help="numbers on the do-not-call list")
     arguments = parser.parse_args()
-    main(arguments.requests, arguments.database)
+    main(arguments.requests, arguments.database, arguments.dnc)

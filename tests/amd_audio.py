@@ -126,7 +126,8 @@ def resample(audio: npt.NDArray[np.float64], rate: int, to: int) -> npt.NDArray[
     kernel = np.sinc(2 * cutoff * taps) * np.hamming(len(taps))
     filtered = np.convolve(audio, kernel / kernel.sum(), mode="same")
     times = np.arange(0, len(audio) / rate, 1 / to)
-    return np.interp(times, np.arange(len(audio)) / rate, filtered)
+    resampled: npt.NDArray[np.float64] = np.interp(times, np.arange(len(audio)) / rate, filtered)
+    return resampled
 
 
 def _seconds(rng: np.random.Generator, low: float, high: float) -> npt.NDArray[np.float64]:
@@ -137,7 +138,8 @@ def beep(rng: np.random.Generator) -> npt.NDArray[np.float64]:
     hz = rng.choice([440.0, 850.0, 1000.0, 1400.0])
     t = np.arange(int(rng.uniform(0.25, 0.6) * RATE)) / RATE
     ramp = np.minimum(1, np.minimum(t, t[::-1]) / 0.01)  # 10 ms edges, as real beeps
-    return 9000 * ramp * np.sin(2 * np.pi * hz * t)
+    tone: npt.NDArray[np.float64] = 9000 * ramp * np.sin(2 * np.pi * hz * t)
+    return tone
 
 
 def make_call(label: Label, seed: int) -> LabelledCall:

@@ -8,17 +8,17 @@ from __future__ import annotations
 import functools
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from factories import add_account, add_task, add_voice
 from ivrcast.callbacks.record import build_call_record
-from ivrcast.store.accounts import Account, create_account, update_account
+from ivrcast.store.accounts import Account, update_account
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import calls, outbox
-from ivrcast.store.tasks import NewTask, create_task
 from ivrcast.store.transitions import CallEnd, finish_calls_where
-from ivrcast.store.voices import insert_voice
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 build_record = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
@@ -34,14 +34,7 @@ def make_account(
     now: datetime = T0,
 ) -> Account:
     with db.write() as conn:
-        return create_account(
-            conn,
-            appid=appid,
-            accesskey_hash="0" * 64,
-            callback_url=callback_url,
-            callback_secret=secret,
-            now=now,
-        )
+        return add_account(conn, appid, now=now, callback_url=callback_url, callback_secret=secret)
 
 
 def set_callback(db: Database, appid: str, **values: str | None) -> None:
@@ -53,37 +46,17 @@ def finish_task(db: Database, account: Account, n: int, *, now: datetime = T0) -
     """A task of `n` numbers whose calls all completed at `now`; returns the task id."""
     numbers = [f"+62812{next(_numbers):07d}" for _ in range(n)]
     with db.write() as conn:
-        voice = insert_voice(
+        voice_id = add_voice(conn, account.id, now=now, name=f"v{numbers[0][1:]}")
+        task_id = add_task(
             conn,
-            account_id=account.id,
-            name=f"v{numbers[0][1:]}",
-            source_url=None,
-            source_format="wav",
-            source_bytes=1,
-            duration_ms=20,
-            pcmu=b"\xff" * 160,
-            pcma=b"\xd5" * 160,
+            account.id,
+            voice_id,
+            numbers,
             now=now,
-        )
-        task_id = create_task(
-            conn,
-            NewTask(
-                account_id=account.id,
-                nationcode="id",
-                voice_id=voice.id,
-                numbers=numbers,
-                userkey=True,
-                todayonly=2,
-                waittime=30,
-                conntime=60,
-                disnumber=None,
-                chengshudu="cs",
-                customuuid="cu",
-                duplicates=0,
-                invalid=0,
-                local_day=date(2025, 3, 1),
-            ),
-            now=now,
+            local_day=date(2025, 3, 1),
+            userkey=True,
+            chengshudu="cs",
+            customuuid="cu",
         )
         finish_calls_where(
             conn,
@@ -112,6 +85,6 @@ def call_uuids(db: Database, task_id: str) -> set[str]:
         return set(conn.scalars(select(calls.c.uuid).where(calls.c.task_id == task_id)))
 
 
-def outbox_rows(db: Database) -> list[dict[str, object]]:
+def outbox_rows(db: Database) -> list[dict[str, Any]]:
     with db.read() as conn:
         return [dict(row._mapping) for row in conn.execute(select(outbox).order_by(outbox.c.id))]

@@ -17,32 +17,48 @@ import pytest
 
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
+from postgres_server import postgres_admin_url
 
-POSTGRES_ADMIN = os.environ.get(
-    "IVRCAST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(POSTGRES_ADMIN, autocommit=True)
+ADMIN_URL = pytest.StashKey[str]()
+SOURCE = pytest.StashKey[str]()
 
 
-def _url_for(name: str) -> str:
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+@pytest.fixture(scope="session")
+def postgres_admin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The admin URL of the PostgreSQL server the tests use (`postgres_server` decides:
+    IVRCAST_TEST_POSTGRES, else 127.0.0.1:5432 if it answers, else a throwaway cluster)."""
+    with postgres_admin_url(dict(os.environ)) as (url, source):
+        request.config.stash[ADMIN_URL] = url
+        request.config.stash[SOURCE] = source
+        yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    source = terminalreporter.config.stash.get(SOURCE, None)
+    if source is not None:
+        terminalreporter.write_line(f"PostgreSQL: {source}")
+
+
+def _admin(admin_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(admin_url, autocommit=True)
+
+
+def _url_for(admin_url: str, name: str) -> str:
+    base = admin_url.rsplit("/", 1)[0]
     return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_template(postgres_admin: str) -> Iterator[str]:
     """A migrated database to clone; dropped when the session ends."""
     name = f"ivrcast_tpl_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
+    with _admin(postgres_admin) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    db = Database(_url_for(name))
+    db = Database(_url_for(postgres_admin, name))
     upgrade_to_head(db)
     db.dispose()
     yield name
-    with _admin() as admin:
+    with _admin(postgres_admin) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -50,16 +66,29 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'ivrcast.db'}"
 
 
+def _cloned_postgres(admin_url: str, template: str) -> Iterator[str]:
+    name = f"ivrcast_t_{uuid.uuid4().hex[:12]}"
+    with _admin(admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _url_for(admin_url, name)
+    with _admin(admin_url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The URL of a fresh, migrated PostgreSQL database for one test."""
-    template = request.getfixturevalue("postgres_template")
-    name = f"ivrcast_t_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _url_for(name)
-    with _admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _cloned_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template")
+    )
+
+
+@pytest.fixture
+def other_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second fresh, migrated PostgreSQL database, for tests that compare two."""
+    yield from _cloned_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template")
+    )
 
 
 @pytest.fixture(
@@ -71,11 +100,11 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each engine."""
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        db = Database(url)
+        sqlite = sqlite_url(tmp_path)
+        db = Database(sqlite)
         upgrade_to_head(db)
         db.dispose()
-        return url
+        return sqlite
     url: str = request.getfixturevalue("postgres_url")
     return url
 

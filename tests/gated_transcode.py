@@ -8,10 +8,8 @@ see which jobs have started, without any timing.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ivrcast.demo_account import demo_tone
@@ -45,14 +43,3 @@ def crash_on_marked(data: bytes, limits: VoiceLimits) -> EncodedVoice:
 
 def refuse_to_run(data: bytes, limits: VoiceLimits) -> EncodedVoice:
     raise AssertionError("this voice must be refused before it is transcoded")
-
-
-async def wait_for(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    """Poll `condition` (a file appearing in another process: nothing to await) until it
-    holds; fail the test, naming `what`, if it never does."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.005)

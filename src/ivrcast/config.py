@@ -287,6 +287,31 @@ class SipSettings(_Section):
         return None if self.rtp_port_range is None else _parse_port_range(self.rtp_port_range)
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class LoggingSettings(_Section):
+    """Log output (`ivrcast.logs`): every process writes one line per record to stderr."""
+
+    # "text": `time LEVEL logger: message key=value …`; "json": one JSON object a line.
+    format: Literal["text", "json"] = "text"
+    level: LogLevel = "INFO"
+    # A level per logger name, e.g. {"ivrcast.sip" = "DEBUG"}; children inherit it.
+    levels: dict[str, LogLevel] = {}
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _upper_each(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v.upper() if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
 def _parse_port_range(text: str) -> tuple[int, int]:
     low, sep, high = text.partition("-")
     if not sep or not low.strip().isdigit() or not high.strip().isdigit():
@@ -308,6 +333,7 @@ class Settings(_Section):
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
     amd: AmdSettings = AmdSettings()
+    logging: LoggingSettings = LoggingSettings()
     countries: dict[str, CountrySettings] = {}
     trunks: list[TrunkSettings] = []
     config_path: Path | None = None

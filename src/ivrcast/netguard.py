@@ -37,6 +37,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -187,6 +189,42 @@ class ResolvedUrl:
             headers={"Host": host_header},
             extensions=extensions,
         )
+
+
+@asynccontextmanager
+async def send_pinned(
+    client: httpx.AsyncClient,
+    resolved: ResolvedUrl,
+    method: str,
+    *,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+    timeouts: httpx.Timeout | None = None,
+) -> AsyncIterator[httpx.Response]:
+    """Send to the first of the checked addresses that accepts a connection, and stream
+    the answer, closed on exit. Redirects are never followed: a `Location` is a new URL
+    for the guard to judge. `timeouts` None keeps the client's own."""
+    for address in resolved.addresses:
+        target = resolved.pinned(address)
+        request = client.build_request(
+            method,
+            target.url,
+            content=content,
+            headers={**headers, **target.headers},
+            extensions=target.extensions,
+            timeout=timeouts if timeouts is not None else client.timeout,
+        )
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except httpx.ConnectError:
+            if address == resolved.addresses[-1]:
+                raise
+            continue
+        try:
+            yield response
+        finally:
+            await response.aclose()
+        return
 
 
 def check_url(url: str) -> UrlTarget:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -43,6 +44,22 @@ def start_server(data_dir: Path) -> RunningServer:
     config = data_dir / "ivrcast.toml"
     config.write_text(CONFIG)
     return start_serve(data_dir, config=config)
+
+
+@dataclass(frozen=True)
+class Customer:
+    appid: str
+    accesskey: str
+
+
+def create_customer(server: RunningServer, appid: str, *options: str) -> Customer:
+    """An account made with the CLI, as an operator would. Each test makes its own,
+    under names no other test uses, so that no test sees another's voices, tasks or
+    deliveries, whatever order the tests run in."""
+    accesskey = f"{appid}-key"
+    created = server.cli("account", "create", "--appid", appid, "--accesskey", accesskey, *options)
+    assert created.returncode == 0, created.stdout + created.stderr
+    return Customer(appid, accesskey)
 
 
 def sign_in(page: Page, appid: str, accesskey: str) -> None:

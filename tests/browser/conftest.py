@@ -7,30 +7,22 @@ Playwright never downloads a browser here: it launches `/usr/bin/chromium`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from browser_console import ARTIFACTS, CHROMIUM, start_server
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from peers import require_executable
 from service_process import RunningServer as Server
 from service_process import stop_server
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the suite, with accounts `alice` (records go to a closed port, so
-    deliveries fail and can be replayed) and `bob`."""
+    """One server for the suite; each test makes the accounts it uses
+    (`browser_console.create_customer`)."""
     running = start_server(tmp_path_factory.mktemp("browser") / "data")
     try:
-        for created in (
-            running.cli(
-                "account", "create", "--appid", "alice", "--accesskey", "alice-key",
-                "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records",
-            ),
-            running.cli("account", "create", "--appid", "bob", "--accesskey", "bob-key"),
-        ):  # fmt: skip
-            assert created.returncode == 0, created.stdout + created.stderr
         yield running
     finally:
         stop_server(running)
@@ -42,8 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def browser() -> Iterator[Browser]:
     """Playwright's sync API runs an event loop in this thread while it is open, so it is
     closed after the module: asyncio tests run later in the same session need the thread."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make install does)")
+    require_executable(CHROMIUM, "chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield launched

@@ -7,8 +7,9 @@ from __future__ import annotations
 import csv
 import re
 
-from browser_console import MAX_NUMBERS, screenshot, sign_in
-from playwright.sync_api import Browser, Page, expect
+import pytest
+from browser_console import MAX_NUMBERS, Customer, create_customer, screenshot, sign_in
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from ivrcast.demo_account import demo_tone
 from service_process import RunningServer as Server
@@ -17,6 +18,15 @@ CALL_WAIT = 60_000
 """Milliseconds to wait for calls to end: a few seconds each, many at once."""
 
 NUMBERS = ["081234567801", "081234567804", "081234567805", "081234567806", "081234567807"]
+
+
+@pytest.fixture
+def alice(server: Server) -> Customer:
+    """The journey's customer: records go to a closed port, so deliveries fail and can be
+    replayed."""
+    return create_customer(
+        server, "alice", "--countries", "id,in", "--callback-url", "http://127.0.0.1:9/records"
+    )
 
 
 def upload_voice_by_drag_and_drop(page: Page, filename: str) -> None:
@@ -56,10 +66,10 @@ def wait_for_the_task_to_end(page: Page) -> None:
     expect(page.locator("#task-bar")).to_have_attribute("value", re.compile(r"^[1-9]"))
 
 
-def test_a_customer_broadcasts_and_follows_every_call(page: Page, server: Server) -> None:
+def test_a_customer_broadcasts_and_follows_every_call(page: Page, alice: Customer) -> None:
     page.goto("/console/signin")
     screenshot(page, "signin")
-    sign_in(page, "alice", "alice-key")
+    sign_in(page, alice.appid, alice.accesskey)
 
     upload_voice_by_drag_and_drop(page, "greeting.wav")
     row = page.get_by_role("row", name=re.compile(r"^greeting "))
@@ -118,9 +128,12 @@ def test_a_customer_broadcasts_and_follows_every_call(page: Page, server: Server
     page.get_by_label("Nation", exact=True).select_option("id")
     page.get_by_label("Ring for at most (seconds)").fill("3")
     lines = ["name,phone"] + [f"customer {i},08123456{i:04d}" for i in range(2 * MAX_NUMBERS + 5)]
-    page.get_by_label("Or a CSV file of any size").set_input_files(
-        files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": "\n".join(lines).encode()}]
-    )
+    csv_file: FilePayload = {
+        "name": "list.csv",
+        "mimeType": "text/csv",
+        "buffer": "\n".join(lines).encode(),
+    }
+    page.get_by_label("Or a CSV file of any size").set_input_files(files=[csv_file])
     page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("#send-status")).to_have_text(
         f"Done: {2 * MAX_NUMBERS + 5} numbers sent in 3 task(s)."
@@ -161,7 +174,9 @@ def test_a_customer_broadcasts_and_follows_every_call(page: Page, server: Server
 def test_one_account_never_sees_another_s_data(
     page: Page, browser: Browser, server: Server
 ) -> None:
-    sign_in(page, "alice", "alice-key")
+    owner = create_customer(server, "carol", "--countries", "id")
+    other_customer = create_customer(server, "dave")
+    sign_in(page, owner.appid, owner.accesskey)
     upload_voice_by_drag_and_drop(page, "private-voice.wav")
     audio_url = (
         page.get_by_role("row", name=re.compile(r"^private-voice "))
@@ -180,7 +195,7 @@ def test_one_account_never_sees_another_s_data(
     bob = browser.new_context(base_url=server.url)
     try:
         other = bob.new_page()
-        sign_in(other, "bob", "bob-key")
+        sign_in(other, other_customer.appid, other_customer.accesskey)
         for url in (task_url, call_url):
             response = other.goto(url)
             assert response is not None
@@ -199,7 +214,8 @@ def test_one_account_never_sees_another_s_data(
         bob.close()
 
 
-def test_the_console_is_usable_by_keyboard(page: Page) -> None:
+def test_the_console_is_usable_by_keyboard(page: Page, server: Server) -> None:
+    customer = create_customer(server, "erin")
     page.goto("/console/signin")
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
@@ -207,9 +223,9 @@ def test_the_console_is_usable_by_keyboard(page: Page) -> None:
     expect(page.locator("main")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_label("appid")).to_be_focused()
-    page.keyboard.type("bob")
+    page.keyboard.type(customer.appid)
     page.keyboard.press("Tab")
-    page.keyboard.type("bob-key")
+    page.keyboard.type(customer.accesskey)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_role("link", name="Overview")).to_have_attribute("aria-current", "page")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from e2e_server import api_server
+from e2e_server import api_server, callback_receiver
 
-__all__ = ["api_server"]
+__all__ = ["api_server", "callback_receiver"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +49,37 @@ def run_example(tmp_path: Path, url: str, fields: dict[str, str], **numbers: int
     assert dumped, result.stdout
     body: dict[str, Any] = json.loads(dumped.group(1))
     return body
+
+
+@dataclass
+class CallbackReceiver:
+    """A callback receiver on loopback that acknowledges every record with a 200."""
+
+    url: str
+    received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    """(time.monotonic() at arrival, the record), in arrival order."""
+
+    def records(self) -> list[dict[str, Any]]:
+        return [record for _, record in list(self.received)]
+
+
+@pytest.fixture
+def callback_receiver() -> Iterator[CallbackReceiver]:
+    received: list[tuple[float, dict[str, Any]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.append((time.monotonic(), json.loads(self.rfile.read(length))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: tests read the server's log, not this one."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="callback-receiver", daemon=True)
+    thread.start()
+    yield CallbackReceiver(f"http://127.0.0.1:{server.server_address[1]}/cb", received)
+    server.shutdown()
+    server.server_close()

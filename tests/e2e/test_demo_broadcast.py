@@ -3,7 +3,6 @@ example, really dials every number and every number ends with its magic outcome.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,14 @@ import httpx
 import pytest
 from e2e_server import run_example
 
+from peers import require_executable
 from service_process import start_server, stop_server
 
-pytestmark = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
+
+@pytest.fixture(autouse=True)
+def php_installed() -> None:
+    require_executable("php", "php-cli")
+
 
 # Indonesian mobiles ending in each magic digit of docs/demo-carrier.md.
 EXPECTED = {

@@ -10,22 +10,23 @@ listens until we hang up; the voice is long, so the calls are up when `serve` di
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "interop" / "dialer"))
 
 from dialer_helpers import call_rows, id_numbers, record_counts, submit, tone
+from sqlalchemy import select
 
-from ivrcast.store.accounts import create_account
+from factories import add_account, add_voice
 from ivrcast.store.engine import Database
-from ivrcast.store.voices import insert_voice
+from ivrcast.store.tables import nodes
 from service_process import start_server
+from waiting import wait_for_sync
 
 CALLS = 3
 CONFIG = """\
@@ -45,22 +46,9 @@ def seed_long_voice(db: Database) -> tuple[int, int]:
     now = datetime.now(UTC)
     pcmu, pcma = tone(60.0)
     with db.write() as conn:
-        account = create_account(
-            conn, appid="acme", accesskey_hash="0" * 64, now=now, callback_url=None
-        )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="long",
-            source_url=None,
-            source_format="wav",
-            source_bytes=len(pcmu),
-            duration_ms=60_000,
-            pcmu=pcmu,
-            pcma=pcma,
-            now=now,
-        )
-    return account.id, voice.id
+        account = add_account(conn, now=now)
+        voice_id = add_voice(conn, account.id, now=now, name="long", pcmu=pcmu, pcma=pcma)
+    return account.id, voice_id
 
 
 def children_of(pid: int) -> list[int]:
@@ -85,14 +73,6 @@ def has_exited(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def wait_until(condition: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling a condition, with a deadline
-
-
 def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
@@ -105,10 +85,10 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     server = start_server(tmp_path / "data", config=config)
     group = server.process.pid  # start_server gives the server a session of its own
     try:
-        wait_until(
+        wait_for_sync(
             lambda: [r["status"] for r in call_rows(database, task_id)] == ["answered"] * CALLS,
-            60,
             "every call to be answered",
+            limit=60,
         )
         dialers = children_of(server.process.pid)
         assert len(dialers) == 1, dialers
@@ -117,7 +97,7 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
 
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
-        wait_until(lambda: has_exited(dialer), 30, f"the orphaned dialer {dialer} to exit")
+        wait_for_sync(lambda: has_exited(dialer), f"the orphaned dialer {dialer} to exit", limit=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
@@ -129,3 +109,36 @@ def test_the_dialer_ends_its_calls_and_exits_when_serve_is_killed(
     assert [r["status"] for r in rows] == ["completed"] * CALLS, rows
     assert [r["hangup_direction"] for r in rows] == [10040] * CALLS, rows
     assert record_counts(database) == {r["id"]: 1 for r in rows}
+
+
+def running_node_pids(db: Database) -> set[int]:
+    with db.read() as conn:
+        rows = conn.execute(select(nodes.c.pid).where(nodes.c.stopped_at.is_(None)))
+        return {pid for (pid,) in rows}
+
+
+def test_serve_with_two_dialers_starts_two_nodes_and_both_stop_when_it_is_killed(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "ivrcast.toml"
+    config.write_text(CONFIG.format(database_url=database_url))
+    server = start_server(tmp_path / "data", "--dialers", "2", config=config)
+    group = server.process.pid
+    try:
+        wait_for_sync(lambda: len(running_node_pids(database)) == 2, "two dialer nodes", limit=60)
+        dialers = children_of(server.process.pid)
+        assert sorted(dialers) == sorted(running_node_pids(database))
+        for dialer in dialers:
+            assert b"--parent-pipe" in Path(f"/proc/{dialer}/cmdline").read_bytes()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        for dialer in dialers:
+            wait_for_sync(
+                functools.partial(has_exited, dialer),
+                f"the orphaned dialer {dialer} to exit",
+                limit=30,
+            )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    assert running_node_pids(database) == set()

@@ -7,6 +7,7 @@ killed dialer held end `interrupted` when the next one starts (never redialed)."
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -24,10 +25,10 @@ from dialer_helpers import (
     seed_account,
     start_sipp,
     submit,
-    wait_until,
 )
 
 from ivrcast.store.engine import Database
+from waiting import wait_for_in_thread
 
 NUMBERS = 300
 KILLS = 3
@@ -76,23 +77,29 @@ async def test_kill_9_mid_task_never_dials_a_number_twice(
         CONFIG.format(data_dir=tmp_path / "data", database_url=database_url, proxy=sipp.proxy)
     )
     log = tmp_path / "dialer.log"
+
+    def progressed(since: int) -> bool:
+        """Some calls done since a start, more in flight."""
+        return count_final(database, task_id) >= since + 30 and any(
+            r["status"] == "answered" for r in call_rows(database, task_id)
+        )
+
     try:
         for _ in range(KILLS):
             before = count_final(database, task_id)
             process = await start_dialer(config, log)
             # Kill it while it is busy: some calls done since this start, more in flight.
-            await wait_until(
-                lambda before=before: (
-                    count_final(database, task_id) >= before + 30
-                    and any(r["status"] == "answered" for r in call_rows(database, task_id))
-                ),
-                60,
+            await wait_for_in_thread(
+                functools.partial(progressed, before),
                 "progress after a restart",
+                limit=60,
             )
             process.kill()
             await process.wait()
         process = await start_dialer(config, log)
-        await wait_until(lambda: count_final(database, task_id) == NUMBERS, 90, "every call ended")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == NUMBERS, "every call ended", limit=90
+        )
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0, log.read_text()
     finally:

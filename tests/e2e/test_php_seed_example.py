@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,9 +16,13 @@ import pytest
 from e2e_server import run_example
 
 from ivrcast.demo_account import demo_tone
+from peers import require_executable
 from service_process import RunningServer
 
-pytestmark = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
+
+@pytest.fixture(autouse=True)
+def php_installed() -> None:
+    require_executable("php", "php-cli")
 
 
 @pytest.fixture

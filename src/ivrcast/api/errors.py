@@ -95,3 +95,11 @@ class BodyTooSlow(ValidationError):
 
 class TaskEnded(ConflictError):
     """The task has ended; it cannot be changed."""
+
+
+class TaskPaused(ConflictError):
+    """PauseTask on a task already paused."""
+
+
+class TaskNotPaused(ConflictError):
+    """ResumeTask on a task that is running, not paused."""

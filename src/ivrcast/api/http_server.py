@@ -92,4 +92,13 @@ def server_config(app: ASGIApp, settings: Settings, *, log_level: str = "info") 
         (HeaderDeadlineProtocol,),
         {"header_timeout": settings.server.header_timeout_seconds},
     )
-    return uvicorn.Config(app, http=protocol, log_level=log_level, access_log=False, lifespan="on")
+    # log_config=None: uvicorn's records go through the handler `ivrcast.logs` set up,
+    # in the same format as ours, rather than through handlers of its own.
+    return uvicorn.Config(
+        app,
+        http=protocol,
+        log_level=log_level,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )

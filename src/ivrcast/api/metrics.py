@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -30,9 +31,12 @@ from prometheus_client.registry import Collector
 
 from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import BadOperatorToken, IpNotAllowed
+from ivrcast.api.node_metrics import NodeCollector
+from ivrcast.config import Settings
 from ivrcast.metric_snapshots import read_snapshots
 from ivrcast.store import stats
 from ivrcast.store.engine import Database
+from ivrcast.store.fleet import node_statuses
 
 router = APIRouter()
 
@@ -77,14 +81,18 @@ class _ScrapeCollector(Collector):
         yield from read_snapshots(self._data_dir)
 
 
-def render(db: Database, data_dir: Path) -> bytes:
+def render(db: Database, settings: Settings, now: datetime) -> bytes:
     """The exposition text. Blocking (reads the database and the dialers' files)."""
     with db.read() as conn:
         by_state = stats.calls_by_state(conn)
         depth = stats.queue_depth(conn)
         by_trunk = stats.active_by_trunk(conn)
+        statuses = node_statuses(conn, stopped_since=now)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ScrapeCollector(by_state, depth, by_trunk, data_dir))
+    registry.register(_ScrapeCollector(by_state, depth, by_trunk, settings.data_dir))
+    registry.register(
+        NodeCollector(statuses, now=now, heartbeat_seconds=settings.dialer.heartbeat_seconds)
+    )
     return generate_latest(registry)
 
 
@@ -102,7 +110,7 @@ async def metrics(request: Request) -> Response:
             "IP not authorized: /metrics is served to loopback only while "
             "[security] operator_token is not set"
         )
-    body = await ctx.in_thread(lambda: render(ctx.db, ctx.settings.data_dir))
+    body = await ctx.in_thread(lambda: render(ctx.db, ctx.settings, ctx.clock.now()))
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
 

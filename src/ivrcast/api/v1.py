@@ -24,7 +24,7 @@ from ivrcast.api import params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import classify, details, public_message, reply_message
 from ivrcast.api.errors import BadCredentials
-from ivrcast.api.services import calls, login, play_voice, records, tasks, voices
+from ivrcast.api.services import calls, dnc, login, play_voice, records, tasks, voices
 from ivrcast.api.yunhu import client_ip
 from ivrcast.store.calls import call_story, iter_calls, list_calls
 
@@ -128,12 +128,32 @@ class TaskBody(BaseModel):
     amdaction: str | None = Field(
         default=None, description="On a machine: hangup (default), play, or beep (voicemail drop)"
     )
+    retries: int | str | None = Field(default=None, description="Extra rounds, 0-5")
+    retryinterval: int | str | None = Field(
+        default=None, description="Minutes from a round's end to the next, 1-1440"
+    )
+    retryon: str | list[str] | None = Field(
+        default=None, description="Outcomes retried: busy, no_answer, failed, rejected"
+    )
 
     def as_params(self) -> dict[str, str]:
         fields: dict[str, str] = {}
         for name, value in self.model_dump(exclude_none=True).items():
             fields[name] = ",".join(value) if isinstance(value, list) else str(value)
         return fields
+
+
+class DncBody(BaseModel):
+    """Numbers for the account's do-not-call list, written as `destnumber` is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nationcode: str = Field(examples=["id"])
+    numbers: str | list[str] = Field(examples=[["081234567890"]])
+
+    def as_params(self) -> dict[str, str]:
+        numbers = ",".join(self.numbers) if isinstance(self.numbers, list) else self.numbers
+        return {"nationcode": self.nationcode, "numbers": numbers}
 
 
 class TokenBody(BaseModel):
@@ -174,6 +194,60 @@ async def get_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -
 )
 async def cancel_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
     return await tasks.cancel(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.post(
+    "/tasks/{taskid}/pause",
+    summary="Pause: claim no new call until resumed",
+    responses=errors(*AUTHENTICATED, 404, 409),
+)
+async def pause_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.pause(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.post(
+    "/tasks/{taskid}/resume",
+    summary="Resume a paused task",
+    responses=errors(*AUTHENTICATED, 404, 409),
+)
+async def resume_task(taskid: str, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await tasks.resume(ctx, {"taskid": taskid, **auth}, client_ip(request))
+
+
+@router.get(
+    "/dnc",
+    summary="The account's do-not-call list, a page in number order",
+    responses=errors(*AUTHENTICATED),
+)
+async def list_dnc(
+    request: Request,
+    ctx: Ctx,
+    auth: Credentials,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    query = {"limit": str(limit or ""), "cursor": cursor or ""}
+    return await dnc.list_numbers(ctx, {**query, **auth}, client_ip(request))
+
+
+@router.post(
+    "/dnc",
+    summary="Add numbers to the account's do-not-call list",
+    responses=errors(*AUTHENTICATED),
+)
+async def add_dnc(body: DncBody, request: Request, ctx: Ctx, auth: Credentials) -> dict[str, Any]:
+    return await dnc.add(ctx, {**body.as_params(), **auth}, client_ip(request))
+
+
+@router.post(
+    "/dnc/remove",
+    summary="Remove numbers from the account's do-not-call list",
+    responses=errors(*AUTHENTICATED),
+)
+async def remove_dnc(
+    body: DncBody, request: Request, ctx: Ctx, auth: Credentials
+) -> dict[str, Any]:
+    return await dnc.remove(ctx, {**body.as_params(), **auth}, client_ip(request))
 
 
 @router.get("/voices", summary="The voice library", responses=errors(*AUTHENTICATED))

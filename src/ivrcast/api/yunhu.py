@@ -24,7 +24,7 @@ from ivrcast.api import forms, params
 from ivrcast.api.context import ApiContext
 from ivrcast.api.envelope import failure, success
 from ivrcast.api.errors import UnknownService
-from ivrcast.api.services import login, play_voice, records, tasks, voices
+from ivrcast.api.services import dnc, login, play_voice, records, tasks, voices
 from ivrcast.errors import ValidationError
 
 PLAY_VOICE = "App.Sip_Call.PlayVoice"
@@ -36,9 +36,14 @@ SERVICES: dict[str, Handler] = {
     PLAY_VOICE: play_voice.play_voice,
     "App.Sip_Call.TaskStatus": tasks.task_status,
     "App.Sip_Call.CancelTask": tasks.cancel,
+    "App.Sip_Call.PauseTask": tasks.pause,
+    "App.Sip_Call.ResumeTask": tasks.resume,
     "App.Sip_Voice.List": voices.voice_list,
     "App.Sip_Auth.Login": login.login,
     "App.Sip_Cdr.GetBill": records.get_bill,
+    "App.Sip_Dnc.Add": dnc.add,
+    "App.Sip_Dnc.Remove": dnc.remove,
+    "App.Sip_Dnc.List": dnc.list_numbers,
 }
 UPLOAD_SERVICE = "App.Sip_Voice.Upload"
 _BY_FOLDED_NAME = {name.lower(): name for name in [*SERVICES, UPLOAD_SERVICE]}

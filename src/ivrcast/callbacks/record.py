@@ -32,6 +32,7 @@ PLATFORM_CODES: dict[str, tuple[int, int]] = {
     "canceled": (CANCELLED, BY_CALLER),  # the task was canceled before dialing
     "expired": (TIMER_EXPIRED, BY_CALLER),  # todayonly=1 and the calling window closed
     "interrupted": (SERVER_HUNG_UP, BY_CALLER),  # the dialer stopped mid-call (crash)
+    "suppressed": (CANCELLED, BY_CALLER),  # the number is on a do-not-call list
 }
 
 
@@ -84,6 +85,8 @@ class CallRecord(TypedDict):
     endtime_iso: str | None
     # When the call reached its final state, also for calls never dialed.
     finishtime_iso: str | None
+    # No further round of this number follows (retry rounds).
+    final: bool
     # Answering-machine detection (amd=1): human, machine or unknown, and how long the
     # decision took from the answer; null when it did not run.
     answeredby: str | None
@@ -170,6 +173,7 @@ def build_call_record(
         answertime_iso=_iso(answered, timezone),
         endtime_iso=_iso(ended, timezone),
         finishtime_iso=_iso(call["ended_at"], timezone),
+        final=bool(call["final"]),
         answeredby=call.get("answered_by"),
         amdms=call.get("amd_ms"),
     )

@@ -8,14 +8,18 @@ import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from ivrcast.cli.common import ConfigOption, console, open_database, settings_from, split_list, when
+from ivrcast.account_settings import account_changes
+from ivrcast.cli.common import ConfigOption, console, open_database, settings_from, when
 from ivrcast.clock import SystemClock
+from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key, seal_secret
+from ivrcast.errors import ValidationError
 from ivrcast.store import accounts as account_store
 from ivrcast.store.engine import Database
 
@@ -65,14 +69,20 @@ def account_create(
     callerids: Annotated[str | None, typer.Option(help="Caller IDs allowed as disnumber.")] = None,
     allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Calls at once, at most.")] = 30,
+    default_retries: Annotated[
+        int, typer.Option(min=0, max=5, help="PlayVoice `retries` when a request sends none.")
+    ] = 0,
 ) -> None:
     """Create an account, usable at once by a running server."""
-    from ivrcast.numbers import get_nation
-
     settings = settings_from(config)
-    nations = [get_nation(code.lower()).code for code in split_list(countries)]
-    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
-        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--callback-url")
+    values = _checked_settings(
+        settings,
+        countries=countries,
+        callerids=callerids,
+        allowed_ips=allowed_ips,
+        max_concurrency=str(max_concurrency),
+        callback_url=callback_url,
+    )
     key = _secret(accesskey, accesskey_file, option="--accesskey", prompt="accesskey")
     assert key is not None  # prompted for when not given
     secret = _secret(
@@ -89,14 +99,81 @@ def account_create(
             appid=appid,
             accesskey_hash=hash_secret(server_key, key),
             now=SystemClock().now(),
-            callback_url=callback_url,
             callback_secret=None if secret is None else seal_secret(server_key, secret),
-            countries=nations,
-            callerids=split_list(callerids),
-            allowed_ips=split_list(allowed_ips),
-            max_concurrency=max_concurrency,
+            **values,
+            default_retries=default_retries,
         )
     console.print(f"account {account.appid} created")
+
+
+def _checked_settings(settings: Settings, **given: str | None) -> dict[str, Any]:
+    """The store's values for the options given, checked as the console checks them; a
+    bad one is refused naming its option."""
+    try:
+        return account_changes(
+            {name: text for name, text in given.items() if text is not None},
+            ZoneInfo(settings.callbacks.timezone),
+        )
+    except ValidationError as exc:
+        option = "--" + exc.param.replace("_", "-")
+        message = exc.message.removeprefix(f"{exc.param}: ")
+        raise typer.BadParameter(message, param_hint=option) from None
+
+
+def account_update(
+    appid: Annotated[str, typer.Option(help="The account to change.")],
+    config: ConfigOption = None,
+    countries: Annotated[
+        str | None, typer.Option(help='Nation codes allowed, e.g. in,id ("": all).')
+    ] = None,
+    callerids: Annotated[
+        str | None, typer.Option(help='Caller IDs allowed as disnumber ("": the pools only).')
+    ] = None,
+    allowed_ips: Annotated[
+        str | None, typer.Option(help='Client IPs/networks allowed ("": any).')
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Calls at once, at most.")
+    ] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help='Where call records are POSTed ("": none).')
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD: its requests answer 602 from the start of that day "
+            "([callbacks] timezone); never: it does not expire."
+        ),
+    ] = None,
+    disable: Annotated[
+        bool | None,
+        typer.Option("--disable/--enable", help="Refuse its requests (601), or accept them."),
+    ] = None,
+) -> None:
+    """Change an account's settings; the options not given are left as they are."""
+    settings = settings_from(config)
+    values = _checked_settings(
+        settings,
+        countries=countries,
+        callerids=callerids,
+        allowed_ips=allowed_ips,
+        max_concurrency=None if max_concurrency is None else str(max_concurrency),
+        callback_url=callback_url,
+        expires=expires,
+    )
+    if disable is not None:
+        values["disabled"] = disable
+    if not values:
+        raise typer.BadParameter("give at least one setting to change", param_hint="--appid")
+    db = open_database(settings)
+    try:
+        with db.write() as conn:
+            account = account_store.update_account(conn, appid, **values)
+    except account_store.AccountNotFound:
+        raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid") from None
+    state = "disabled" if account.disabled else "enabled"
+    expiry = when(account.expires_at) if account.expires_at else "never"
+    console.print(f"account {account.appid} updated: {state}, expires {expiry}")
 
 
 def account_list(config: ConfigOption = None) -> None:
@@ -104,14 +181,19 @@ def account_list(config: ConfigOption = None) -> None:
     db = open_database(settings_from(config))
     with db.read() as conn:
         rows = account_store.list_accounts(conn)
-    table = Table("appid", "state", "countries", "max concurrency", "callback URL", "created")
+    now = SystemClock().now()
+    table = Table(
+        "appid", "state", "countries", "max concurrency", "callback URL", "expires", "created"
+    )
     for account in rows:
+        expired = account.expires_at is not None and account.expires_at <= now
         table.add_row(
             account.appid,
-            "disabled" if account.disabled else "active",
+            "disabled" if account.disabled else "expired" if expired else "active",
             ",".join(account.countries) or "all",
             str(account.max_concurrency),
             account.callback_url or "",
+            when(account.expires_at) if account.expires_at else "never",
             when(account.created_at),
         )
     console.print(table)

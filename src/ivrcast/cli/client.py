@@ -46,7 +46,18 @@ def submit(
     request_prefix: Annotated[
         str | None, typer.Option(help="Resume an interrupted run: the prefix it printed.")
     ] = None,
-    retries: Annotated[int, typer.Option(min=0)] = 5,
+    retries: Annotated[int, typer.Option(min=0, help="Attempts of a failed HTTP request.")] = 5,
+    retry_rounds: Annotated[
+        int | None,
+        typer.Option(help="PlayVoice `retries`: extra rounds for a number (0-5)."),
+    ] = None,
+    retry_interval: Annotated[
+        int | None, typer.Option(help="PlayVoice `retryinterval`: minutes between rounds.")
+    ] = None,
+    retry_on: Annotated[
+        str | None,
+        typer.Option(help="PlayVoice `retryon`: outcomes retried (busy,no_answer,...)."),
+    ] = None,
 ) -> None:
     """Submit any number of numbers, 5000 per request, and print the task ids."""
     import httpx
@@ -78,6 +89,9 @@ def submit(
         "disnumber": disnumber,
         "chengshudu": chengshudu,
         "customuuid": customuuid,
+        "retries": retry_rounds,
+        "retryinterval": retry_interval,
+        "retryon": retry_on,
         "amdaction": amdaction,
     }
     fields.update({key: str(value) for key, value in optional.items() if value is not None})
@@ -166,3 +180,44 @@ def tasks_watch(
                 time.sleep(interval)
     for task_id in taskid:
         console.print(f"{task_id} ended", highlight=False)
+
+
+def _task_command(service: str, taskid: str, appid: str, accesskey: str, url: str) -> None:
+    import httpx
+
+    from ivrcast.submit import Client, SubmitError
+
+    client = Client(_endpoint(url), appid, accesskey)
+    try:
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            body = client.call(http, service, {"taskid": taskid})
+    except SubmitError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    data = body.get("data") or {}
+    if body.get("code") != 200 or data.get("status") == 1:
+        message = (data.get("errors") or {}).get("codemsg") or body.get("msg")
+        code = (data.get("errors") or {}).get("code") or body.get("code")
+        errors.print(f"[red]error:[/red] {taskid}: {message} ({code})", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{taskid} {data['status']}", highlight=False)
+
+
+def tasks_pause(
+    taskid: Annotated[str, typer.Argument(help="The task id.")],
+    appid: AppidOption,
+    accesskey: AccesskeyOption,
+    url: UrlOption = "http://127.0.0.1:8080",
+) -> None:
+    """Pause a task: no new call (retry rounds included) starts until it is resumed."""
+    _task_command("App.Sip_Call.PauseTask", taskid, appid, accesskey, url)
+
+
+def tasks_resume(
+    taskid: Annotated[str, typer.Argument(help="The task id.")],
+    appid: AppidOption,
+    accesskey: AccesskeyOption,
+    url: UrlOption = "http://127.0.0.1:8080",
+) -> None:
+    """Resume a paused task."""
+    _task_command("App.Sip_Call.ResumeTask", taskid, appid, accesskey, url)

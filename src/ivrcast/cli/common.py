@@ -3,7 +3,6 @@ opening the configured, migrated database."""
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -50,15 +49,5 @@ def _seal_plaintext_callback_secrets(db: Database, key: bytes) -> None:
             account_store.set_callback_secret(conn, account_id, seal_secret(key, stored))
 
 
-def split_list(value: str | None) -> list[str]:
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
-
-
 def when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )

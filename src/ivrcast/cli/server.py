@@ -17,12 +17,14 @@ import typer
 
 from ivrcast.cli.common import (
     ConfigOption,
-    configure_logging,
     console,
     open_database,
     settings_from,
 )
 from ivrcast.clock import SystemClock
+from ivrcast.logs import configure_logging
+
+MAX_DIALERS = 64  # dialer children of one `serve`; one per core is the useful number
 
 
 def migrate(config: ConfigOption = None) -> None:
@@ -39,6 +41,14 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Listen port; 0 picks a free one.")] = None,
     dialer: Annotated[bool, typer.Option(help="Start the dialer process beside the API.")] = True,
+    dialers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_DIALERS,
+            help="Dialer processes to start (one per core), each a node of its own.",
+        ),
+    ] = 1,
     demo_account: Annotated[
         bool, typer.Option(help="On an empty database, create a demo account and voice.")
     ] = False,
@@ -51,7 +61,13 @@ def serve(
     from ivrcast.demo_account import ensure_demo_account
 
     settings = settings_from(config)
-    configure_logging()
+    configure_logging(settings.logging)
+    if dialer and dialers > 1 and settings.dialer.sip_port != 0:
+        raise typer.BadParameter(
+            f"{dialers} dialers cannot all listen on [dialer] sip_port = "
+            f"{settings.dialer.sip_port}: set it to 0 (a free port each)",
+            param_hint="--dialers",
+        )
     db = open_database(settings)
     if demo_account:
         created = ensure_demo_account(settings, db, now=SystemClock().now())
@@ -67,8 +83,11 @@ def serve(
         (host or settings.server.host, settings.server.port if port is None else port)
     )
     bound_host, bound_port = listener.getsockname()[:2]
-    supervisor = DialerSupervisor(config or settings.config_path) if dialer else None
-    if supervisor is not None:
+    supervisors = [
+        DialerSupervisor(config or settings.config_path, name=f"dialer-supervisor-{n}")
+        for n in range(dialers if dialer else 0)
+    ]
+    for supervisor in supervisors:
         supervisor.start()
     console.print(f"ivrcast listening on http://{bound_host}:{bound_port}", highlight=False)
     server = uvicorn.Server(server_config(create_app(settings), settings))
@@ -79,8 +98,11 @@ def serve(
     try:
         server.run(sockets=[listener])
     finally:
-        if supervisor is not None:
-            supervisor.stop(grace=settings.dialer.shutdown_grace + 5)
+        # Every child stops at once, each within the grace.
+        for supervisor in supervisors:
+            supervisor.request_stop()
+        for supervisor in supervisors:
+            supervisor.wait_stopped(grace=settings.dialer.shutdown_grace + 5)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -102,14 +124,14 @@ class DialerSupervisor:
     watcher thread restarts children) and exists on Linux only.
     """
 
-    def __init__(self, config: Path | None) -> None:
+    def __init__(self, config: Path | None, *, name: str = "dialer-supervisor") -> None:
         self.command = [sys.executable, "-m", "ivrcast.dialer"]
         if config is not None:
             self.command += ["--config", str(config)]
         self.process: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None  # the write end of the current child's pipe
         self.stopping = threading.Event()
-        self.watcher = threading.Thread(target=self._watch, name="dialer-supervisor", daemon=True)
+        self.watcher = threading.Thread(target=self._watch, name=name, daemon=True)
 
     def start(self) -> None:
         self.process = self._spawn()
@@ -146,17 +168,20 @@ class DialerSupervisor:
                 return
             self.process = self._spawn()
 
-    def stop(self, *, grace: float) -> None:
+    def request_stop(self) -> None:
+        """SIGTERM the child (it stops gracefully); it is not restarted."""
         self.stopping.set()
-        if self.process is None or self.process.poll() is not None:
-            self._close_lifeline()
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, *, grace: float) -> None:
+        """Wait up to `grace` seconds for the child to exit, then kill it."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self._close_lifeline()
 
 
@@ -165,6 +190,6 @@ def run_dialer(config: ConfigOption = None) -> None:
     from ivrcast.dialer.service import main
 
     settings = settings_from(config)
-    configure_logging()
+    configure_logging(settings.logging)
     open_database(settings).dispose()
     main(settings)

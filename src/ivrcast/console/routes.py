@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from ivrcast.console.pages import account, calls, dashboard, signin, tasks, voices
+from ivrcast.console.pages import account, calls, dashboard, dnc, operator, signin, tasks, voices
 from ivrcast.console.web import PREFIX
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-for _pages in (signin, dashboard, tasks, calls, voices, account):
+for _pages in (signin, dashboard, tasks, calls, voices, dnc, account, operator):
     router.include_router(_pages.router)
 
 

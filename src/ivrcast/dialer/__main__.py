@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from ivrcast.config import load_settings
 from ivrcast.dialer.service import main
 from ivrcast.errors import ConfigError
+from ivrcast.logs import configure_logging
 
 
 def _cli(argv: list[str]) -> int:
@@ -29,10 +29,7 @@ def _cli(argv: list[str]) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"ivrcast dialer: {exc}\n")
         return 2
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    configure_logging(settings.logging)
     main(settings, parent_pipe=args.parent_pipe)
     return 0
 

@@ -53,6 +53,7 @@ class TrunkState:
     channels: int
     reserved: int = 0  # calls claimed for this trunk and not yet ended
     active: int = 0  # of those, holding a channel (about to send or in progress)
+    sent: int = 0  # INVITEs this node has sent on the trunk (its heartbeat reports the rate)
 
     @classmethod
     def create(cls, settings: TrunkSettings, share: float = 1.0) -> TrunkState:

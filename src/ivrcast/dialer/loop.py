@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -28,6 +27,7 @@ from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.metrics import DialerMetrics
 from ivrcast.dialer.progress import Finished, Progress, ProgressWriter
 from ivrcast.dialer.routing import Router, caller_id
+from ivrcast.dialer.voice_cache import VoiceCache
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
@@ -42,7 +42,6 @@ from ivrcast.store.voices import voice_audio_many
 
 logger = logging.getLogger(__name__)
 
-VOICE_CACHE = 32  # voices kept in memory; a 5000-number task reuses one
 MAX_KEYS = 64  # the width of `calls.keys`
 MAX_REASON = 500  # a far end's reason phrase is kept, not a novel
 
@@ -81,7 +80,6 @@ class Dialer:
         clock: Clock,
         build_record: RecordBuilder,
         metrics: DialerMetrics,
-        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._dbt = dbt
@@ -91,11 +89,11 @@ class Dialer:
         self._clock = clock
         self._build_record = build_record
         self.metrics = metrics
-        self._rng = rng or random.Random()
         self._fair = FairShare()
         self.writer = ProgressWriter(dbt, build_record, clock)
         self._countries: dict[str, CountryTime] = {}
-        self._voices: dict[int, EncodedAudio] = {}
+        self._voices = VoiceCache()
+        self.finished = 0  # calls this node has ended (its heartbeat reports the count)
         self._jobs: set[asyncio.Task[None]] = set()
         self._unsent: list[int] = []
         self._capacity = asyncio.Condition()
@@ -145,13 +143,21 @@ class Dialer:
         started = loop.time()
         result = await self._dbt.run(self._claim_round, self._clock.now(), allowance)
         self.metrics.claim_seconds.observe(loop.time() - started)
-        for voice_id, (pcmu, pcma) in result.voices.items():
-            if len(self._voices) >= VOICE_CACHE:
-                self._voices.pop(next(iter(self._voices)))
-            self._voices[voice_id] = EncodedAudio(pcmu=pcmu, pcma=pcma)
+        voices = self._voices.for_round(
+            {slot.task.voice_id for _, slot in result.claimed}, result.voices
+        )
         for call, slot in result.claimed:
             slot.trunk.reserved += 1
-            audio = self._voices[slot.task.voice_id]
+            audio = voices[slot.task.voice_id]
+            logger.info(
+                "claimed",
+                extra={
+                    "event": "dialer.claimed",
+                    "call_uuid": call.uuid,
+                    "task_id": call.task_id,
+                    "node": self.node_id,
+                },
+            )
             job = _Job(call=call, task=slot.task, trunk=slot.trunk, audio=audio)
             task = asyncio.create_task(self._run_call(job), name=f"call-{call.uuid}")
             self._jobs.add(task)
@@ -161,7 +167,7 @@ class Dialer:
 
     def _claim_round(self, now: datetime, allowance: dict[str, int]) -> _Round:
         with self._dbt.db.write() as conn:
-            tasks = transitions.due_tasks(conn)
+            tasks = transitions.due_tasks(conn, now=now)
             expired_ids = [
                 t.id
                 for t in tasks
@@ -173,7 +179,13 @@ class Dialer:
             )
             transitions.finish_ended_tasks(conn, now=now)
             expired_set = set(expired_ids)
-            due = [t for t in tasks if t.id not in expired_set]
+            # A paused task claims nothing; nor does one whose queued calls are later
+            # rounds not yet due.
+            due = [
+                t
+                for t in tasks
+                if t.id not in expired_set and t.status == "active" and t.queued > 0
+            ]
             self._warn_unrouted(due)
             slots = self._fair.plan(
                 due,
@@ -189,10 +201,15 @@ class Dialer:
             claimed: list[tuple[ClaimedCall, Slot]] = []
             for task_id, task_slots in wanted.items():
                 calls = transitions.claim_due_calls(
-                    conn, task_id=task_id, limit=len(task_slots), node_id=self.node_id, now=now
+                    conn,
+                    task_id=task_id,
+                    limit=len(task_slots),
+                    node_id=self.node_id,
+                    build_record=self._build_record,
+                    now=now,
                 )
                 claimed.extend(zip(calls, task_slots, strict=False))
-            needed = {slot.task.voice_id for _, slot in claimed} - set(self._voices)
+            needed = self._voices.missing({slot.task.voice_id for _, slot in claimed})
             voices = voice_audio_many(conn, needed)
         for _, slot in claimed:
             self.metrics.queue_wait.observe(max(0.0, (now - slot.task.created_at).total_seconds()))
@@ -238,7 +255,7 @@ class Dialer:
 
     async def _run_call(self, job: _Job) -> None:
         call = job.call
-        extra = {"call_uuid": call.uuid, "task_id": call.task_id}
+        extra = {"call_uuid": call.uuid, "task_id": call.task_id, "node": self.node_id}
         while True:
             trunk = job.trunk
             if not await self._wait_to_send(trunk):
@@ -271,7 +288,13 @@ class Dialer:
                     continue
             end = outcome if isinstance(outcome, CallEnd) else self._outcome_end(job, outcome)
             self.metrics.finished.labels(trunk.name, end.status).inc()
+            self.finished += 1
             self.writer.add(Finished(call.id, end))
+            logger.info(
+                "finished %s, record queued",
+                end.status,
+                extra={"event": "dialer.finished", "trunk": trunk.name, **extra},
+            )
             return
 
     async def _wait_to_send(self, trunk: TrunkState) -> bool:
@@ -326,7 +349,7 @@ class Dialer:
         settings = trunk.settings
         nation = get_nation(call.nationcode)
         dest = format_for_trunk(E164(call.number), nation, settings.number_format)
-        cid = caller_id(task.disnumber, trunk, self._rng)
+        cid = caller_id(task.disnumber, trunk, call.number)
         request = CallRequest(
             call_uuid=call.uuid,
             trunk=Trunk(
@@ -351,11 +374,23 @@ class Dialer:
         )
         self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
+        trunk.sent += 1
         self.metrics.active.labels(settings.name).inc()
 
         def on_event(event: CallEvent) -> None:
             if event.kind in ("ringing", "answered"):
                 self.writer.add(Progress(call.id, event.kind, event.at))
+            if event.kind == "answered":
+                logger.info(
+                    "answered",
+                    extra={
+                        "event": "dialer.answered",
+                        "call_uuid": call.uuid,
+                        "task_id": call.task_id,
+                        "trunk": settings.name,
+                        "node": self.node_id,
+                    },
+                )
 
         outcome = await self._engine.originate(request, on_event)
         job.invited_at = job.invited_at or outcome.invited_at

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from ivrcast.store import nodes, transitions
 from ivrcast.store.engine import Connection
+from ivrcast.store.health import DEAD_AFTER_BEATS
 from ivrcast.store.records import RecordBuilder
 
 logger = logging.getLogger(__name__)
-
-DEAD_AFTER_BEATS = 3
 
 
 @dataclass(frozen=True)

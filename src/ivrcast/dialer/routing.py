@@ -9,7 +9,7 @@ to the next trunk of the country it has not tried, heaviest first.
 
 from __future__ import annotations
 
-import random
+import hashlib
 from collections.abc import Callable, Collection, Iterable
 
 from ivrcast.dialer.limits import TrunkState
@@ -64,9 +64,15 @@ class Router:
         return sorted(remaining, key=lambda t: -t.settings.weight)[0]
 
 
-def caller_id(disnumber: str | None, trunk: TrunkState, rng: random.Random) -> str:
-    """The task's `disnumber` when given, else a random number of the trunk's pool."""
+def caller_id(disnumber: str | None, trunk: TrunkState, number: str) -> str:
+    """The task's `disnumber` when given, else the number of the trunk's pool that
+    `number` (E.164) hashes to. Sticky: every round of a number presents the same caller
+    ID, on any node and after a restart (a stable hash, not Python's salted `hash`),
+    while different numbers spread evenly over the pool."""
     if disnumber:
         return disnumber
     pool = trunk.settings.callerids
-    return rng.choice(pool) if pool else ANONYMOUS
+    if not pool:
+        return ANONYMOUS
+    digest = hashlib.sha256(number.encode()).digest()
+    return pool[int.from_bytes(digest[:8], "big") % len(pool)]

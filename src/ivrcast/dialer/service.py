@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.limits import TrunkState
 from ivrcast.dialer.loop import Dialer
 from ivrcast.dialer.metrics import SNAPSHOT_INTERVAL, DialerMetrics
+from ivrcast.dialer.node_report import NodeReport
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
@@ -67,9 +69,11 @@ def demo_trunk(address: tuple[str, int], countries: list[str]) -> TrunkSettings:
     )
 
 
-def engine_for(settings: Settings) -> Engine:
-    """The call engine as `[dialer]` and `[sip]` configure it."""
+def engine_for(settings: Settings, clock: Clock | None = None) -> Engine:
+    """The call engine as `[dialer]` and `[sip]` configure it. It takes the dialer's
+    clock, so a call's times and the retry rounds computed from them share one clock."""
     return Engine(
+        clock=clock,
         bind_host=settings.dialer.sip_host,
         bind_port=settings.dialer.sip_port,
         rtp_port_range=settings.sip.rtp_ports,
@@ -103,13 +107,15 @@ class _Service:
         self.build_record: RecordBuilder = record_builder(settings, load_secret_key(settings))
         self.metrics = DialerMetrics(self.node_id)
         self.trunks: list[TrunkState] = []
+        self.dialer: Dialer | None = None
+        self._report = NodeReport()
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
         settings = self.settings
         db = Database(settings.database_url)
         dbt = DatabaseThread(db)
         demo: DemoCarrier | None = None
-        engine = engine_for(settings)
+        engine = engine_for(settings, self.clock)
         background: list[asyncio.Task[None]] = []
         try:
             trunk_settings = list(settings.trunks)
@@ -123,7 +129,7 @@ class _Service:
             recovery = await dbt.run(self._start_node, dbt)
             self.trunks = [TrunkState.create(t, 1 / recovery.live_nodes) for t in trunk_settings]
             await engine.start()
-            dialer = Dialer(
+            dialer = self.dialer = Dialer(
                 settings,
                 dbt,
                 engine,
@@ -201,10 +207,10 @@ class _Service:
                 now=now,
             )
 
-    def _beat(self, dbt: DatabaseThread) -> Recovery:
+    def _beat(self, dbt: DatabaseThread, report: str) -> Recovery:
         now = self.clock.now()
         with dbt.db.write() as conn:
-            nodes.heartbeat(conn, node_id=self.node_id, now=now)
+            nodes.heartbeat(conn, node_id=self.node_id, now=now, report=report)
             return recover(
                 conn,
                 node_id=self.node_id,
@@ -224,7 +230,7 @@ class _Service:
         while True:
             await asyncio.sleep(self.settings.dialer.heartbeat_seconds)
             try:
-                recovery = await dbt.run(self._beat, dbt)
+                recovery = await dbt.run(self._beat, dbt, self._report_text())
             except Exception:
                 logger.exception("heartbeat failed", extra={"event": "dialer.heartbeat_failed"})
                 continue
@@ -247,6 +253,13 @@ class _Service:
                     "cannot sweep recordings: %s", exc, extra={"event": "recordings.sweep_failed"}
                 )
             await asyncio.sleep(SWEEP_SECONDS)
+
+    def _report_text(self) -> str:
+        """This node's heartbeat report (`dialer.node_report`), as stored on its row."""
+        finished = 0 if self.dialer is None else self.dialer.finished
+        loop = asyncio.get_running_loop()
+        report = self._report.build(self.trunks, finished=finished, now=loop.time())
+        return json.dumps(report, separators=(",", ":"))
 
     async def _write_metrics(self) -> None:
         while True:

@@ -279,9 +279,12 @@ def make_response(
 
 
 def response_address(request: Request, source: tuple[str, int]) -> tuple[str, int]:
-    """Where a response to `request` goes over UDP (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    """Where a response to `request` goes over UDP (RFC 3261 §18.2.2, RFC 3581 §4).
+
+    With `rport` in the top Via, back to the source address and port. Without it, to the
+    `received` address at the sent-by port: `make_response` adds `received` whenever the
+    source IP differs from the sent-by host, so that address is always the source IP."""
     via = request.top_via
     if via.param("rport") is not None:
         return source
-    host = via.param("received") or via.host
-    return host, via.port or 5060
+    return source[0], via.port or 5060

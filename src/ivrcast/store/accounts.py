@@ -30,6 +30,8 @@ class Account:
     disabled: bool
     expires_at: datetime | None
     created_at: datetime
+    default_retries: int = 0
+    """PlayVoice's `retries` when a request sends none."""
 
     def may_call(self, nationcode: str) -> bool:
         return not self.countries or nationcode in self.countries
@@ -61,6 +63,7 @@ def _account(row: Any) -> Account:
         disabled=row.disabled,
         expires_at=row.expires_at,
         created_at=row.created_at,
+        default_retries=row.default_retries,
     )
 
 
@@ -77,6 +80,7 @@ def create_account(
     allowed_ips: Sequence[str] = (),
     max_concurrency: int = 30,
     expires_at: datetime | None = None,
+    default_retries: int = 0,
 ) -> Account:
     try:
         row = conn.execute(
@@ -90,6 +94,7 @@ def create_account(
                 callerids=",".join(callerids),
                 allowed_ips=",".join(allowed_ips),
                 max_concurrency=max_concurrency,
+                default_retries=default_retries,
                 disabled=False,
                 expires_at=expires_at,
                 created_at=now,

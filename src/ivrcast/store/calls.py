@@ -27,6 +27,7 @@ EXPORT_COLUMNS = (
     "submitted_number",
     "status",
     "round",
+    "final",
     "trunk",
     "disnumber",
     "queued_at",

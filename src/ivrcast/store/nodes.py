@@ -33,8 +33,13 @@ def register_node(
     )
 
 
-def heartbeat(conn: Connection, *, node_id: str, now: datetime) -> None:
-    conn.execute(nodes.update().where(nodes.c.id == node_id).values(heartbeat_at=now))
+def heartbeat(conn: Connection, *, node_id: str, now: datetime, report: str | None = None) -> None:
+    """The node is alive at `now`; `report` (JSON, `dialer.node_report`) replaces the
+    last one when given."""
+    values: dict[str, object] = {"heartbeat_at": now}
+    if report is not None:
+        values["stats"] = report
+    conn.execute(nodes.update().where(nodes.c.id == node_id).values(**values))
 
 
 def stop_node(conn: Connection, *, node_id: str, now: datetime) -> None:

@@ -5,12 +5,12 @@
     pending --failure after the maximum age--> dead
     delivered | dead | pending --requeue (replay)--> pending, a fresh delivery window
 
-A sender claims due rows with one UPDATE that also moves their `next_attempt_at` forward
-by a lease, so another sender (in this process or another) skips them until the lease
+A sender claims due rows and, in the same transaction, moves their `next_attempt_at`
+forward by a lease, so another sender (in this process or another) skips them until the lease
 ends. A sender that dies mid-delivery therefore leaves nothing behind: its rows become due
-again when their lease runs out. On PostgreSQL the claim's subquery locks with `FOR UPDATE
-SKIP LOCKED`, so concurrent claims take disjoint rows without waiting; on SQLite the
-`BEGIN IMMEDIATE` of `Database.write()` serialises them.
+again when their lease runs out. The claim has the shape of every claim (`store.claims`):
+on PostgreSQL concurrent claims lock disjoint rows with `FOR UPDATE SKIP LOCKED` without
+waiting; on SQLite the `BEGIN IMMEDIATE` of `Database.write()` serialises them.
 
 `created_at` is the start of the current delivery window: set when the record is written,
 and again when a replay requeues the row. The maximum age counts from it.
@@ -39,6 +39,7 @@ from sqlalchemy import (
     select,
 )
 
+from ivrcast.store.claims import claim_rows
 from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
 
 MAX_ERROR_CHARS = 500
@@ -143,17 +144,17 @@ def claim_due_deliveries(
 def _lease(
     conn: Connection, where: ColumnElement[bool], limit: int, lease_until: datetime
 ) -> list[Row[Any]]:
-    """One UPDATE: the first `limit` rows matching `where`, oldest due first, leased."""
+    """The first `limit` rows matching `where`, oldest due first, leased (see
+    `store.claims` for why this is two statements)."""
     chosen = (
         select(outbox.c.id)
         .where(where)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     update = (
         outbox.update()
-        .where(outbox.c.id.in_(chosen))
+        .where(where)
         .values(next_attempt_at=lease_until, url=_current_url())
         .returning(
             outbox.c.id,
@@ -171,7 +172,7 @@ def _lease(
             .label("secret"),
         )
     )
-    return list(conn.execute(update).all())
+    return claim_rows(conn, chosen=chosen, update=update, id_column=outbox.c.id)
 
 
 def _of_record(column: ColumnElement[Any]) -> ColumnElement[Any]:

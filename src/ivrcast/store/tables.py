@@ -77,11 +77,18 @@ FinalState = Literal[
     "expired",
     "canceled",
     "interrupted",
+    "suppressed",
     "machine",
 ]
 FINAL_STATES: tuple[FinalState, ...] = get_args(FinalState)
 CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
-TASK_STATES = ("active", "canceled", "finished")
+# The outcomes a task may ask to be tried again (`retryon`); every other final state
+# is never retried: an answered call (completed, or machine: an answering machine
+# answered), a decision of ours (canceled, expired, suppressed), or an attempt whose
+# fate is unknown (interrupted).
+RetryableState = Literal["busy", "no_answer", "failed", "rejected"]
+RETRYABLE_STATES: tuple[RetryableState, ...] = get_args(RetryableState)
+TASK_STATES = ("active", "paused", "canceled", "finished")
 OUTBOX_STATES = ("pending", "delivered", "dead")
 
 
@@ -105,6 +112,8 @@ accounts = Table(
     # Comma-separated client IPs or networks; empty means any (vendor code 604).
     Column("allowed_ips", Text, nullable=False, server_default=""),
     Column("max_concurrency", Integer, nullable=False, server_default="30"),
+    # PlayVoice's `retries` when a request sends none (retry rounds).
+    Column("default_retries", SmallInteger, nullable=False, server_default="0"),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("expires_at", Timestamp(), nullable=True),
     Column("created_at", Timestamp(), nullable=False),
@@ -156,6 +165,8 @@ tasks = Table(
     Column("total", Integer, nullable=False),
     Column("duplicates", Integer, nullable=False),
     Column("invalid", Integer, nullable=False),
+    # Numbers not queued because a do-not-call list held them at submission.
+    Column("suppressed", Integer, nullable=False, server_default="0"),
     # The submission's invalid items as JSON [{number, reason}], so that a retried
     # request (same `requestid`) is answered exactly as the first time.
     Column("invalid_entries", Text, nullable=False),
@@ -164,6 +175,11 @@ tasks = Table(
     Column("request_id", String(64), nullable=True),
     # The destination country's calendar day at submission: todayonly=1 ends with it.
     Column("local_day", Date, nullable=False),
+    # Retry rounds (`retries`, `retryinterval` in minutes, `retryon` a comma list of
+    # `RETRYABLE_STATES`): a number is dialled at most 1 + retries times.
+    Column("retries", SmallInteger, nullable=False, server_default="0"),
+    Column("retry_interval", Integer, nullable=False, server_default="30"),
+    Column("retry_on", String(64), nullable=False, server_default="busy,no_answer"),
     Column("created_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
     # PlayVoice `record=1`: every answered call is recorded (docs/recordings.md).
@@ -194,8 +210,16 @@ calls = Table(
     Column("submitted_number", String(32), nullable=True),
     Column("status", String(16), nullable=False),
     Column("round", SmallInteger, nullable=False, server_default="1"),
+    # A later round is not claimed before this instant (the previous round's end plus
+    # the task's interval); NULL for round 1, due at once.
+    Column("due_at", Timestamp(), nullable=True),
+    # False once a further round of the number was queued when this one ended.
+    Column("final", Boolean, nullable=False, server_default="1"),
     # The dialer node holding the call while it is active; recovery reads it.
     Column("node_id", String(64), nullable=True),
+    # The dialer node that claimed it, kept once the call has ended (0004): which node
+    # dialed what, across a fleet. Cleared only when a call goes back to the queue unsent.
+    Column("dialed_by", String(64), nullable=True),
     Column("trunk", String(64), nullable=True),
     Column("disnumber", String(32), nullable=True),
     Column("queued_at", Timestamp(), nullable=False),
@@ -222,10 +246,10 @@ calls = Table(
     Column("answered_by", String(8), nullable=True),
     Column("amd_ms", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
-    UniqueConstraint("task_id", "number"),
+    UniqueConstraint("task_id", "number", "round"),
     # The claim walks queued calls of a country in submission order; recovery finds
     # active calls by the same index. A task's calls are found through the unique
-    # (task_id, number) index. No more: each index costs every 5000-number submission.
+    # (task_id, number, round) index. No more: each index costs every 5000-number submission.
     Index(None, "status", "nationcode", "id"),
 )
 
@@ -263,6 +287,17 @@ outbox = Table(
     Index(None, "status", "next_attempt_at"),
 )
 
+# Do-not-call lists: numbers (E.164 with `+`) never to be dialled. `account_id` 0 is
+# the operator's global list, which applies to every account (so it is no foreign key).
+# The primary key serves both lookups: a submission's numbers and a claimed call's.
+dnc = Table(
+    "dnc",
+    metadata,
+    Column("account_id", Id, primary_key=True, autoincrement=False),
+    Column("number", String(20), primary_key=True),
+    Column("created_at", Timestamp(), nullable=False),
+)
+
 nodes = Table(
     "nodes",
     metadata,
@@ -272,6 +307,9 @@ nodes = Table(
     Column("started_at", Timestamp(), nullable=False),
     Column("heartbeat_at", Timestamp(), nullable=False),
     Column("stopped_at", Timestamp(), nullable=True),
+    # What the node reported at its last heartbeat (JSON: calls, trunks with their channels
+    # and rate), for the console and /metrics (0004).
+    Column("stats", Text, nullable=True),
 )
 
 # One row per failed sign-in (wrong accesskey or operator token), so that every API

@@ -24,6 +24,15 @@ class TaskNotFound(NotFoundError):
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """Which outcomes of a number are dialled again, how often, and how long after."""
+
+    retries: int = 0
+    interval_minutes: int = 30
+    on: tuple[str, ...] = ("busy", "no_answer")
+
+
+@dataclass(frozen=True)
 class NewTask:
     """What a validated submission asks for; the numbers are E.164 and distinct."""
 
@@ -54,6 +63,9 @@ class NewTask:
     """Detect answering machines (`amd=1`)."""
     amdaction: str | None = None
     """What to do on a machine: hangup, play or beep (None with amd off)."""
+    retry: RetryPolicy = RetryPolicy()
+    suppressed: int = 0
+    """Numbers left out because a do-not-call list held them."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +75,14 @@ class TaskProgress:
     nationcode: str
     total: int
     counts: dict[str, int]
-    """Calls by state; every state of `CALL_STATES` is present."""
+    """Calls by state, every round's; every state of `CALL_STATES` is present."""
     created_at: datetime
     ended_at: datetime | None
-
-    @property
-    def finished(self) -> int:
-        return sum(self.counts[state] for state in FINAL_STATES)
+    rounds: dict[int, int]
+    """Calls by round (1: one per number; 2 and later: the retry rounds queued)."""
+    finished: int
+    """Numbers done: their last round reached a final state (at most `total`)."""
+    retries: int
 
 
 def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
@@ -97,9 +110,13 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             total=len(new.numbers),
             duplicates=new.duplicates,
             invalid=new.invalid,
+            suppressed=new.suppressed,
             invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
             request_id=new.request_id,
             local_day=new.local_day,
+            retries=new.retry.retries,
+            retry_interval=new.retry.interval_minutes,
+            retry_on=",".join(new.retry.on),
             created_at=now,
             ended_at=None if new.numbers else now,
             record=new.record,
@@ -155,13 +172,18 @@ def get_task(conn: Connection, account_id: int | None, task_id: str) -> dict[str
 def task_progress(conn: Connection, account_id: int | None, task_id: str) -> TaskProgress:
     task = get_task(conn, account_id, task_id)
     counts = dict.fromkeys(CALL_STATES, 0)
+    rounds: dict[int, int] = {}
+    finished = 0
     rows = conn.execute(
-        select(calls.c.status, func.count())
+        select(calls.c.status, calls.c.round, calls.c.final, func.count())
         .where(calls.c.task_id == task_id)
-        .group_by(calls.c.status)
+        .group_by(calls.c.status, calls.c.round, calls.c.final)
     )
-    for status, count in rows:
-        counts[status] = count
+    for status, round_number, final, count in rows:
+        counts[status] += count
+        rounds[round_number] = rounds.get(round_number, 0) + count
+        if final and status in FINAL_STATES:
+            finished += count
     return TaskProgress(
         id=task["id"],
         status=task["status"],
@@ -170,6 +192,9 @@ def task_progress(conn: Connection, account_id: int | None, task_id: str) -> Tas
         counts=counts,
         created_at=task["created_at"],
         ended_at=task["ended_at"],
+        rounds=dict(sorted(rounds.items())),
+        finished=finished,
+        retries=task["retries"],
     )
 
 
@@ -184,7 +209,7 @@ def cancel_task(
     """Stop all further dialing of the task: its queued calls end `canceled`, each with a
     record. Calls already in progress finish normally. Returns how many were canceled."""
     task = get_task(conn, account_id, task_id)
-    if task["status"] == "active":
+    if task["status"] in ("active", "paused"):
         conn.execute(tasks.update().where(tasks.c.id == task_id).values(status="canceled"))
     return finish_calls_where(
         conn,
@@ -194,6 +219,23 @@ def cancel_task(
         build_record=build_record,
         now=now,
     )
+
+
+def set_task_status(
+    conn: Connection, account_id: int | None, task_id: str, *, from_status: str, to_status: str
+) -> str:
+    """`from_status` -> `to_status` (pause: active -> paused, resume: paused -> active).
+    Returns the task's status before: `from_status` when it changed, else the status that
+    prevented it. Guarded by the state, so of two racing requests one changes it."""
+    task = get_task(conn, account_id, task_id)
+    changed = conn.execute(
+        tasks.update()
+        .where(tasks.c.id == task["id"], tasks.c.status == from_status)
+        .values(status=to_status)
+    ).rowcount
+    if changed:
+        return from_status
+    return str(get_task(conn, account_id, task_id)["status"])
 
 
 def list_tasks(

@@ -19,25 +19,35 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, bindparam, case, exists, func, or_, select
 
+from ivrcast.store.dnc import GLOBAL
+from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder, write_records
 from ivrcast.store.tables import (
     ACTIVE_STATES,
     FINAL_STATES,
+    RETRYABLE_STATES,
     FinalState,
     Timestamp,
     accounts,
     calls,
+    dnc,
     tasks,
 )
+
+# A task in these states may still get new rounds queued (a paused one dials them
+# once resumed); a canceled or finished one never does.
+OPEN_TASK_STATES = ("active", "paused")
 
 
 @dataclass(frozen=True)
 class DueTask:
-    """An active task with calls still queued, and what dialing one of them needs."""
+    """An active or paused task with calls still queued, and what dialing one of them
+    needs. `queued` counts only the calls due now (a later round waits for its time)."""
 
     id: str
     account_id: int
@@ -55,6 +65,7 @@ class DueTask:
     record: bool = False
     amd: bool = False
     amdaction: str | None = None
+    status: str = "active"
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,16 @@ class ClaimedCall:
     number: str
 
 
-def due_tasks(conn: Connection) -> list[DueTask]:
-    """Active tasks that have queued calls, oldest first, with their queued count."""
+def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
+    """Active and paused tasks that have queued calls, oldest first, with the count of
+    those due at `now`. Paused ones and ones with nothing due are listed too: the
+    end of a todayonly=1 day expires their queued calls all the same."""
+    due_now = or_(calls.c.due_at.is_(None), calls.c.due_at <= now)
     queued = (
-        select(calls.c.task_id, func.count().label("queued"))
+        select(
+            calls.c.task_id,
+            func.sum(case((due_now, 1), else_=0)).label("queued"),
+        )
         .where(calls.c.status == "queued")
         .group_by(calls.c.task_id)
         .subquery()
@@ -78,6 +95,7 @@ def due_tasks(conn: Connection) -> list[DueTask]:
     rows = conn.execute(
         select(
             tasks.c.id,
+            tasks.c.status,
             tasks.c.account_id,
             tasks.c.nationcode,
             tasks.c.voice_id,
@@ -96,7 +114,7 @@ def due_tasks(conn: Connection) -> list[DueTask]:
         )
         .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
-        .where(tasks.c.status == "active", accounts.c.disabled.is_(False))
+        .where(tasks.c.status.in_(OPEN_TASK_STATES), accounts.c.disabled.is_(False))
         .order_by(tasks.c.created_at, tasks.c.id)
     )
     return [DueTask(**row._mapping) for row in rows]
@@ -113,20 +131,35 @@ def active_calls_by_account(conn: Connection) -> dict[int, int]:
 
 
 def claim_due_calls(
-    conn: Connection, *, task_id: str, limit: int, node_id: str, now: datetime
+    conn: Connection,
+    *,
+    task_id: str,
+    limit: int,
+    node_id: str,
+    build_record: RecordBuilder,
+    now: datetime,
 ) -> list[ClaimedCall]:
-    """queued -> dialing: take up to `limit` calls of a task, in submission order, for
-    `node_id`. Rows another dialer holds locked are skipped, not waited for.
+    """queued -> dialing: take up to `limit` calls of a task that are due at `now`, in
+    submission order (a later round after the first), for `node_id`. Rows another
+    dialer holds locked are skipped, not waited for.
 
     Two statements, not `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
     LOCKED)`: PostgreSQL may rescan such a subquery and update more than `limit` rows,
     and a claimed call nobody dials would sit in `dialing` until recovery.
+
+    A claimed call whose number is on a do-not-call list by now (the account's or the
+    global one) ends `suppressed`, with its record, in this same transaction: it is
+    never returned, so no INVITE can leave for it.
     """
     if limit <= 0:
         return []
     due = (
         select(calls.c.id)
-        .where(calls.c.task_id == task_id, calls.c.status == "queued")
+        .where(
+            calls.c.task_id == task_id,
+            calls.c.status == "queued",
+            or_(calls.c.due_at.is_(None), calls.c.due_at <= now),
+        )
         .order_by(calls.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -137,7 +170,7 @@ def claim_due_calls(
     claim = (
         calls.update()
         .where(calls.c.id.in_(ids), calls.c.status == "queued")
-        .values(status="dialing", node_id=node_id, claimed_at=now)
+        .values(status="dialing", node_id=node_id, dialed_by=node_id, claimed_at=now)
         .returning(
             calls.c.id,
             calls.c.uuid,
@@ -149,7 +182,35 @@ def claim_due_calls(
     )
     claimed = [ClaimedCall(**row._mapping) for row in conn.execute(claim)]
     claimed.sort(key=lambda call: call.id)
-    return claimed
+    suppressed = _suppress_listed(conn, [call.id for call in claimed], build_record, now)
+    return [call for call in claimed if call.id not in suppressed]
+
+
+def _suppress_listed(
+    conn: Connection, call_ids: list[int], build_record: RecordBuilder, now: datetime
+) -> set[int]:
+    """dialing (just claimed, no INVITE) -> suppressed: calls to listed numbers."""
+    if not call_ids:
+        return set()
+    on_a_list = exists().where(
+        dnc.c.number == calls.c.number,
+        or_(dnc.c.account_id == GLOBAL, dnc.c.account_id == calls.c.account_id),
+    )
+    listed = list(
+        conn.execute(select(calls.c.id).where(calls.c.id.in_(call_ids), on_a_list)).scalars()
+    )
+    if listed:
+        finish_calls(
+            conn,
+            dict.fromkeys(
+                listed,
+                CallEnd(status="suppressed", sip_reason="the number is on a do-not-call list"),
+            ),
+            from_states=("dialing",),
+            build_record=build_record,
+            now=now,
+        )
+    return set(listed)
 
 
 def release_calls(conn: Connection, call_ids: Collection[int], *, node_id: str) -> int:
@@ -165,7 +226,14 @@ def release_calls(conn: Connection, call_ids: Collection[int], *, node_id: str) 
             calls.c.node_id == node_id,
             calls.c.invited_at.is_(None),
         )
-        .values(status="queued", node_id=None, claimed_at=None, trunk=None, disnumber=None)
+        .values(
+            status="queued",
+            node_id=None,
+            dialed_by=None,
+            claimed_at=None,
+            trunk=None,
+            disnumber=None,
+        )
     )
     return result.rowcount
 
@@ -329,8 +397,68 @@ def finish_calls(
     finished = [
         dict(row._mapping) for row in conn.execute(select(calls).where(calls.c.id.in_(live)))
     ]
+    _queue_next_rounds(conn, finished, now=now)
     write_records(conn, finished, build_record=build_record, now=now)
     return len(finished)
+
+
+def _queue_next_rounds(conn: Connection, finished: list[dict[str, Any]], *, now: datetime) -> None:
+    """Queue the next round of each call whose outcome its task retries, and mark the
+    ended call not `final`. In the transaction of the end: a crash leaves either the
+    ended call with its next round or neither, so no round is lost or dialled twice.
+
+    The tasks are locked, so a cancel or pause racing this end either sees the new
+    round (and cancels it) or commits first and is seen here.
+    """
+    retryable = [call for call in finished if call["status"] in RETRYABLE_STATES]
+    if not retryable:
+        return
+    open_tasks = {
+        row.id: row
+        for row in conn.execute(
+            select(tasks.c.id, tasks.c.retries, tasks.c.retry_interval, tasks.c.retry_on)
+            .where(
+                tasks.c.id.in_({call["task_id"] for call in retryable}),
+                tasks.c.retries > 0,
+                tasks.c.status.in_(OPEN_TASK_STATES),
+            )
+            .with_for_update()
+        )
+    }
+    retried = []
+    for call in retryable:
+        task = open_tasks.get(call["task_id"])
+        if (
+            task is not None
+            and call["round"] <= task.retries
+            and call["status"] in task.retry_on.split(",")
+        ):
+            retried.append((call, timedelta(minutes=task.retry_interval)))
+    if not retried:
+        return
+    uuids = time_ordered_uuids(len(retried), now)
+    conn.execute(
+        calls.insert(),
+        [
+            {
+                "uuid": call_uuid,
+                "task_id": call["task_id"],
+                "account_id": call["account_id"],
+                "nationcode": call["nationcode"],
+                "number": call["number"],
+                "submitted_number": call["submitted_number"],
+                "status": "queued",
+                "round": call["round"] + 1,
+                "due_at": call["ended_at"] + interval,
+                "queued_at": now,
+            }
+            for call_uuid, (call, interval) in zip(uuids, retried, strict=True)
+        ],
+    )
+    ids = [call["id"] for call, _ in retried]
+    conn.execute(calls.update().where(calls.c.id.in_(ids)).values(final=False))
+    for call, _ in retried:
+        call["final"] = False
 
 
 def _end_parameters(end: CallEnd, now: datetime) -> dict[str, object]:
@@ -407,13 +535,17 @@ def interrupt_calls(
 
 
 def finish_ended_tasks(conn: Connection, *, now: datetime) -> int:
-    """active -> finished (canceled stays canceled), with `ended_at`: tasks with no call
-    left queued or in progress."""
+    """active | paused -> finished (canceled stays canceled), with `ended_at`: tasks with
+    no call left queued (a later round included) or in progress."""
     pending = exists().where(
         calls.c.task_id == tasks.c.id, calls.c.status.in_(("queued", *ACTIVE_STATES))
     )
     total = 0
-    for status, new_status in (("active", "finished"), ("canceled", "canceled")):
+    for status, new_status in (
+        ("active", "finished"),
+        ("paused", "finished"),
+        ("canceled", "canceled"),
+    ):
         result = conn.execute(
             tasks.update()
             .where(tasks.c.status == status, tasks.c.ended_at.is_(None), ~pending)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 
-from ivrcast.netguard import ResolvedUrl, UnresolvableHost, resolve_public
+from ivrcast.netguard import ResolvedUrl, UnresolvableHost, resolve_public, send_pinned
 from ivrcast.voices.errors import VoiceFetchFailed, VoiceTooLarge
 
 logger = logging.getLogger(__name__)
@@ -88,49 +88,24 @@ async def _fetch(
             resolved = await resolve_public(current, allow_private=allow_private)
         except UnresolvableHost as exc:
             raise VoiceFetchFailed(url, exc.message) from exc
-        async with _get(client, resolved, url, timeouts) as response:
-            location = response.headers.get("Location")
-            if response.status_code in _REDIRECT_STATUSES and location is not None:
-                current = _redirect_target(resolved, location)
-                continue
-            if not response.is_success:
-                reason = f"the server answered {response.status_code} {response.reason_phrase}"
-                raise VoiceFetchFailed(url, reason.strip(), status=response.status_code)
-            body = await _read_limited(response, url, max_bytes, timeouts)
+        with _map_httpx_errors(url, timeouts):
+            async with send_pinned(
+                client, resolved, "GET", headers=_HEADERS, timeouts=timeouts
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status_code in _REDIRECT_STATUSES and location is not None:
+                    current = _redirect_target(resolved, location)
+                    continue
+                if not response.is_success:
+                    reason = f"the server answered {response.status_code} {response.reason_phrase}"
+                    raise VoiceFetchFailed(url, reason.strip(), status=response.status_code)
+                body = await _read_limited(response, url, max_bytes, timeouts)
         logger.debug(
             "voice fetched",
             extra={"event": "voice_fetched", "host": resolved.host, "bytes": len(body)},
         )
         return body
     raise VoiceFetchFailed(url, f"more than {MAX_REDIRECTS} redirects")
-
-
-@asynccontextmanager
-async def _get(
-    client: httpx.AsyncClient, resolved: ResolvedUrl, url: str, timeouts: httpx.Timeout
-) -> AsyncIterator[httpx.Response]:
-    """Send the GET to the first checked address that accepts a connection."""
-    with _map_httpx_errors(url, timeouts):
-        for address in resolved.addresses:
-            target = resolved.pinned(address)
-            request = client.build_request(
-                "GET",
-                target.url,
-                headers={**_HEADERS, **target.headers},
-                extensions=target.extensions,
-                timeout=timeouts,
-            )
-            try:
-                response = await client.send(request, stream=True, follow_redirects=False)
-            except httpx.ConnectError:
-                if address == resolved.addresses[-1]:
-                    raise
-                continue
-            try:
-                yield response
-            finally:
-                await response.aclose()
-            return
 
 
 def _redirect_target(resolved: ResolvedUrl, location: str) -> str:

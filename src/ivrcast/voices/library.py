@@ -51,18 +51,8 @@ async def add_uploaded_voice(
 
     def store() -> VoiceInfo:
         with db.write() as conn:
-            _check_quota(conn, settings, account_id, encoded)
-            return insert_voice(
-                conn,
-                account_id=account_id,
-                name=name,
-                source_url=None,
-                source_format=encoded.source_format,
-                source_bytes=len(data),
-                duration_ms=encoded.duration_ms,
-                pcmu=encoded.pcmu,
-                pcma=encoded.pcma,
-                now=now,
+            return _insert_within_quota(
+                conn, settings, account_id, encoded, name=name, url=None, data=data, now=now
             )
 
     return await asyncio.to_thread(store)
@@ -103,21 +93,44 @@ async def voice_from_url(
             existing = find_voice_by_url(conn, account_id, url)
             if existing is not None:
                 return existing
-            _check_quota(conn, settings, account_id, encoded)
-            return insert_voice(
-                conn,
-                account_id=account_id,
-                name=None,
-                source_url=url,
-                source_format=encoded.source_format,
-                source_bytes=len(data),
-                duration_ms=encoded.duration_ms,
-                pcmu=encoded.pcmu,
-                pcma=encoded.pcma,
-                now=now,
+            return _insert_within_quota(
+                conn, settings, account_id, encoded, name=None, url=url, data=data, now=now
             )
 
     return await asyncio.to_thread(store)
+
+
+def _insert_within_quota(
+    conn: Connection,
+    settings: Settings,
+    account_id: int,
+    encoded: EncodedVoice,
+    *,
+    name: str | None,
+    url: str | None,
+    data: bytes,
+    now: datetime,
+) -> VoiceInfo:
+    """Store a transcoded voice, named (an upload) or by its `url` (an online voice), if
+    the account's quota still has room for it."""
+    check_voice_quota(
+        conn,
+        account_id,
+        adding=len(encoded.pcmu) + len(encoded.pcma),
+        quota=settings.limits.max_voice_storage_bytes,
+    )
+    return insert_voice(
+        conn,
+        account_id=account_id,
+        name=name,
+        source_url=url,
+        source_format=encoded.source_format,
+        source_bytes=len(data),
+        duration_ms=encoded.duration_ms,
+        pcmu=encoded.pcmu,
+        pcma=encoded.pcma,
+        now=now,
+    )
 
 
 async def _check_room(db: Database, settings: Settings, account_id: int) -> None:
@@ -128,15 +141,6 @@ async def _check_room(db: Database, settings: Settings, account_id: int) -> None
             check_voice_room(conn, account_id, quota=settings.limits.max_voice_storage_bytes)
 
     await asyncio.to_thread(check)
-
-
-def _check_quota(
-    conn: Connection, settings: Settings, account_id: int, voice: EncodedVoice
-) -> None:
-    adding = len(voice.pcmu) + len(voice.pcma)
-    check_voice_quota(
-        conn, account_id, adding=adding, quota=settings.limits.max_voice_storage_bytes
-    )
 
 
 def named_voice(db: Database, account_id: int, name: str) -> VoiceInfo | None:

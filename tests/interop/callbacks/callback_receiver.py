@@ -7,7 +7,6 @@ before it is answered, and its signature is checked as a customer's receiver wou
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -173,13 +172,3 @@ class Receiver:
         except InvalidSignature as exc:
             return exc.message
         return None
-
-
-async def wait_for(condition: Callable[[], bool], *, within: float = 10.0) -> None:
-    """Poll `condition` until it holds; fail after `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.01)

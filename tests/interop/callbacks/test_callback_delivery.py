@@ -14,7 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from callback_receiver import Answer, Receiver, wait_for
+from callback_receiver import (
+    Answer,
+    Receiver,
+)
 
 from callback_world import (
     T0,
@@ -28,6 +31,7 @@ from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
+from waiting import wait_for
 
 
 def settings(*, allow_private: bool = True, **callbacks: Any) -> Settings:
@@ -98,20 +102,23 @@ async def test_every_record_arrives_through_errors_an_outage_and_slow_answers(
     receiver.script = script
     sender = CallbackSender(settings(per_host=4), database, clock=clock)
     async with running(sender):
-        await wait_for(lambda: settled(database, attempts=1))
+        await wait_for(lambda: settled(database, attempts=1), "settled(database, attempts=1)")
         assert statuses(database) == {"delivered": 13, "pending": 7}
 
         receiver.stop()
         outage = True
         clock.advance(10)
-        await wait_for(lambda: settled(database, attempts=2))
+        await wait_for(lambda: settled(database, attempts=2), "settled(database, attempts=2)")
         failed = [row for row in outbox_rows(database) if row["status"] == "pending"]
         assert len(failed) == 7
         assert all("ConnectError" in str(row["last_error"]) for row in failed)
 
         receiver.start()
         clock.advance(10)
-        await wait_for(lambda: statuses(database) == {"delivered": 20})
+        await wait_for(
+            lambda: statuses(database) == {"delivered": 20},
+            'statuses(database) == {"delivered": 20}',
+        )
 
     assert receiver.uuids() == expected
     by_uuid: dict[str, set[bytes]] = {}
@@ -135,7 +142,7 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
     config = settings(per_host=4, timeout_seconds=20.0)
 
     first = asyncio.create_task(CallbackSender(config, database, clock=clock).run(asyncio.Event()))
-    await wait_for(lambda: receiver.active == 4)
+    await wait_for(lambda: receiver.active == 4, "receiver.active == 4")
     in_flight = receiver.uuids()
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -150,9 +157,15 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
     try:
         sender = CallbackSender(config, restarted, clock=clock)
         async with running(sender):
-            await wait_for(lambda: statuses(database)["delivered"] == 10 - len(leased))
+            await wait_for(
+                lambda: statuses(database)["delivered"] == 10 - len(leased),
+                'statuses(database)["delivered"] == 10 - len(leased)',
+            )
             clock.advance(2 * 20 + 30)  # the first sender's lease ends
-            await wait_for(lambda: statuses(database) == {"delivered": 10})
+            await wait_for(
+                lambda: statuses(database) == {"delivered": 10},
+                'statuses(database) == {"delivered": 10}',
+            )
     finally:
         restarted.dispose()
     assert receiver.uuids() == expected
@@ -232,12 +245,20 @@ async def test_a_stalled_receiver_does_not_hold_up_other_accounts(
             settings(concurrency=6, per_host=2, timeout_seconds=30.0), database, clock=clock
         )
         async with running(sender):
-            await wait_for(lambda: len(good.received) == 20, within=5)
-            await wait_for(lambda: statuses(database)["delivered"] == 20, within=5)
+            await wait_for(lambda: len(good.received) == 20, "len(good.received) == 20", limit=5)
+            await wait_for(
+                lambda: statuses(database)["delivered"] == 20,
+                'statuses(database)["delivered"] == 20',
+                limit=5,
+            )
             assert receiver.active == 2
             assert receiver.max_active == 2
             receiver.release.set()
-            await wait_for(lambda: statuses(database) == {"delivered": 50}, within=10)
+            await wait_for(
+                lambda: statuses(database) == {"delivered": 50},
+                'statuses(database) == {"delivered": 50}',
+                limit=10,
+            )
         assert good.max_active <= 2
     finally:
         good.close()
@@ -278,7 +299,7 @@ async def test_a_delivery_dies_at_its_maximum_age(
     config = settings(max_age_hours=1, backoff_base_seconds=300, backoff_cap_seconds=1200)
     sender = CallbackSender(config, database, clock=clock)
     while (row := outbox_rows(database)[0])["status"] == "pending":
-        clock.set(row["next_attempt_at"])  # type: ignore[arg-type]
+        clock.set(row["next_attempt_at"])
         assert await sender.deliver_due() == 1
     await sender.aclose()
     assert row["status"] == "dead"

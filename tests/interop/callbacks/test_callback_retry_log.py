@@ -8,13 +8,17 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from callback_receiver import Answer, Receiver, wait_for
+from callback_receiver import (
+    Answer,
+    Receiver,
+)
 
 from callback_world import T0, finish_task, make_account, outbox_rows
 from ivrcast.callbacks.sender import RETRY_LOG_INTERVAL, CallbackSender
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
+from waiting import wait_for
 
 SETTINGS = Settings.model_validate(
     {
@@ -66,11 +70,11 @@ async def test_failures_are_logged_once_per_origin_per_interval(
     sender = CallbackSender(SETTINGS, database, clock=clock)
     with caplog.at_level(logging.INFO, logger="ivrcast.callbacks.sender"):
         async with running(sender):
-            await wait_for(lambda: all_attempted(database, 1))
+            await wait_for(lambda: all_attempted(database, 1), "all_attempted(database, 1)")
             clock.advance(10)  # every retry is due, still within the log interval
-            await wait_for(lambda: all_attempted(database, 2))
+            await wait_for(lambda: all_attempted(database, 2), "all_attempted(database, 2)")
             clock.advance(RETRY_LOG_INTERVAL)
-            await wait_for(lambda: all_attempted(database, 3))
+            await wait_for(lambda: all_attempted(database, 3), "all_attempted(database, 3)")
     lines = [r for r in caplog.records if getattr(r, "event", "") == "callback_retry"]
     # The first failure; the first after the interval (with the 39 held back); at the
     # stop, the 19 held back since.

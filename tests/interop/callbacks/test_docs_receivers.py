@@ -7,7 +7,6 @@ the callback sender delivers real records to it.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +22,7 @@ from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.callbacks.signing import sign
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
+from peers import require_executable
 
 DOC = Path(__file__).parents[3] / "docs" / "callbacks.md"
 
@@ -52,9 +52,7 @@ def test_the_python_snippet_accepts_what_ivrcast_signs(python_check: Callable[..
 
 @pytest.fixture
 def php_receiver(tmp_path: Path) -> Iterator[str]:
-    php = shutil.which("php")
-    if php is None:
-        pytest.fail("php-cli is needed (make install puts it in place)")
+    php = require_executable("php", "php-cli")
     script = tmp_path / "receiver.php"
     script.write_text(snippet("php"), encoding="utf-8")
     with socket.socket() as probe:

@@ -8,7 +8,7 @@ import contextlib
 import math
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,15 +16,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from factories import add_account, add_task, add_voice
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
 from ivrcast.dialer.service import run_dialer
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import FINAL_STATES, call_records, calls
-from ivrcast.store.tasks import NewTask, create_task
-from ivrcast.store.voices import insert_voice
+from peers import require_executable
+from waiting import wait_for_in_thread
 
 ALWAYS_OPEN = {"window": "00:00-24:00"}
 
@@ -74,27 +74,11 @@ def seed_account(
     now = datetime.now(UTC)
     pcmu, pcma = tone(0.5)
     with db.write() as conn:
-        account = create_account(
-            conn,
-            appid=appid,
-            accesskey_hash="0" * 64,
-            now=now,
-            callback_url=callback_url,
-            max_concurrency=max_concurrency,
+        account = add_account(
+            conn, appid, now=now, callback_url=callback_url, max_concurrency=max_concurrency
         )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="hello",
-            source_url=None,
-            source_format="wav",
-            source_bytes=len(pcmu),
-            duration_ms=500,
-            pcmu=pcmu,
-            pcma=pcma,
-            now=now,
-        )
-    return account.id, voice.id
+        voice_id = add_voice(conn, account.id, now=now, name="hello", pcmu=pcmu, pcma=pcma)
+    return account.id, voice_id
 
 
 def submit(
@@ -117,28 +101,22 @@ def submit(
 ) -> str:
     now = now or datetime.now(UTC)
     with db.write() as conn:
-        return create_task(
+        return add_task(
             conn,
-            NewTask(
-                account_id=account_id,
-                nationcode=nationcode,
-                voice_id=voice_id,
-                numbers=list(numbers),
-                userkey=userkey,
-                todayonly=todayonly,
-                waittime=waittime,
-                conntime=conntime,
-                disnumber=disnumber,
-                chengshudu="",
-                customuuid="",
-                duplicates=0,
-                invalid=0,
-                local_day=local_day or now.date(),
-                record=record,
-                amd=amd,
-                amdaction=amdaction,
-            ),
+            account_id,
+            voice_id,
+            numbers,
             now=now,
+            local_day=local_day,
+            nationcode=nationcode,
+            userkey=userkey,
+            todayonly=todayonly,
+            waittime=waittime,
+            conntime=conntime,
+            disnumber=disnumber,
+            record=record,
+            amd=amd,
+            amdaction=amdaction,
         )
 
 
@@ -177,16 +155,6 @@ def record_counts(db: Database) -> dict[int, int]:
         return {call_id: n for call_id, n in rows}
 
 
-async def wait_until(condition: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll `condition` (off the loop: it may query the database) until true."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await asyncio.to_thread(condition):
-        if loop.time() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def running_dialer(
     settings: Settings, *, clock: Clock | None = None
@@ -194,7 +162,7 @@ async def running_dialer(
     """Run the dialer in this event loop; stops it gracefully on exit."""
     stop = asyncio.Event()
     started = asyncio.Event()
-    task = asyncio.create_task(run_dialer(settings, clock=clock, stop=stop, ready=started.set))
+    task = asyncio.ensure_future(run_dialer(settings, clock=clock, stop=stop, ready=started.set))
     waiter = asyncio.create_task(started.wait())
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -293,7 +261,7 @@ class SippTrunk:
             body = [line for line in lines[2:] if line.strip()]
             if not body:
                 continue
-            headers = {}
+            headers: dict[str, str] = {}
             for line in body[1:]:
                 name, _, value = line.partition(":")
                 headers.setdefault(name.strip().lower(), value.strip())
@@ -367,6 +335,7 @@ def cps_bound_holds(
 
 async def start_sipp(workdir: Path, scenario: str, calls: int) -> SippTrunk:
     """A SIPp UAS on a free port that exits after `calls` calls."""
+    require_executable(SIPP, "sip-tester")
     await asyncio.to_thread(workdir.mkdir, parents=True)
     port = free_udp_port()
     args = [
@@ -384,8 +353,8 @@ async def start_sipp(workdir: Path, scenario: str, calls: int) -> SippTrunk:
     )
     out.close()
     trunk = SippTrunk(process, port, workdir, scenario)
-    await wait_until(
-        lambda: udp_port_bound(port) or process.returncode is not None, 10, "SIPp to bind"
+    await wait_for_in_thread(
+        lambda: udp_port_bound(port) or process.returncode is not None, "SIPp to bind", limit=10
     )
     if process.returncode is not None:
         raise AssertionError(f"SIPp exited at start\n{trunk.logs()}")

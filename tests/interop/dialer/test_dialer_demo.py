@@ -15,13 +15,13 @@ from dialer_helpers import (
     seed_account,
     settings_for,
     submit,
-    wait_until,
 )
 from sqlalchemy import select
 
 from ivrcast.clock import FrozenClock
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import ACTIVE_STATES, call_records
+from waiting import wait_for_in_thread
 
 EXPECTED = {
     "0": ("completed", 200, "", 10040),
@@ -44,7 +44,9 @@ async def test_demo_carrier_outcome_per_last_digit(database: Database, tmp_path:
     # The key wait (3 s) outlasts the demo's hang-up at 2 s, so "9" ends by the callee.
     settings = settings_for(str(database.url), tmp_path, limits={"key_wait_seconds": 3})
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 10, 30, "10 final calls")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 10, "10 final calls", limit=30
+        )
     rows = call_rows(database, task_id)
     got = {
         row["number"][-1]: (
@@ -81,10 +83,10 @@ async def test_stop_ends_calls_in_progress_and_requeues_the_rest(
         str(database.url), tmp_path, shutdown_grace=0.2, limits={"key_wait_seconds": 30}
     )
     async with running_dialer(settings):
-        await wait_until(
+        await wait_for_in_thread(
             lambda: sum(r["status"] == "answered" for r in call_rows(database, task_id)) >= 3,
-            20,
             "answered calls",
+            limit=20,
         )
     rows = call_rows(database, task_id)
     assert not [r for r in rows if r["status"] in ACTIVE_STATES]
@@ -116,12 +118,14 @@ async def test_windows_and_todayonly_follow_the_injected_clock(
     )  # fmt: skip
     settings = settings_for(str(database.url), tmp_path, countries={})
     async with running_dialer(settings, clock=clock):
-        await wait_until(lambda: count_final(database, yesterday) == 2, 10, "expiry")
+        await wait_for_in_thread(lambda: count_final(database, yesterday) == 2, "expiry", limit=10)
         # The claim round that expired yesterday's task also planned the waiting one,
         # and the window was closed: it is still queued.
         assert [r["status"] for r in call_rows(database, waiting)] == ["queued"]
         clock.set(datetime(2025, 3, 10, 2, 0, tzinfo=UTC))  # 09:00 in Jakarta
-        await wait_until(lambda: count_final(database, waiting) == 1, 20, "dialed in window")
+        await wait_for_in_thread(
+            lambda: count_final(database, waiting) == 1, "dialed in window", limit=20
+        )
     assert [r["status"] for r in call_rows(database, yesterday)] == ["expired", "expired"]
     assert all(r["invited_at"] is None for r in call_rows(database, yesterday))
     assert [r["status"] for r in call_rows(database, waiting)] == ["completed"]
@@ -137,7 +141,9 @@ async def test_a_call_the_dialer_itself_fails_ends_failed_once_with_its_record(
     task_id = submit(database, account_id, voice_id, ["+639171234567", "+6281200000010"])
     settings = settings_for(str(database.url), tmp_path)
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 2, 20, "2 final calls")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 2, "2 final calls", limit=20
+        )
     broken, fine = call_rows(database, task_id)
     assert (broken["status"], broken["trunk"], broken["invited_at"]) == ("failed", "demo", None)
     assert broken["sip_reason"].startswith("dialer error: ")

@@ -14,7 +14,6 @@ from dialer_helpers import (
     seed_account,
     settings_for,
     submit,
-    wait_until,
 )
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,6 +24,7 @@ from ivrcast.clock import SystemClock
 from ivrcast.config import SecuritySettings
 from ivrcast.metric_snapshots import snapshot_dir
 from ivrcast.store.engine import Database
+from waiting import wait_for_in_thread
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -60,7 +60,7 @@ async def test_metrics_merge_database_gauges_and_dialer_counters(
     app.include_router(router)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     async with client, running_dialer(settings):
-        await wait_until(lambda: count_final(database) == 6, 20, "6 calls")
+        await wait_for_in_thread(lambda: count_final(database) == 6, "6 calls", limit=20)
         submit(database, account_id, voice_id, ["+525512345678"], nationcode="mx")
 
         def snapshot_counts_six() -> bool:
@@ -71,7 +71,7 @@ async def test_metrics_merge_database_gauges_and_dialer_counters(
                 and (total(samples(path.read_text()), "ivrcast_dialer_calls_finished_total") == 6)
             )
 
-        await wait_until(snapshot_counts_six, 10, "the dialer's snapshot")
+        await wait_for_in_thread(snapshot_counts_six, "the dialer's snapshot", limit=10)
         response = await client.get("/metrics", headers={"authorization": "Bearer scrape-token"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

@@ -17,7 +17,6 @@ from dialer_helpers import (
     running_dialer,
     seed_account,
     settings_for,
-    wait_until,
 )
 from dialer_helpers import submit as submit_task
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from ivrcast.credentials import load_secret_key
 from ivrcast.recordings import RecordingLinks, recording_path
 from ivrcast.store.engine import Database
 from ivrcast.store.tables import call_records
+from waiting import wait_for_in_thread
 
 
 async def test_answered_call_is_recorded_and_linked(database: Database, tmp_path: Path) -> None:
@@ -34,7 +34,9 @@ async def test_answered_call_is_recorded_and_linked(database: Database, tmp_path
     task_id = submit_task(database, account_id, voice_id, [answered, busy], record=True)
     settings = settings_for(str(database.url), tmp_path)
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 2, 30, "2 final calls")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 2, "2 final calls", limit=30
+        )
     rows = {row["number"]: row for row in call_rows(database, task_id)}
     assert rows[answered]["recorded"] is True
     assert rows[busy]["recorded"] is False  # asked for, but never answered
@@ -74,10 +76,10 @@ async def test_detection_runs_for_amd_tasks_only(database: Database, tmp_path: P
     plain = submit_task(database, account_id, voice_id, ["+628120000030"])
     settings = settings_for(str(database.url), tmp_path)
     async with running_dialer(settings):
-        await wait_until(
+        await wait_for_in_thread(
             lambda: count_final(database, detected) + count_final(database, plain) == 2,
-            30,
             "2 final calls",
+            limit=30,
         )
     (row,) = call_rows(database, detected)
     assert (row["status"], row["answered_by"]) == ("machine", "machine")

@@ -20,12 +20,12 @@ from dialer_helpers import (
     settings_for,
     start_sipp,
     submit,
-    wait_until,
 )
 
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.store.engine import Database
 from ivrcast.store.tasks import cancel_task, task_progress
+from waiting import wait_for_in_thread
 
 BUILD_RECORD = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
 
@@ -43,9 +43,11 @@ async def test_500_numbers_each_dialed_once_within_channels(
         trunks=[sipp.trunk("id-main", max_channels=30, max_cps=1000, callerids=["622150001000"])],
     )
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 500, 90, "500 final calls")
-        await wait_until(
-            lambda: task_progress_status(database, task_id) == "finished", 10, "task finished"
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 500, "500 final calls", limit=90
+        )
+        await wait_for_in_thread(
+            lambda: task_progress_status(database, task_id) == "finished", "task finished", limit=10
         )
     await sipp.finish()
     invites = sipp.invites()
@@ -77,7 +79,9 @@ async def test_calls_per_second_stay_within_max_cps(
         database_url, tmp_path, trunks=[sipp.trunk("id-main", max_channels=200, max_cps=rate)]
     )
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 60, 60, "60 final calls")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 60, "60 final calls", limit=60
+        )
     await sipp.finish()
     times = sipp.invite_times()
     assert len(times) == 60
@@ -106,7 +110,9 @@ async def test_a_trunk_answering_503_fails_over_to_the_next(
         ],
     )
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) == 20, 60, "20 final calls")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 20, "20 final calls", limit=60
+        )
     await good.finish()
     await broken.stop()
     # Smooth weighted round robin sends 10 of every 11 first attempts to the heavy
@@ -132,20 +138,24 @@ async def test_cancel_stops_dialing_and_lets_calls_in_progress_finish(
         database_url, tmp_path, trunks=[sipp.trunk("id-main", max_channels=3, max_cps=100)]
     )
     async with running_dialer(settings):
-        await wait_until(lambda: count_final(database, task_id) >= 6, 30, "some calls done")
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) >= 6, "some calls done", limit=30
+        )
         with database.write() as conn:
             canceled = cancel_task(
                 conn, None, task_id, build_record=BUILD_RECORD, now=datetime.now(UTC)
             )
         assert canceled > 0
-        await wait_until(lambda: count_final(database, task_id) == 200, 30, "every call ended")
-        await wait_until(
+        await wait_for_in_thread(
+            lambda: count_final(database, task_id) == 200, "every call ended", limit=30
+        )
+        await wait_for_in_thread(
             lambda: (
                 task_progress_status(database, task_id) == "canceled"
                 and task_ended(database, task_id)
             ),
-            10,
             "task ended",
+            limit=10,
         )
     rows = call_rows(database, task_id)
     statuses = [row["status"] for row in rows]

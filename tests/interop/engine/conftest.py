@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,12 +15,13 @@ from engine_helpers import (
     PROCESS_TIMEOUT,
     SIPP,
     SippRun,
+    bound_or_exited,
     free_udp_port,
-    udp_port_bound,
-    wait_for,
 )
 
 from ivrcast.sip import Engine, Timers
+from peers import require_executable
+from waiting import wait_for
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
     ) -> SippRun:
         """`keys` become `-key` values; `substitute` replaces text in the scenario
         (SIPp reads a response's status code before it expands keys)."""
+        require_executable(SIPP, "sip-tester")
         scenario_dir = tmp_path / f"sipp-{next(numbers)}"
         scenario_dir.mkdir()
         scenario_path = HERE / scenario
@@ -73,11 +76,9 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
             runs.append(run)
             try:
                 await wait_for(
-                    lambda port=port, process=process: (
-                        udp_port_bound(port) or process.returncode is not None
-                    ),
-                    30,
+                    functools.partial(bound_or_exited, port, process),
                     "SIPp",
+                    limit=30,
                 )
             except TimeoutError:
                 pytest.fail(f"SIPp did not start\n{run.logs()}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +47,9 @@ def udp_port_bound(port: int) -> bool:
     return False
 
 
-async def wait_for(condition: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll a condition (never a fixed sleep): the peer's socket, a file, a count."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not condition():
-        if loop.time() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+def bound_or_exited(port: int, process: asyncio.subprocess.Process) -> bool:
+    """Whether a peer started on `port` is listening, or has exited (it lost the port)."""
+    return udp_port_bound(port) or process.returncode is not None
 
 
 @dataclass

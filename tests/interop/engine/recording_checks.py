@@ -31,7 +31,8 @@ def peak_frequency(samples: Samples) -> float:
 
 def envelope(samples: Samples) -> Samples:
     frames = len(samples) // FRAME
-    return np.abs(samples[: frames * FRAME]).reshape(frames, FRAME).mean(axis=1)
+    means: Samples = np.abs(samples[: frames * FRAME]).reshape(frames, FRAME).mean(axis=1)
+    return means
 
 
 def best_correlation(a: Samples, b: Samples, max_lag: int = 10) -> float:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import array
 import asyncio
 import dataclasses
+import functools
 import json
 import math
-import shutil
 import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,21 +20,26 @@ import pytest
 from engine_helpers import (
     BIND_ATTEMPTS,
     PROCESS_TIMEOUT,
+    bound_or_exited,
     call_request,
     encoded,
     free_udp_port,
     tone_bursts,
-    udp_port_bound,
-    wait_for,
 )
 from recording_checks import best_correlation, peak_frequency, read_stereo
 from recording_checks import envelope as np_envelope
 
 from ivrcast.sip import CallEvent, Engine, Trunk
+from peers import require_executable
+from waiting import wait_for
 
 BARESIP = "/usr/bin/baresip"
 FRAME = 160  # 20 ms at 8 kHz
-pytestmark = pytest.mark.skipif(shutil.which(BARESIP) is None, reason="baresip not installed")
+
+
+@pytest.fixture(autouse=True)
+def baresip_installed() -> None:
+    require_executable(BARESIP, "baresip-core")
 
 
 def envelope(samples: list[int]) -> list[float]:
@@ -132,11 +137,9 @@ async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
             # The port was free when chosen, but another process may take it before baresip
             # binds it; baresip then exits, and a new port is tried.
             await wait_for(
-                lambda port=port, process=process: (
-                    udp_port_bound(port) or process.returncode is not None
-                ),
-                30,
+                functools.partial(bound_or_exited, port, process),
                 "baresip to listen",
+                limit=30,
             )
             if process.returncode is None:
                 break
@@ -163,7 +166,7 @@ async def test_phone_hears_the_voice(engine: Engine, baresip: Phone, codec: str)
     assert outcome.rtp_sent == 150
     # sndfile closes the "-dec" file (what the phone decoded) when the call ends.
     await wait_for(
-        lambda: "terminated" in log.read_text(errors="replace"), 10, "baresip to end the call"
+        lambda: "terminated" in log.read_text(errors="replace"), "baresip to end the call", limit=10
     )
     heard_file = next(recordings.glob("*-dec.wav"))
     heard = envelope(read_wav(heard_file))
@@ -206,13 +209,13 @@ async def test_phone_holds_and_resumes_the_call(engine: Engine, baresip: Phone) 
     request = call_request(trunk, encoded(tone_bursts(3.0)), dest="bob")
     events: list[CallEvent] = []
     call = asyncio.create_task(engine.originate(request, events.append))
-    await wait_for(lambda: len(engine.media_clock) == 1, 10, "the answer")
+    await wait_for(lambda: len(engine.media_clock) == 1, "the answer", limit=10)
     reply = await command(control, "hold")
     assert reply.get("ok") is True, reply
-    await wait_for(lambda: len(engine.media_clock) == 0, 10, "the hold re-INVITE")
+    await wait_for(lambda: len(engine.media_clock) == 0, "the hold re-INVITE", limit=10)
     reply = await command(control, "resume")
     assert reply.get("ok") is True, reply
-    await wait_for(lambda: len(engine.media_clock) == 1, 10, "the resume re-INVITE")
+    await wait_for(lambda: len(engine.media_clock) == 1, "the resume re-INVITE", limit=10)
     outcome = await call
     text = log.read_text(errors="replace")
     assert outcome.status == "completed", text

@@ -8,11 +8,17 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-from engine_helpers import SippRun, call_request, free_udp_port, silence, wait_for
+from engine_helpers import (
+    SippRun,
+    call_request,
+    free_udp_port,
+    silence,
+)
 
 from ivrcast.rtp.dtmf import TelephoneEvent
 from ivrcast.rtp.packet import RtpPacket
 from ivrcast.sip import CallEvent, Engine
+from waiting import wait_for
 
 Sipp = Callable[..., Awaitable[SippRun]]
 
@@ -62,7 +68,7 @@ async def test_forged_rfc4733_events_are_dropped_and_counted(
     events: list[CallEvent] = []
     request = call_request(run.trunk, silence(1.0), collect_keys=True, key_wait=5)
     task = asyncio.create_task(engine.originate(request, events.append))
-    await wait_for(lambda: any(e.kind == "answered" for e in events), 5, "answer")
+    await wait_for(lambda: any(e.kind == "answered" for e in events), "answer", limit=5)
     target = ("127.0.0.1", rtp_port)
     # Loopback queues each datagram before sendto returns: the engine reads them in
     # this order.

@@ -12,9 +12,14 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-from engine_helpers import SippRun, call_request, silence, wait_for
+from engine_helpers import (
+    SippRun,
+    call_request,
+    silence,
+)
 
 from ivrcast.sip import CallEvent, Engine, Trunk
+from waiting import wait_for
 
 Sipp = Callable[..., Awaitable[SippRun]]
 
@@ -270,7 +275,7 @@ async def test_stop_hangs_up_active_calls(sipp: Sipp) -> None:
     task = asyncio.create_task(
         engine.originate(call_request(run.trunk, silence(30)), events.append)
     )
-    await wait_for(lambda: any(e.kind == "answered" for e in events), 5, "answer")
+    await wait_for(lambda: any(e.kind == "answered" for e in events), "answer", limit=5)
     assert engine.active_calls == 1
     await engine.stop()
     outcome = await task

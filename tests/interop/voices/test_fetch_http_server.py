@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import math
@@ -74,7 +75,7 @@ class Server:
         }
         for hops in range(1, 6):
             target = "/voice.wav" if hops == 1 else f"/hop{hops - 1}"
-            routes[f"/hop{hops}"] = lambda h, target=target: self._redirect(h, target)
+            routes[f"/hop{hops}"] = functools.partial(self._redirect, location=target)
         server = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -12,17 +12,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from factories import add_account, add_uploaded_voice
 from ivrcast.app import create_app
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key
-from ivrcast.demo_account import demo_tone
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
-from ivrcast.store.voices import insert_voice
 from ivrcast.voices.pool import TranscodePool
-from ivrcast.voices.transcode import transcode
 
 START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # 10:00 in Jakarta
 
@@ -37,31 +34,18 @@ class Service:
 
     def add_account(self, appid: str, accesskey: str = "secret-key", **extra: Any) -> int:
         with self.db.write() as conn:
-            account = create_account(
+            account = add_account(
                 conn,
-                appid=appid,
-                accesskey_hash=hash_secret(load_secret_key(self.settings), accesskey),
+                appid,
                 now=self.clock.now(),
+                accesskey_hash=hash_secret(load_secret_key(self.settings), accesskey),
                 **extra,
             )
         return account.id
 
     def add_voice(self, account_id: int, name: str = "welcome") -> None:
-        tone = demo_tone(seconds=1.0)
-        encoded = transcode(tone)
         with self.db.write() as conn:
-            insert_voice(
-                conn,
-                account_id=account_id,
-                name=name,
-                source_url=None,
-                source_format=encoded.source_format,
-                source_bytes=len(tone),
-                duration_ms=encoded.duration_ms,
-                pcmu=encoded.pcmu,
-                pcma=encoded.pcma,
-                now=self.clock.now(),
-            )
+            add_uploaded_voice(conn, account_id, now=self.clock.now(), name=name)
 
     async def yunhu(self, service: str, **fields: Any) -> dict[str, Any]:
         """POST multipart form-data, as the seed's PHP example does."""

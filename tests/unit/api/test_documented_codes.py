@@ -84,7 +84,12 @@ async def small_quota_service(
     db = Database(url)
     upgrade_to_head(db)
     db.dispose()
-    settings = make_settings(url, limits={"max_voice_storage_bytes": VOICE_QUOTA})
+    settings = make_settings(
+        url,
+        limits={"max_voice_storage_bytes": VOICE_QUOTA},
+        # One wrong accesskey per service: more than the default throttle lets through.
+        security={"max_failed_sign_ins": 100},
+    )
     async for running in start_service(settings):
         yield running
 
@@ -116,6 +121,16 @@ async def test_every_documented_code_is_produced_and_no_other(
             voicefile="welcome",
         )
     )["data"]["taskid"]
+    paused = (
+        await call(
+            PLAY,
+            **ALICE,
+            nationcode="id",
+            destnumber="081234567893",
+            voicetype="1",
+            voicefile="welcome",
+        )
+    )["data"]["taskid"]
     with svc.db.write() as conn:
         expire_queued_calls(conn, [ended], build_record=BUILD_RECORD, now=svc.clock.now())
         finish_ended_tasks(conn, now=svc.clock.now())
@@ -129,11 +144,18 @@ async def test_every_documented_code_is_produced_and_no_other(
             "voicefile": "welcome",
         },
         "App.Sip_Call.TaskStatus": {"taskid": active},
+        # PauseTask first pauses `paused`; ResumeTask then resumes it (services run in
+        # this order, each with every set of credentials before its special requests).
+        "App.Sip_Call.PauseTask": {"taskid": paused},
+        "App.Sip_Call.ResumeTask": {"taskid": paused},
         "App.Sip_Call.CancelTask": {"taskid": active},
         "App.Sip_Voice.Upload": {"name": "greeting"},
         "App.Sip_Voice.List": {},
         "App.Sip_Auth.Login": {},
         "App.Sip_Cdr.GetBill": {},
+        "App.Sip_Dnc.Add": {"nationcode": "id", "numbers": "081234567899"},
+        "App.Sip_Dnc.Remove": {"nationcode": "id", "numbers": "081234567899"},
+        "App.Sip_Dnc.List": {},
         CDRS: DAY,
     }
     # What only some services can answer: service -> requests (credentials are alice's).
@@ -145,6 +167,10 @@ async def test_every_documented_code_is_produced_and_no_other(
         ],
         "App.Sip_Call.TaskStatus": [{"taskid": "nope"}],  # 1024
         "App.Sip_Call.CancelTask": [{"taskid": "nope"}, {"taskid": ended}],  # 1024, 1028
+        # 1024, 1028; pausing `paused` again (the good request paused it): 1027.
+        "App.Sip_Call.PauseTask": [{"taskid": "nope"}, {"taskid": ended}, {"taskid": paused}],
+        # 1024, 1028; resuming `active`, which runs: 1026.
+        "App.Sip_Call.ResumeTask": [{"taskid": "nope"}, {"taskid": ended}, {"taskid": active}],
         "App.Sip_Voice.Upload": [
             {"name": "welcome"},  # 1101
             {"name": "third"},

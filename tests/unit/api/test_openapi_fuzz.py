@@ -32,16 +32,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from factories import add_account, add_uploaded_voice
 from ivrcast.api.http_server import server_config
 from ivrcast.app import create_app
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key
-from ivrcast.demo_account import demo_tone
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
 from ivrcast.store.migrate import upgrade_to_head
-from ivrcast.store.voices import insert_voice
-from ivrcast.voices.transcode import transcode
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-key").decode()}
 EXAMPLES = 60
@@ -58,29 +55,16 @@ def seed(settings: Settings) -> None:
     """Account `alice` (Indonesia) with the voice `welcome`."""
     db = Database(settings.database_url)
     upgrade_to_head(db)
-    tone = demo_tone(seconds=1.0)
-    encoded = transcode(tone)
     now = datetime.now(UTC)
     with db.write() as conn:
-        account = create_account(
+        account = add_account(
             conn,
-            appid="alice",
-            accesskey_hash=hash_secret(load_secret_key(settings), "secret-key"),
+            "alice",
             now=now,
+            accesskey_hash=hash_secret(load_secret_key(settings), "secret-key"),
             countries=["id"],
         )
-        insert_voice(
-            conn,
-            account_id=account.id,
-            name="welcome",
-            source_url=None,
-            source_format=encoded.source_format,
-            source_bytes=len(tone),
-            duration_ms=encoded.duration_ms,
-            pcmu=encoded.pcmu,
-            pcma=encoded.pcma,
-            now=now,
-        )
+        add_uploaded_voice(conn, account.id, now=now)
     db.dispose()
 
 

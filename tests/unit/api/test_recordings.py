@@ -48,8 +48,11 @@ async def submit(service: Service, **extra: str) -> dict[str, object]:
 def finish_recorded(service: Service, task_id: str) -> tuple[str, dict[str, object]]:
     """The dialer's part: claim the call, write its recording, end it recorded."""
     now = service.clock.now()
+    build_record = service.app.state.ctx.build_record
     with service.db.write() as conn:
-        (call,) = claim_due_calls(conn, task_id=task_id, limit=1, node_id="n1", now=now)
+        (call,) = claim_due_calls(
+            conn, task_id=task_id, limit=1, node_id="n1", build_record=build_record, now=now
+        )
         folder = service.settings.recordings_dir
         folder.mkdir(parents=True, exist_ok=True)
         recording_path(folder, call.uuid).write_bytes(WAV)
@@ -60,7 +63,7 @@ def finish_recorded(service: Service, task_id: str) -> tuple[str, dict[str, obje
             answered_at=now + timedelta(seconds=1),
             recorded=True,
         )
-        finish_calls(conn, {call.id: end}, build_record=service.app.state.ctx.build_record, now=now)
+        finish_calls(conn, {call.id: end}, build_record=build_record, now=now)
         payload = conn.execute(
             select(call_records.c.payload).where(call_records.c.uuid == call.uuid)
         ).scalar_one()
@@ -159,10 +162,13 @@ async def test_unrecorded_calls_have_no_link(service: Service) -> None:
     data = body["data"]
     assert isinstance(data, dict)
     now = service.clock.now()
+    build_record = service.app.state.ctx.build_record
     with service.db.write() as conn:
-        (call,) = claim_due_calls(conn, task_id=data["taskid"], limit=1, node_id="n", now=now)
+        (call,) = claim_due_calls(
+            conn, task_id=data["taskid"], limit=1, node_id="n", build_record=build_record, now=now
+        )
         end = CallEnd(status="completed", invited_at=now, answered_at=now)
-        finish_calls(conn, {call.id: end}, build_record=service.app.state.ctx.build_record, now=now)
+        finish_calls(conn, {call.id: end}, build_record=build_record, now=now)
         payload = json.loads(conn.execute(select(call_records.c.payload)).scalar_one())
     assert payload["recordurl"] == ""
     assert (

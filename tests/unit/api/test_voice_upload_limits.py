@@ -13,10 +13,15 @@ from typing import Any
 import pytest
 from api_service import Service, SettingsFactory, start_service
 
-from gated_transcode import gated_transcode, refuse_to_run, started_marker, wait_for
+from gated_transcode import (
+    gated_transcode,
+    refuse_to_run,
+    started_marker,
+)
 from hostile_audio import EIGHT_CHANNELS_192K
 from ivrcast.demo_account import demo_tone
 from ivrcast.voices.pool import TranscodePool
+from waiting import wait_for
 
 EIGHT_CHANNELS = "file: the audio has 8 channels; at most 2 are accepted"
 ONE_SECOND_STORED = 2 * 8000  # PCMU + PCMA bytes of one second
@@ -152,7 +157,7 @@ async def test_a_busy_pool_does_not_stall_another_account(
             for appid in uploaders
         ]
         try:
-            await wait_for(started_marker(gate).exists, "a slow transcode started")
+            await wait_for(started_marker(gate).exists, "a slow transcode started", limit=30)
             served = await asyncio.wait_for(service.as_alice("App.Sip_Voice.List"), 30)
             assert served["code"] == 200
             login = await asyncio.wait_for(service.as_alice("App.Sip_Auth.Login"), 30)

@@ -71,13 +71,14 @@ def call(**overrides: Any) -> dict[str, Any]:
         "hangup_cause": 10001,
         "hangup_direction": 10041,
         "keys": "12",
+        "final": True,
     }
     row.update(overrides)
     return row
 
 
 def test_every_vendor_field_is_present_with_its_documented_type() -> None:
-    record = build_call_record(call(), TASK, timezone=JAKARTA)
+    record: dict[str, object] = dict(build_call_record(call(), TASK, timezone=JAKARTA))
     for name, kind in VENDOR_FIELDS.items():
         assert type(record[name]) is kind, name
     assert all(record[name] == "" for name in BOOKKEEPING)

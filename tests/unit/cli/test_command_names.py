@@ -11,7 +11,7 @@ from ivrcast.cli import app
 
 # design.md section 9, with the options the README and docs show for each.
 COMMANDS: dict[str, set[str]] = {
-    "serve": {"--config", "--host", "--port", "--dialer", "--demo-account"},
+    "serve": {"--config", "--host", "--port", "--dialer", "--dialers", "--demo-account"},
     "dialer": {"--config"},
     "migrate": {"--config"},
     "account create": {
@@ -26,14 +26,42 @@ COMMANDS: dict[str, set[str]] = {
         "--callerids",
         "--allowed-ips",
         "--max-concurrency",
+        "--default-retries",
     },
     "account list": {"--config"},
     "account disable": {"--config"},
+    "account update": {
+        "--config",
+        "--appid",
+        "--countries",
+        "--callerids",
+        "--allowed-ips",
+        "--max-concurrency",
+        "--callback-url",
+        "--expires",
+        "--disable",
+    },
     "voice upload": {"--config", "--appid"},
     "calls export": {"--config", "--appid", "--task", "--status", "--since", "--until"},
     "callbacks replay": {"--config", "--task", "--since", "--until", "--appid"},
-    "submit": {"--numbers", "--nation", "--voice", "--appid", "--accesskey", "--url"},
+    "submit": {
+        "--numbers",
+        "--nation",
+        "--voice",
+        "--appid",
+        "--accesskey",
+        "--url",
+        "--retry-rounds",
+        "--retry-interval",
+        "--retry-on",
+    },
     "tasks watch": {"--appid", "--accesskey", "--url", "--interval"},
+    "tasks pause": {"--appid", "--accesskey", "--url"},
+    "tasks resume": {"--appid", "--accesskey", "--url"},
+    "dnc add": {"--config", "--appid", "--global", "--nation"},
+    "dnc remove": {"--config", "--appid", "--global", "--nation"},
+    "dnc import": {"--config", "--appid", "--global", "--nation"},
+    "dnc export": {"--config", "--appid", "--global", "--output"},
 }
 
 

@@ -11,14 +11,12 @@ from typing import Any
 
 import httpx
 
+from factories import add_account, add_uploaded_voice
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.credentials import hash_secret, load_secret_key
-from ivrcast.demo_account import demo_tone
-from ivrcast.store.accounts import create_account
 from ivrcast.store.engine import Database
-from ivrcast.store.voices import insert_voice
-from ivrcast.voices.transcode import transcode
+from ivrcast.store.tables import FinalState
 
 START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # 10:00 in Jakarta
 OPERATOR_TOKEN = "operator-token-for-tests"
@@ -44,33 +42,19 @@ class Console:
 
     def add_account(self, appid: str, accesskey: str = "secret-key", **extra: Any) -> int:
         with self.db.write() as conn:
-            account = create_account(
+            account = add_account(
                 conn,
-                appid=appid,
-                accesskey_hash=hash_secret(load_secret_key(self.settings), accesskey),
+                appid,
                 now=self.clock.now(),
+                accesskey_hash=hash_secret(load_secret_key(self.settings), accesskey),
                 **extra,
             )
         self.accounts[appid] = account.id
         return account.id
 
     def add_voice(self, account_id: int, name: str = "welcome") -> int:
-        tone = demo_tone(seconds=1.0)
-        encoded = transcode(tone)
         with self.db.write() as conn:
-            voice = insert_voice(
-                conn,
-                account_id=account_id,
-                name=name,
-                source_url=None,
-                source_format=encoded.source_format,
-                source_bytes=len(tone),
-                duration_ms=encoded.duration_ms,
-                pcmu=encoded.pcmu,
-                pcma=encoded.pcma,
-                now=self.clock.now(),
-            )
-        return voice.id
+            return add_uploaded_voice(conn, account_id, now=self.clock.now(), name=name)
 
     async def sign_in(
         self, client: httpx.AsyncClient, appid: str = "alice", accesskey: str = "secret-key"
@@ -113,7 +97,7 @@ class Console:
         task_id: str = response.json()["taskid"]
         return task_id
 
-    def finish_calls(self, task_id: str, status: str = "completed", **values: Any) -> None:
+    def finish_calls(self, task_id: str, status: FinalState = "completed", **values: Any) -> None:
         """End the task's calls as the dialer would: final state, record, outbox row."""
         from ivrcast.api.context import ApiContext
         from ivrcast.store.tables import calls

@@ -10,16 +10,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from factories import add_account, add_task, add_voice
 from ivrcast.callbacks.record import build_call_record
 from ivrcast.console.overview import CHART_MINUTES, OverviewTracker
-from ivrcast.store.accounts import create_account
 from ivrcast.store.activity import activity, live_counts
 from ivrcast.store.deliveries import deliveries, delivery_summary
 from ivrcast.store.engine import Database, IntegrityViolation
-from ivrcast.store.tables import calls, outbox
-from ivrcast.store.tasks import NewTask, create_task, task_counts
+from ivrcast.store.tables import FinalState, calls, outbox
+from ivrcast.store.tasks import task_counts
 from ivrcast.store.transitions import CallEnd, finish_calls_where
-from ivrcast.store.voices import delete_voice, insert_voice, named_voices, voice_task_count
+from ivrcast.store.voices import delete_voice, named_voices, voice_task_count
 
 T0 = datetime(2026, 11, 26, 10, 15, 30, tzinfo=UTC)
 build_record = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
@@ -28,49 +28,17 @@ build_record = functools.partial(build_call_record, timezone=ZoneInfo("UTC"))
 def _account(db: Database, appid: str) -> tuple[int, int]:
     """An account with a callback URL and a voice: (account id, voice id)."""
     with db.write() as conn:
-        account = create_account(
-            conn, appid=appid, accesskey_hash="0" * 64, now=T0, callback_url="http://r.example/"
-        )
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="v",
-            source_url=None,
-            source_format="wav",
-            source_bytes=1,
-            duration_ms=20,
-            pcmu=b"\xff" * 160,
-            pcma=b"\xd5" * 160,
-            now=T0,
-        )
-    return account.id, voice.id
+        account = add_account(conn, appid, now=T0, callback_url="http://r.example/")
+        voice_id = add_voice(conn, account.id, now=T0)
+    return account.id, voice_id
 
 
 def _task(db: Database, account_id: int, voice_id: int, numbers: list[str]) -> str:
     with db.write() as conn:
-        return create_task(
-            conn,
-            NewTask(
-                account_id=account_id,
-                nationcode="id",
-                voice_id=voice_id,
-                numbers=numbers,
-                userkey=False,
-                todayonly=2,
-                waittime=30,
-                conntime=60,
-                disnumber=None,
-                chengshudu="",
-                customuuid="",
-                duplicates=0,
-                invalid=0,
-                local_day=date(2026, 11, 26),
-            ),
-            now=T0,
-        )
+        return add_task(conn, account_id, voice_id, numbers, now=T0, local_day=date(2026, 11, 26))
 
 
-def _end(db: Database, number: str, status: str, at: datetime, answered: float = 0) -> None:
+def _end(db: Database, number: str, status: FinalState, at: datetime, answered: float = 0) -> None:
     with db.write() as conn:
         if answered:
             conn.execute(

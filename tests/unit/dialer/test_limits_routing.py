@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import random
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -91,10 +93,38 @@ def test_failover_goes_to_untried_trunks_heaviest_first() -> None:
     assert router.failover("id", ["a", "b", "c"]) is None
 
 
-def test_caller_id_is_the_disnumber_else_random_from_the_pool() -> None:
-    rng = random.Random(1)
+def test_caller_id_is_the_disnumber_else_the_pool_number_the_callee_hashes_to() -> None:
     pooled = trunk("a", callerids=["1001", "1002", "1003"])
-    assert caller_id("5550", pooled, rng) == "5550"
-    chosen = {caller_id(None, pooled, rng) for _ in range(50)}
-    assert chosen == {"1001", "1002", "1003"}
-    assert caller_id("", trunk("b"), rng) == ANONYMOUS
+    assert caller_id("5550", pooled, "+6281200000001") == "5550"
+    assert caller_id("", trunk("b"), "+6281200000001") == ANONYMOUS
+    # Sticky: the same number always gets the same caller ID (every round of it)...
+    numbers = [f"+62812{n:07d}" for n in range(3000)]
+    first = [caller_id(None, pooled, number) for number in numbers]
+    assert first == [caller_id(None, pooled, number) for number in numbers]
+    # ...while numbers spread over the whole pool, about evenly.
+    spread = Counter(first)
+    assert set(spread) == {"1001", "1002", "1003"}
+    assert all(800 < count < 1200 for count in spread.values())
+
+
+def test_the_sticky_caller_id_is_the_same_in_another_process() -> None:
+    """Another node, or this one after a restart (Python salts `hash()` per process)."""
+    script = (
+        "from ivrcast.config import TrunkSettings\n"
+        "from ivrcast.dialer.limits import TrunkState\n"
+        "from ivrcast.dialer.routing import caller_id\n"
+        "t = TrunkState.create(TrunkSettings.model_validate({'name': 'a', 'countries': ['id'],"
+        " 'proxy': '127.0.0.1:5070', 'callerids': ['1001', '1002', '1003']}))\n"
+        "print(','.join(caller_id(None, t, f'+62812{n:07d}') for n in range(200)))\n"
+    )
+    pooled = trunk("a", callerids=["1001", "1002", "1003"])
+    here = ",".join(caller_id(None, pooled, f"+62812{n:07d}") for n in range(200))
+    for seed in ("1", "2"):
+        there = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        assert there == here

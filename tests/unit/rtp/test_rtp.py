@@ -230,6 +230,7 @@ async def test_rtp_timeout_counts_from_the_last_packet(receiver: socket.socket) 
         receiver.getsockname(), frames=(), silence=b"\xff" * 160,
         payload_type=0, dtmf_payload_type=101, no_rtp_timeout=1.0,
     )  # fmt: skip
+    now = 0.0
     stream.on_rtp_timeout = lambda: timeouts.append(now)
     for now in (0.5, 0.9):
         stream.check_rtp_timeout(now)

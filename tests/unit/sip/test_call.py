@@ -125,6 +125,7 @@ def test_answer_starts_media_only_on_2xx_and_acks() -> None:
     assert not any(isinstance(a, StartMedia) for a in early)
     actions = h.respond(200, body=ANSWER)
     (ack,) = sent(actions, "ACK")
+    assert isinstance(ack, Request)
     assert ack.top_via.branch != h.invite.top_via.branch  # 2xx ACK is its own transaction
     assert ack.uri == "sip:far@192.0.2.1:5060"
     (start,) = [a for a in actions if isinstance(a, StartMedia)]

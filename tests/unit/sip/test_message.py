@@ -3,6 +3,7 @@ round trips, and every truncation of a real message."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,10 +152,38 @@ def test_via_round_trip() -> None:
     assert Via.parse(str(via)) == via
 
 
+def with_top_via(request: Request, via: str) -> Request:
+    """`request` with its top Via replaced by `via`."""
+    headers = list(request.headers)
+    top = next(i for i, (name, _) in enumerate(headers) if name == "Via")
+    headers[top] = ("Via", via)
+    return replace(request, headers=tuple(headers))
+
+
 def test_response_to_a_request_fills_rport_and_received() -> None:
-    request = Request.parse(load("sipp-info-dtmf-relay.sip"))
+    """RFC 3581 §4: an empty `rport` is filled with the source port, `received` is added
+    (always, when `rport` is present), and the response goes back to the source."""
+    captured = Request.parse(load("sipp-info-dtmf-relay.sip"))
+    request = with_top_via(captured, "SIP/2.0/UDP 127.0.0.1:48023;branch=z9hG4bK-856-1-4;rport")
     response = make_response(request, 200, "OK", source=("192.0.2.7", 40000))
     via = response.top_via
     assert via.param("received") == "192.0.2.7"
+    assert via.param("rport") == "40000"
     assert response.cseq == request.cseq
-    assert response_address(request, ("192.0.2.7", 40000))[0] in ("192.0.2.7", request.top_via.host)
+    assert response_address(request, ("192.0.2.7", 40000)) == ("192.0.2.7", 40000)
+
+
+def test_response_without_rport_goes_to_received_at_the_sent_by_port() -> None:
+    """RFC 3261 §18.2.1/§18.2.2: without `rport`, `received` is added when the source IP
+    differs from the sent-by host, and the response goes to that address at the sent-by
+    port, not to the source port."""
+    request = Request.parse(load("sipp-info-dtmf-relay.sip"))
+    assert request.top_via.param("rport") is None
+    response = make_response(request, 200, "OK", source=("192.0.2.7", 40000))
+    assert response.top_via.param("received") == "192.0.2.7"
+    assert response.top_via.param("rport") is None
+    assert response_address(request, ("192.0.2.7", 40000)) == ("192.0.2.7", 48023)
+
+    same_host = make_response(request, 200, "OK", source=("127.0.0.1", 40000))
+    assert same_host.top_via.param("received") is None
+    assert response_address(request, ("127.0.0.1", 40000)) == ("127.0.0.1", 48023)

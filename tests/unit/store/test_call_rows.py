@@ -7,12 +7,10 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from ivrcast.store.accounts import create_account
+from factories import add_account, add_task, add_voice
 from ivrcast.store.engine import Database
 from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.tables import calls
-from ivrcast.store.tasks import NewTask, create_task
-from ivrcast.store.voices import insert_voice
 
 NOW = datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -30,39 +28,18 @@ def test_uuids_are_version_7_in_order_and_distinct() -> None:
 
 def test_create_task_writes_every_call_with_its_values(database: Database) -> None:
     with database.write() as conn:
-        account = create_account(conn, appid="a", accesskey_hash="h", now=NOW)
-        voice = insert_voice(
-            conn,
-            account_id=account.id,
-            name="v",
-            source_url=None,
-            source_format="wav",
-            source_bytes=1,
-            duration_ms=1,
-            pcmu=b"\xff",
-            pcma=b"\xd5",
-            now=NOW,
-        )
+        account = add_account(conn, "a", now=NOW)
+        voice_id = add_voice(conn, account.id, now=NOW)
         numbers = [f"+62812{i:08d}" for i in range(3000)]
-        task_id = create_task(
+        task_id = add_task(
             conn,
-            NewTask(
-                account_id=account.id,
-                nationcode="id",
-                voice_id=voice.id,
-                numbers=numbers,
-                userkey=False,
-                todayonly=1,
-                waittime=30,
-                conntime=30,
-                disnumber=None,
-                chengshudu="",
-                customuuid="",
-                duplicates=0,
-                invalid=0,
-                local_day=date(2026, 11, 26),
-            ),
+            account.id,
+            voice_id,
+            numbers,
             now=NOW,
+            local_day=date(2026, 11, 26),
+            todayonly=1,
+            conntime=30,
         )
     with database.read() as conn:
         rows = conn.execute(select(calls).order_by(calls.c.id)).all()

@@ -40,9 +40,11 @@ def test_a_machine_call_is_stored_and_recorded_as_machine(database: Database) ->
             ),
             now=NOW,
         )  # fmt: skip
-        (due,) = due_tasks(conn)
+        (due,) = due_tasks(conn, now=NOW)
         assert (due.amd, due.amdaction, due.record) == (True, "beep", False)
-        machine, person = claim_due_calls(conn, task_id=task_id, limit=2, node_id="n", now=NOW)
+        machine, person = claim_due_calls(
+            conn, task_id=task_id, limit=2, node_id="n", build_record=BUILD, now=NOW
+        )
         answered = NOW + timedelta(seconds=3)
         ends = {
             machine.id: CallEnd(

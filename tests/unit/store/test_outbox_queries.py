@@ -30,7 +30,9 @@ def dead(d: Delivery, error: str = "x", status: int | None = None) -> Outcome:
     return Outcome(d.id, d.url, status, T0, error=error)
 
 
-def claim(db: Database, *, at: timedelta = timedelta(0), limit: int = 100, **kw: object) -> list:
+def claim(
+    db: Database, *, at: timedelta = timedelta(0), limit: int = 100, **kw: object
+) -> list[Delivery]:
     now = T0 + at
     with db.write() as conn:
         return claim_due_deliveries(conn, now=now, lease_until=now + LEASE, limit=limit, **kw)  # type: ignore[arg-type]

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 from voice_samples import Sample, encode_tone
 
-from gated_transcode import crash_on_marked, gated_transcode, started_marker, wait_for
+from gated_transcode import (
+    crash_on_marked,
+    gated_transcode,
+    started_marker,
+)
 from ivrcast.voices import NotAudio, SampleRateTooHigh, TooManyChannels, VoiceTooLong, transcode
 from ivrcast.voices.pool import TranscodePool, VoiceLimits
+from waiting import wait_for
 
 # The attack of issue 13 was 590 s of 8-channel 192 kHz FLAC; these are short, since
 # what matters is what the headers say.
@@ -91,17 +96,17 @@ async def test_an_account_s_voices_go_one_at_a_time(tmp_path: Path) -> None:
 
     try:
         a1 = submit(1, "a1")
-        await wait_for(started_marker(gates["a1"]).exists, "a1 started")
+        await wait_for(started_marker(gates["a1"]).exists, "a1 started", limit=30)
         a2 = submit(1, "a2")
-        await wait_for(lambda: pool.pending(1) == 2, "a2 waiting for its turn")
+        await wait_for(lambda: pool.pending(1) == 2, "a2 waiting for its turn", limit=30)
         b1 = submit(2, "b1")
         # The executor is first come, first served: had a2 been handed to it, a2 would
         # hold the second worker and b1 could not start.
-        await wait_for(started_marker(gates["b1"]).exists, "b1 started beside a1")
+        await wait_for(started_marker(gates["b1"]).exists, "b1 started beside a1", limit=30)
         assert not started_marker(gates["a2"]).exists()
         gates["a1"].touch()
         await a1
-        await wait_for(started_marker(gates["a2"]).exists, "a2 started after a1")
+        await wait_for(started_marker(gates["a2"]).exists, "a2 started after a1", limit=30)
         gates["a2"].touch()
         gates["b1"].touch()
         assert (await a2).duration_ms == (await b1).duration_ms == 200

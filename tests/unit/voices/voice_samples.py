@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import av
 from av.audio.layout import AudioLayout
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 
 TONE_FREQ = 440.0
 TONE_AMPLITUDE = 0.5
@@ -73,6 +75,7 @@ def encode_pcm(sample: Sample, pcm: array.array[int]) -> bytes:
     out = io.BytesIO()
     with av.open(out, "w", format=sample.container) as container:
         stream = container.add_stream(sample.codec, rate=sample.rate, options=dict(sample.options))
+        assert isinstance(stream, AudioStream)  # the codec is an audio codec
         stream.codec_context.layout = sample.layout
         total = len(pcm) // channels
         for start in range(0, total, 1024):
@@ -96,6 +99,7 @@ def encode_video(container_format: str, codec: str, frames: int) -> bytes:
     out = io.BytesIO()
     with av.open(out, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=25)
+        assert isinstance(stream, VideoStream)  # the codec is a video (or image) codec
         stream.width, stream.height = 64, 48
         stream.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
         for index in range(frames):

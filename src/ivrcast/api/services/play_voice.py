@@ -7,7 +7,9 @@ names the first parameter at fault in the seed's order of importance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -20,11 +22,15 @@ from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
 from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
+from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
-from ivrcast.store.tasks import NewTask, create_task, find_task_by_request_id
+from ivrcast.store.tables import RETRYABLE_STATES
+from ivrcast.store.tasks import NewTask, RetryPolicy, create_task, find_task_by_request_id
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound
 from ivrcast.voices.library import named_voice, voice_from_url
+
+logger = logging.getLogger(__name__)
 
 VOICETYPES = {1: "offline voice file", 2: "online voice URL"}
 USERKEYS = {0: "no key press", 1: "collect a key press"}
@@ -36,6 +42,9 @@ AMD_ACTIONS = ("hangup", "play", "beep")
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+RETRIES_MAX = 5
+RETRY_INTERVAL_MAX = 1440  # minutes: one day
+DEFAULT_RETRYON = "busy,no_answer"
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "ogg", "opus", "m4a", "aac", "flac", "amr", "gsm"})
 
 
@@ -53,9 +62,29 @@ class PlayVoiceRequest:
     customuuid: str
     destnumber: str
     requestid: str | None
+    retry: RetryPolicy
     record: bool = False
     amd: bool = False
     amdaction: str | None = None
+
+
+def read_retry_policy(form: params.Params, *, default_retries: int = 0) -> RetryPolicy:
+    """`retries` (absent: the account's default, 0 unless set), `retryinterval`
+    (minutes) and `retryon`."""
+    retries = params.integer(
+        form, "retries", default=min(default_retries, RETRIES_MAX), low=0, high=RETRIES_MAX
+    )
+    interval = params.integer(form, "retryinterval", default=30, low=1, high=RETRY_INTERVAL_MAX)
+    raw = params.optional(form, "retryon") or DEFAULT_RETRYON
+    outcomes = [item.strip().lower() for item in raw.replace("，", ",").split(",")]
+    unknown = [item for item in outcomes if item not in RETRYABLE_STATES]
+    if unknown or not any(outcomes):
+        raise ValidationError(
+            "retryon",
+            f"must be a comma list of {', '.join(RETRYABLE_STATES)}; got {raw!r}",
+        )
+    ordered = [state for state in RETRYABLE_STATES if state in outcomes]
+    return RetryPolicy(retries=retries, interval_minutes=interval, on=tuple(ordered))
 
 
 def read_request(ctx: ApiContext, account: Account, form: params.Params) -> PlayVoiceRequest:
@@ -110,6 +139,7 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         record=record == 1,
         amd=amd,
         amdaction=(amdaction or "hangup") if amd else None,
+        retry=read_retry_policy(form, default_retries=account.default_retries),
     )
 
 
@@ -189,6 +219,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         record=request.record,
         amd=request.amd,
         amdaction=request.amdaction,
+        retry=request.retry,
     )
 
     def store() -> dict[str, Any]:
@@ -198,12 +229,21 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
                 task = find_task_by_request_id(conn, account.id, request.requestid)
                 if task is not None:
                     return answer(task, replayed=True)
-            task_id = create_task(conn, new_task, now=now)
+            # In the writing transaction: a number listed before this commits is not queued.
+            queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
+            task_id = create_task(conn, queued, now=now)
+        # One line per task, not per number: the dialer logs each call with its task_id.
+        logger.info(
+            "task created: %d numbers",
+            len(queued.numbers),
+            extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
+        )
         return {
             "desc": "Play command sent successfully",
             "taskid": task_id,
-            "accepted": len(parsed.valid),
+            "accepted": len(queued.numbers),
             "duplicates": parsed.duplicates,
+            "suppressed": queued.suppressed,
             "invalid": invalid,
             "invalidcount": len(parsed.invalid),
             "replayed": False,
@@ -217,6 +257,20 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         if earlier is None:
             raise
         return earlier
+
+
+def without_listed(task: NewTask, listed: set[str]) -> NewTask:
+    """The task without the numbers a do-not-call list holds, counted as `suppressed`."""
+    if not listed:
+        return task
+    keep = [index for index, number in enumerate(task.numbers) if number not in listed]
+    submitted = task.submitted_numbers
+    return dataclasses.replace(
+        task,
+        numbers=[task.numbers[index] for index in keep],
+        submitted_numbers=None if submitted is None else [submitted[index] for index in keep],
+        suppressed=len(task.numbers) - len(keep),
+    )
 
 
 def _earlier_task(
@@ -270,6 +324,7 @@ def answer(task: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
         "taskid": task["id"],
         "accepted": task["total"],
         "duplicates": task["duplicates"],
+        "suppressed": task["suppressed"],
         "invalid": json.loads(task["invalid_entries"]),
         "invalidcount": task["invalid"],
         "replayed": replayed,

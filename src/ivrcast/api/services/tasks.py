@@ -1,4 +1,9 @@
-"""`App.Sip_Call.TaskStatus` and `App.Sip_Call.CancelTask`."""
+"""`App.Sip_Call.TaskStatus`, `CancelTask`, `PauseTask` and `ResumeTask`.
+
+A paused task claims no call (a later round included) on any dialer node; calls in
+progress finish. Its calling window and `todayonly` still apply: at the end of a
+todayonly=1 day its queued calls expire, paused or not. Cancel works on a paused task.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,14 @@ from typing import Any
 
 from ivrcast.api import params
 from ivrcast.api.context import ApiContext
-from ivrcast.api.errors import TaskEnded
-from ivrcast.store.tasks import TaskProgress, cancel_task, get_task, task_progress
+from ivrcast.api.errors import TaskEnded, TaskNotPaused, TaskPaused
+from ivrcast.store.tasks import (
+    TaskProgress,
+    cancel_task,
+    get_task,
+    set_task_status,
+    task_progress,
+)
 
 
 def describe(progress: TaskProgress) -> dict[str, Any]:
@@ -18,6 +29,8 @@ def describe(progress: TaskProgress) -> dict[str, Any]:
         "total": progress.total,
         "finished": progress.finished,
         "counts": progress.counts,
+        "retries": progress.retries,
+        "rounds": {str(number): calls for number, calls in progress.rounds.items()},
         "created_at": progress.created_at.isoformat(),
         "ended_at": progress.ended_at.isoformat() if progress.ended_at else None,
     }
@@ -48,3 +61,38 @@ async def cancel(ctx: ApiContext, form: params.Params, client_ip: str | None) ->
 
     canceled = await ctx.in_thread(write)
     return {"desc": "Task canceled", "taskid": form["taskid"].strip(), "canceled": canceled}
+
+
+def change_status(ctx: ApiContext, account_id: int | None, task_id: str, *, pause: bool) -> None:
+    """Pause (active -> paused) or resume (paused -> active), or the vendor's code for
+    why not: 1027 already paused, 1026 not paused (running), 1028 ended."""
+    wanted = ("active", "paused") if pause else ("paused", "active")
+    with ctx.db.write() as conn:
+        before = set_task_status(
+            conn, account_id, task_id, from_status=wanted[0], to_status=wanted[1]
+        )
+    if before == wanted[0]:
+        return
+    if before in ("finished", "canceled"):
+        raise TaskEnded(f"taskid: task {task_id!r} has {before}")
+    if pause:
+        raise TaskPaused(f"taskid: task {task_id!r} is paused already")
+    raise TaskNotPaused(f"taskid: task {task_id!r} is not paused")
+
+
+async def pause(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    def write() -> None:
+        account = ctx.account_from(form, client_ip)
+        change_status(ctx, account.id, params.required(form, "taskid"), pause=True)
+
+    await ctx.in_thread(write)
+    return {"desc": "Task paused", "taskid": form["taskid"].strip(), "status": "paused"}
+
+
+async def resume(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    def write() -> None:
+        account = ctx.account_from(form, client_ip)
+        change_status(ctx, account.id, params.required(form, "taskid"), pause=False)
+
+    await ctx.in_thread(write)
+    return {"desc": "Task resumed", "taskid": form["taskid"].strip(), "status": "active"}

@@ -1,4 +1,5 @@
-"""Tasks: the list with progress, one task's page (live), cancel, and sending a broadcast."""
+"""Tasks: the list with progress, one task's page (live), cancel, pause and resume, and
+sending a broadcast."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from ivrcast.api.envelope import classify
 from ivrcast.api.forms import read_form
 from ivrcast.api.services import play_voice
+from ivrcast.api.services.tasks import change_status
 from ivrcast.console.pages.dashboard import event_stream
 from ivrcast.console.web import (
     PREFIX,
@@ -58,6 +60,9 @@ SEND_FIELDS = (
     "chengshudu",
     "customuuid",
     "requestid",
+    "retries",
+    "retryinterval",
+    "retryon",
     "amdaction",
 )
 
@@ -72,7 +77,8 @@ def progress_view(progress: TaskProgress) -> dict[str, Any]:
         "finished": finished,
         "percent": 100 if total == 0 else int(100 * finished / total),
         "counts": {state: n for state, n in progress.counts.items() if n},
-        "done": progress.status != "active"
+        "rounds": {str(number): n for number, n in progress.rounds.items()},
+        "done": progress.status not in ("active", "paused")
         and not any(progress.counts[s] for s in ("dialing", "ringing", "answered")),
     }
 
@@ -90,7 +96,8 @@ async def task_list(request: Request, ctx: Ctx, viewer: CurrentViewer) -> Respon
             counts = task_counts(conn, ids)
             voices = task_voice_names(conn, ids)
         for row in rows:
-            done = sum(counts[row["id"]].get(s, 0) for s in FINAL_STATES)
+            # Calls of every round: with retry rounds more calls than numbers may end.
+            done = min(row["total"], sum(counts[row["id"]].get(s, 0) for s in FINAL_STATES))
             row["counts"] = counts[row["id"]]
             row["finished"] = done
             row["percent"] = 100 if not row["total"] else int(100 * done / row["total"])
@@ -152,6 +159,7 @@ async def task_page(task_id: str, request: Request, ctx: Ctx, viewer: CurrentVie
             "more_calls": data["task"]["total"] > TASK_CALLS_SHOWN,
             "notice": request.query_params.get("notice"),
             "canceled": request.query_params.get("canceled"),
+            "why": request.query_params.get("why", ""),
         },
     )
 
@@ -187,6 +195,29 @@ async def cancel(task_id: str, request: Request, ctx: Ctx, viewer: PostingViewer
     if canceled < 0:
         return redirect(f"/tasks/{task_id}", notice="already-finished")
     return redirect(f"/tasks/{task_id}", notice="canceled", canceled=canceled)
+
+
+async def _pause_or_resume(
+    task_id: str, ctx: Ctx, viewer: PostingViewer, request: Request, *, pause: bool
+) -> Response:
+    try:
+        await ctx.in_thread(lambda: change_status(ctx, viewer.account_id, task_id, pause=pause))
+    except NotFoundError:
+        return not_found(request, viewer, "No such task.")
+    except IvrcastError as exc:
+        # Already paused, not paused, or ended: the page says which.
+        return redirect(f"/tasks/{task_id}", notice="unchanged", why=error_text(exc)[1])
+    return redirect(f"/tasks/{task_id}", notice="paused" if pause else "resumed")
+
+
+@router.post("/tasks/{task_id}/pause")
+async def pause(task_id: str, request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
+    return await _pause_or_resume(task_id, ctx, viewer, request, pause=True)
+
+
+@router.post("/tasks/{task_id}/resume")
+async def resume(task_id: str, request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
+    return await _pause_or_resume(task_id, ctx, viewer, request, pause=False)
 
 
 @router.get("/send")

@@ -1,8 +1,8 @@
 """recordings and answering-machine detection: tasks.record, tasks.amd,
 tasks.amdaction; calls.recorded, calls.answered_by, calls.amd_ms; state `machine`
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+# The call states of 0005_campaigns; this revision adds `machine`.
 _BEFORE = (
     "queued", "dialing", "ringing", "answered", "completed", "busy", "no_answer", "failed",
-    "rejected", "expired", "canceled", "interrupted",
+    "rejected", "expired", "canceled", "interrupted", "suppressed",
 )  # fmt: skip
 _AFTER = (*_BEFORE, "machine")
 
@@ -36,13 +37,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("answered_by", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("amd_ms", sa.Integer(), nullable=True))
         batch_op.drop_constraint(op.f("ck_calls_status"), type_="check")
-        batch_op.create_check_constraint(op.f("ck_calls_status"), _one_of(_AFTER))
+        batch_op.create_check_constraint("status", _one_of(_AFTER))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_calls_status"), type_="check")
-        batch_op.create_check_constraint(op.f("ck_calls_status"), _one_of(_BEFORE))
+        batch_op.create_check_constraint("status", _one_of(_BEFORE))
         batch_op.drop_column("amd_ms")
         batch_op.drop_column("answered_by")
         batch_op.drop_column("recorded")
