@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium postgresql
+DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium postgresql espeak-ng
 PYTEST_ARGS ?=
 # Each is a module `conftest` to mypy, so each is checked in a run of its own.
 SUBFOLDER_CONFTESTS := $(wildcard tests/*/conftest.py tests/*/*/conftest.py)

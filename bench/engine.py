@@ -1,5 +1,7 @@
 """Benchmark of the call engine against a SIPp UAS on loopback, with SIPp's own UAC as
 the baseline in the same run.  `python bench/engine.py` (about 13 minutes); never asserts.
+`python bench/engine.py --media` (about 2 minutes) measures only what `record=1` and
+`amd=1` cost: the same calls with and without them (`bench_media`).
 
 What is measured
 - *set-up rate*: calls launched at R calls/s for `RATE_SECONDS`, each playing 3 s of
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import logging
 import math
@@ -42,10 +45,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ivrcast.rtp import EncodedAudio
+from ivrcast.rtp.amd import AmdConfig
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
 from ivrcast.sip import CallOutcome, CallRequest, Engine, Trunk
 
@@ -58,6 +62,10 @@ FLOOR_CONCURRENCY = [0, 500, 1000, 1500, 2000]
 BASELINE_RATES = [60, 120, 200]
 BASELINE_CONCURRENCY = [300, 600, 1000, 1300]
 HOLD = 3.0  # seconds of audio per call in the rate test
+# `--media`: the same calls with and without `record=1` and `amd=1` on every one.
+MEDIA_CALLS = [200, 400]
+MEDIA_RATE = 50  # calls/s while launching
+MEDIA_VOICE = 8.0  # seconds of audio per call
 STEADY = 10.0  # pacing window once every call of a concurrency step is up
 FLOOR_WARMUP = 2.0  # floors: seconds of sending before the pacing window
 PACING_LIMIT_MS = 5.0
@@ -538,6 +546,75 @@ def bench_sipp(workdir: Path, echo: Sipp, probe_uas: Sipp, probe: Probe) -> dict
     return results
 
 
+async def bench_media(workdir: Path, echo: Sipp) -> list[dict[str, object]]:
+    """N calls at once against the echoing UAS, plain and then with a recording and
+    answering-machine detection on each (the echo sends our silence back, so detection
+    listens its whole `initial_silence_ms` and says "unknown"; the voice then plays).
+    CPU per call is this process's core-seconds over the run divided by N; memory per
+    call is the RSS growth at the peak, divided by N."""
+    engine = Engine(no_rtp_timeout=None)
+    await engine.start()
+    samples = tone(MEDIA_VOICE)
+    audio = EncodedAudio(encode_ulaw(samples), encode_alaw(samples))
+    trunk = Trunk(name="echo", host="127.0.0.1", port=echo.port)
+    folder = workdir / "recordings"
+    folder.mkdir()
+    steps: list[dict[str, object]] = []
+    for n in MEDIA_CALLS:
+        for variant in ("plain", "record+amd"):
+            taps = variant != "plain"
+            rss_before = current_rss_mb()
+            meter = CpuMeter(ours=os.getpid())
+            started = time.monotonic()
+            tasks = []
+            for i in range(n):
+                delay = started + i / MEDIA_RATE - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                call = request(i, trunk, audio)
+                if taps:
+                    call = replace(
+                        call,
+                        call_uuid=f"{variant}-{n}-{i}",
+                        record_to=folder / f"{n}-{i}.wav",
+                        amd=AmdConfig(),
+                    )
+                tasks.append(asyncio.create_task(engine.originate(call)))
+            peak = rss_before
+            while not all(t.done() for t in tasks):
+                peak = max(peak, current_rss_mb())
+                await asyncio.sleep(0.2)
+            outcomes = [t.result() for t in tasks]
+            elapsed = time.monotonic() - started
+            cpu = meter.read()["cpu_ours"] * elapsed
+            steps.append({
+                "variant": variant, "calls": n, "failed": failures(outcomes),
+                "recorded": sum(o.recorded for o in outcomes),
+                "answered_by": dict(collections.Counter(str(o.answered_by) for o in outcomes)),
+                "cpu_ms_per_call": round(1000 * cpu / n, 1),
+                "rss_growth_kb_per_call": round(1024 * (peak - rss_before) / n, 1),
+                "late_ticks": engine.media_clock.late_ticks,
+            })  # fmt: skip
+            print(f"media {steps[-1]}", flush=True)
+            for path in folder.iterdir():
+                path.unlink()
+    await engine.stop()
+    return steps
+
+
+def main_media() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        echo = start_uas(workdir, "echo", None, echo=True)
+        try:
+            steps = asyncio.run(bench_media(workdir, echo))
+        finally:
+            echo.process.send_signal(signal.SIGTERM)
+            echo.process.wait()
+    print(json.dumps({"media": steps, "cpus": os.cpu_count()}, indent=2))
+
+
 def best(steps: list[dict[str, object]], key: str) -> int:
     ok = [int(str(s[key])) for s in steps
           if s.get("failed") == 0 and 0 <= float(str(s["p99_ms"])) < PACING_LIMIT_MS
@@ -606,8 +683,15 @@ if __name__ == "__main__":
         action="store_true",
         help="skip the set-up rates and the SIPp UAC baseline (a quicker look)",
     )
+    parser.add_argument(
+        "--media",
+        action="store_true",
+        help="only the cost of record=1 and amd=1: the same calls with and without them",
+    )
     options = parser.parse_args()
-    if options.probe:
+    if options.media:
+        main_media()
+    elif options.probe:
         run_probe(options.probe)
     elif options.floor:
         n, media_port, probe_port, seconds = options.floor

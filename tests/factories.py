@@ -99,6 +99,9 @@ def add_task(
     disnumber: str | None = None,
     chengshudu: str = "",
     customuuid: str = "",
+    record: bool = False,
+    amd: bool = False,
+    amdaction: str | None = None,
 ) -> str:
     """A task of `numbers` (E.164, distinct), one queued call each; returns the task id.
     `local_day` is the day `todayonly` counts from, by default that of `now`."""
@@ -119,6 +122,9 @@ def add_task(
             duplicates=0,
             invalid=0,
             local_day=local_day or now.date(),
+            record=record,
+            amd=amd,
+            amdaction=amdaction,
         ),
         now=now,
     )

@@ -46,6 +46,38 @@ class ServerSettings(_Section):
     # deadline; otherwise the request is answered 408 and the connection closed.
     body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     body_deadline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    # The address customers reach the API at ("https://ivr.example.com"), for the links
+    # put in call records (`recordurl`); none: http://host:port.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"public_url must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """Where links in call records point: `public_url`, or this server's address."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+class RecordingSettings(_Section):
+    """Call recordings (PlayVoice `record=1`): docs/recordings.md."""
+
+    # Where the dialer writes them and the API reads them; in a fleet, a mount every
+    # node shares. None: <data_dir>/recordings.
+    dir: Path | None = None
+    # Recordings older than this are deleted.
+    keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # How long the signed link in a call record (`recordurl`) stays valid.
+    link_days: Annotated[int, Field(ge=1, le=3650)] = 7
 
 
 class SecuritySettings(_Section):
@@ -113,6 +145,24 @@ class LimitSettings(_Section):
     # (`invalidcount` still counts them all), so a huge bad `destnumber` is not stored.
     invalid_listed_max: Annotated[int, Field(ge=0, le=100_000)] = 100
     invalid_number_chars: Annotated[int, Field(ge=8, le=1024)] = 32
+
+
+class AmdSettings(_Section):
+    """Answering-machine detection (PlayVoice `amd=1`): docs/amd.md says how each is used
+    and how the defaults were measured."""
+
+    total_ms: Annotated[int, Field(ge=1000, le=30000)] = 5000
+    initial_silence_ms: Annotated[int, Field(ge=500, le=30000)] = 2500
+    greeting_ms: Annotated[int, Field(ge=300, le=10000)] = 2200
+    after_greeting_silence_ms: Annotated[int, Field(ge=100, le=5000)] = 700
+    max_words: Annotated[int, Field(ge=1, le=20)] = 5
+    min_word_ms: Annotated[int, Field(ge=20, le=1000)] = 100
+    between_words_silence_ms: Annotated[int, Field(ge=20, le=1000)] = 60
+    speech_dbfs: Annotated[float, Field(ge=-80, le=-10)] = -40.0
+    tone_purity: Annotated[float, Field(gt=0, le=1)] = 0.8
+    beep_min_ms: Annotated[int, Field(ge=40, le=2000)] = 120
+    greeting_end_silence_ms: Annotated[int, Field(ge=200, le=10000)] = 1500
+    beep_timeout_ms: Annotated[int, Field(ge=1000, le=60000)] = 20000
 
 
 class Window(BaseModel):
@@ -281,6 +331,8 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     dialer: DialerSettings = DialerSettings()
     sip: SipSettings = SipSettings()
+    recordings: RecordingSettings = RecordingSettings()
+    amd: AmdSettings = AmdSettings()
     logging: LoggingSettings = LoggingSettings()
     countries: dict[str, CountrySettings] = {}
     trunks: list[TrunkSettings] = []
@@ -297,6 +349,10 @@ class Settings(_Section):
         if duplicated:
             raise ValueError(f"trunk names must be unique, repeated: {', '.join(duplicated)}")
         return self
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.recordings.dir or self.data_dir / "recordings"
 
     def country(self, code: str) -> CountrySettings:
         """The settings of one country, defaults when it has no table of its own."""

@@ -6,8 +6,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
 from ivrcast.demo_account import demo_tone
+from ivrcast.store.engine import Database
+from ivrcast.store.tables import tasks
 from service_process import IVRCAST, RunningServer
 
 
@@ -134,3 +137,27 @@ def test_a_chunk_of_invalid_numbers_only_is_counted_and_the_rest_submitted(
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 1
     assert "1 tasks: 150 numbers queued, 0 duplicates, 150 invalid" in result.stderr
+
+
+def test_submit_asks_for_recording_and_detection(api_server: RunningServer, tmp_path: Path) -> None:
+    """`--record`, `--amd` and `--amdaction` reach the task; a bad action is refused with
+    the server's message naming it."""
+    credentials = customer(api_server, tmp_path)
+    csv_file = tmp_path / "n.csv"
+    csv_file.write_text("081234567890\n")
+    common = [*credentials, "--nation", "id", "--voice", "promo", "--numbers", str(csv_file)]
+    result = api_server.cli("submit", *common, "--record", "--amd", "--amdaction", "beep")
+    assert result.returncode == 0, result.stderr
+    (task_id,) = result.stdout.split()
+    refused = api_server.cli("submit", *common, "--amd", "--amdaction", "shout")
+    assert refused.returncode != 0
+    assert "amdaction: must be hangup, play or beep" in refused.stderr
+    database = Database(f"sqlite:///{Path(api_server.env['IVRCAST_DATA_DIR']) / 'ivrcast.db'}")
+    try:
+        with database.read() as conn:
+            row = conn.execute(
+                select(tasks.c.record, tasks.c.amd, tasks.c.amdaction).where(tasks.c.id == task_id)
+            ).one()
+    finally:
+        database.dispose()
+    assert tuple(row) == (True, True, "beep")

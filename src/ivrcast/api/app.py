@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from ivrcast import __version__
-from ivrcast.api import health, metrics, v1, yunhu
+from ivrcast.api import health, metrics, recordings, v1, yunhu
 from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import TooManyFailedSignIns
 from ivrcast.api.request_limits import RequestLimits
@@ -63,6 +63,7 @@ def build_api(ctx: ApiContext, *, lifespan: Lifespan) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(yunhu.router)
     app.include_router(v1.router)
+    app.include_router(recordings.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.add_exception_handler(IvrcastError, v1.error_response)

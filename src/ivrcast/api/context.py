@@ -9,15 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from ivrcast.api import params
 from ivrcast.api.auth import account_for_token, authenticate
 from ivrcast.api.errors import BadCredentials, BadOperatorToken
 from ivrcast.api.throttle import OPERATOR, SignInThrottle
-from ivrcast.callbacks.record import build_call_record
+from ivrcast.callbacks.record import record_builder
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
+from ivrcast.recordings import RecordingLinks
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import Database
 from ivrcast.store.records import RecordBuilder
@@ -39,9 +39,11 @@ class ApiContext:
 
     @functools.cached_property
     def build_record(self) -> RecordBuilder:
-        return functools.partial(
-            build_call_record, timezone=ZoneInfo(self.settings.callbacks.timezone)
-        )
+        return record_builder(self.settings, self.key)
+
+    @functools.cached_property
+    def recording_links(self) -> RecordingLinks:
+        return RecordingLinks.for_settings(self.settings, self.key)
 
     @functools.cached_property
     def throttle(self) -> SignInThrottle:

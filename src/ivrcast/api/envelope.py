@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ivrcast.api.errors import (
     AccountExpired,
     BadCredentials,
+    BadRecordingLink,
     BodyTooLarge,
     BodyTooSlow,
     IpNotAllowed,
@@ -72,6 +73,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorCode] = {
     IpNotAllowed: ErrorCode(604, "global", 403, "IP not authorized"),
     TooManyFailedSignIns: ErrorCode(
         601, "global", 429, "too many failed sign-ins for this appid from this address"
+    ),
+    BadRecordingLink: ErrorCode(
+        601, "global", 403, "recording link altered or expired (`expires`, `sig`)"
     ),
     AuthError: ErrorCode(601, "global", 401, "appid not authorized"),
     NoCallableNumbers: ErrorCode(1021, "status", 422, "illegal number: none can be called"),

@@ -39,6 +39,10 @@ class TooManyFailedSignIns(AuthError):
         )
 
 
+class BadRecordingLink(AuthError):
+    """The recording link's signature does not match, or it has expired."""
+
+
 class NationNotAllowed(AuthError):
     """The account may not call this nation: the vendor's 603, module not licensed."""
 

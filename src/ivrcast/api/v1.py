@@ -121,6 +121,13 @@ class TaskBody(BaseModel):
     disnumber: str | None = None
     chengshudu: str | None = None
     customuuid: str | None = None
+    record: int | str | None = Field(
+        default=None, description="1: record every answered call (`recordurl` in its record)"
+    )
+    amd: int | str | None = Field(default=None, description="1: detect answering machines")
+    amdaction: str | None = Field(
+        default=None, description="On a machine: hangup (default), play, or beep (voicemail drop)"
+    )
     retries: int | str | None = Field(default=None, description="Extra rounds, 0-5")
     retryinterval: int | str | None = Field(
         default=None, description="Minutes from a round's end to the next, 1-1440"

@@ -14,12 +14,15 @@ where the engine's outcome table (`ivrcast.sip.outcome`, documented in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
+from ivrcast.config import Settings
 from ivrcast.hangup import BY_CALLER, CANCELLED, SERVER_HUNG_UP, TIMER_EXPIRED, UNKNOWN
+from ivrcast.recordings import RecordingLinks
 
 CALLMETHOD_IVR = 6
 """The vendor's `callmethod` for IVR/group calls: every ivrcast record."""
@@ -84,10 +87,29 @@ class CallRecord(TypedDict):
     finishtime_iso: str | None
     # No further round of this number follows (retry rounds).
     final: bool
+    # Answering-machine detection (amd=1): human, machine or unknown, and how long the
+    # decision took from the answer; null when it did not run.
+    answeredby: str | None
+    amdms: int | None
+
+
+def record_builder(
+    settings: Settings, server_key: bytes
+) -> Callable[[Mapping[str, Any], Mapping[str, Any]], CallRecord]:
+    """`build_call_record` as `settings` configure it, for `finish_calls`: the zone of
+    the times, and the signed links to recordings."""
+    links = RecordingLinks.for_settings(settings, server_key)
+    return functools.partial(
+        build_call_record, timezone=ZoneInfo(settings.callbacks.timezone), links=links
+    )
 
 
 def build_call_record(
-    call: Mapping[str, Any], task: Mapping[str, Any], *, timezone: ZoneInfo
+    call: Mapping[str, Any],
+    task: Mapping[str, Any],
+    *,
+    timezone: ZoneInfo,
+    links: RecordingLinks | None = None,
 ) -> CallRecord:
     """The JSON object for one finished call.
 
@@ -97,6 +119,9 @@ def build_call_record(
     receiver parsing them as times never meets `""`, and `duration` and `billsec` are 0;
     `answertime` is `""`, as for every call not answered. The ISO extras tell the two
     apart: `starttime_iso` and `endtime_iso` are null for a call never dialed.
+
+    `recordurl` is the signed link to the call's recording when one was written (and
+    `links` are given), `""` otherwise, as the vendor sends for unrecorded calls.
     """
     started: datetime | None = call["invited_at"]
     answered: datetime | None = call["answered_at"]
@@ -124,7 +149,9 @@ def build_call_record(
         chengshudu=task["chengshudu"],
         taskid=task["id"],
         round=call["round"],
-        recordurl="",
+        recordurl=(
+            links.url(call["uuid"], finished) if links is not None and call.get("recorded") else ""
+        ),
         id=call["id"],
         companycode="",
         memberid="",
@@ -147,6 +174,8 @@ def build_call_record(
         endtime_iso=_iso(ended, timezone),
         finishtime_iso=_iso(call["ended_at"], timezone),
         final=bool(call["final"]),
+        answeredby=call.get("answered_by"),
+        amdms=call.get("amd_ms"),
     )
 
 

@@ -31,6 +31,11 @@ def submit(
     url: UrlOption = "http://127.0.0.1:8080",
     voicetype: Annotated[int, typer.Option(min=1, max=2)] = 1,
     userkey: Annotated[bool, typer.Option(help="Collect a key press.")] = False,
+    record: Annotated[bool, typer.Option(help="Record every answered call.")] = False,
+    amd: Annotated[bool, typer.Option(help="Detect answering machines.")] = False,
+    amdaction: Annotated[
+        str | None, typer.Option(help="On a machine: hangup (default), play or beep.")
+    ] = None,
     todayonly: Annotated[int, typer.Option(min=1, max=2)] = 1,
     waittime: Annotated[int | None, typer.Option()] = None,
     conntime: Annotated[int | None, typer.Option()] = None,
@@ -75,6 +80,8 @@ def submit(
         "voicefile": voice,
         "userkey": "1" if userkey else "0",
         "todayonly": str(todayonly),
+        "record": "1" if record else "0",
+        "amd": "1" if amd else "0",
     }
     optional = {
         "waittime": waittime,
@@ -85,6 +92,7 @@ def submit(
         "retries": retry_rounds,
         "retryinterval": retry_interval,
         "retryon": retry_on,
+        "amdaction": amdaction,
     }
     fields.update({key: str(value) for key, value in optional.items() if value is not None})
     prefix = request_prefix or new_request_prefix()

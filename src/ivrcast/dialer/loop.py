@@ -17,6 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from ivrcast.clock import Clock
 from ivrcast.config import Settings
@@ -30,7 +31,9 @@ from ivrcast.dialer.voice_cache import VoiceCache
 from ivrcast.dialer.windows import CountryTime
 from ivrcast.hangup import BY_CALLER, OTHER
 from ivrcast.numbers import E164, format_for_trunk, get_nation
+from ivrcast.recordings import recording_path
 from ivrcast.rtp import EncodedAudio
+from ivrcast.rtp.amd import AmdConfig
 from ivrcast.sip import CallEvent, CallOutcome, CallRequest, Engine, Trunk
 from ivrcast.store import transitions
 from ivrcast.store.records import RecordBuilder
@@ -97,6 +100,7 @@ class Dialer:
         self._wake = asyncio.Event()
         self.stopping = False
         self._warned_unrouted: set[str] = set()
+        self._amd = amd_config(settings)
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -362,6 +366,11 @@ class Dialer:
             conn_time=float(task.conntime),
             collect_keys=task.userkey,
             key_wait=self._settings.limits.key_wait_seconds,
+            record_to=(
+                recording_path(self._settings.recordings_dir, call.uuid) if task.record else None
+            ),
+            amd=self._amd if task.amd else None,
+            amd_action=amd_action(task.amdaction),
         )
         self.writer.add(Invite(call.id, settings.name, cid, self._clock.now()))
         self.metrics.invites.labels(settings.name).inc()
@@ -419,7 +428,19 @@ class Dialer:
             rtp_sent=outcome.rtp_sent,
             rtp_received=outcome.rtp_received,
             rtp_lost=outcome.rtp_lost,
+            recorded=outcome.recorded if job.task.record else None,
+            answered_by=outcome.answered_by,
+            amd_ms=outcome.amd_ms,
         )
+
+
+def amd_config(settings: Settings) -> AmdConfig:
+    """`[amd]` as the detector takes it."""
+    return AmdConfig(**settings.amd.model_dump())
+
+
+def amd_action(stored: str | None) -> Literal["hangup", "play", "beep"]:
+    return "play" if stored == "play" else "beep" if stored == "beep" else "hangup"
 
 
 def _bounded_reason(reason: str) -> str:

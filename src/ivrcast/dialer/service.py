@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -23,11 +22,11 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from ivrcast.callbacks.record import build_call_record
+from ivrcast.callbacks.record import record_builder
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings, TrunkSettings
+from ivrcast.credentials import load_secret_key
 from ivrcast.demo import DemoCarrier
 from ivrcast.dialer.database import DatabaseThread
 from ivrcast.dialer.limits import TrunkState
@@ -37,6 +36,8 @@ from ivrcast.dialer.node_report import NodeReport
 from ivrcast.dialer.recovery import Recovery, recover
 from ivrcast.dialer.routing import Router
 from ivrcast.numbers import NATIONS
+from ivrcast.private_files import private_dir
+from ivrcast.recordings import sweep_recordings
 from ivrcast.sip import Engine, Timers
 from ivrcast.store import nodes
 from ivrcast.store.engine import Database
@@ -48,6 +49,7 @@ DEMO_TRUNK = "demo"
 DEMO_CHANNELS = 50
 DEMO_CPS = 20.0
 DEMO_CALLER_ID = "10000"
+SWEEP_SECONDS = 3600.0  # between two sweeps of old recordings
 
 
 def new_node_id() -> str:
@@ -102,9 +104,7 @@ class _Service:
         self.clock = clock
         self.node_id = new_node_id()
         self.hostname = socket.gethostname()
-        self.build_record: RecordBuilder = functools.partial(
-            build_call_record, timezone=ZoneInfo(settings.callbacks.timezone)
-        )
+        self.build_record: RecordBuilder = record_builder(settings, load_secret_key(settings))
         self.metrics = DialerMetrics(self.node_id)
         self.trunks: list[TrunkState] = []
         self.dialer: Dialer | None = None
@@ -124,6 +124,8 @@ class _Service:
                 await demo.start()
                 served = {c for t in trunk_settings for c in t.countries}
                 trunk_settings.append(demo_trunk(demo.address, sorted(set(NATIONS) - served)))
+            # Before any call: a recording call must find its folder (0700, private).
+            private_dir(settings.recordings_dir)
             recovery = await dbt.run(self._start_node, dbt)
             self.trunks = [TrunkState.create(t, 1 / recovery.live_nodes) for t in trunk_settings]
             await engine.start()
@@ -142,6 +144,7 @@ class _Service:
                 ("dialer-writer", dialer.writer.run()),
                 ("dialer-heartbeat", self._heartbeat(dbt)),
                 ("dialer-metrics", self._write_metrics()),
+                ("dialer-recordings", self._sweep_recordings()),
             ):
                 background.append(_supervised(name, coro, failed))
             claiming = _supervised("dialer-claim", dialer.run(), failed)
@@ -235,6 +238,21 @@ class _Service:
                 live = recovery.live_nodes
                 for trunk in self.trunks:
                     trunk.set_share(1 / live)
+
+    async def _sweep_recordings(self) -> None:
+        """Delete recordings older than `[recordings] keep_days`, now and then hourly.
+        Every node may sweep a shared folder; a file one node deleted the others skip."""
+        recordings = self.settings.recordings
+        while True:
+            try:
+                await asyncio.to_thread(
+                    sweep_recordings, self.settings.recordings_dir, keep_days=recordings.keep_days
+                )
+            except OSError as exc:
+                logger.warning(
+                    "cannot sweep recordings: %s", exc, extra={"event": "recordings.sweep_failed"}
+                )
+            await asyncio.sleep(SWEEP_SECONDS)
 
     def _report_text(self) -> str:
         """This node's heartbeat report (`dialer.node_report`), as stored on its row."""

@@ -24,7 +24,7 @@ import random
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ivrcast.logthrottle import LogThrottle
 from ivrcast.rtp.dtmf import DtmfReceiver
@@ -42,6 +42,31 @@ PORT_ATTEMPTS = 50
 REJECT_LOG_INTERVAL = 10.0  # seconds between two "dropped RTP" lines of one call
 
 Frame = bytes | memoryview
+
+
+class MediaTap(Protocol):
+    """Sees a call's audio both ways (a recording, a detector). A stream without one pays
+    a None check per packet, nothing more. `payload` is a view of the stream's reused
+    buffer: copy what is kept."""
+
+    def sent(self, frame: Frame) -> None: ...
+
+    def received(self, ssrc: int, timestamp: int, payload: memoryview) -> None: ...
+
+
+class TeeTap:
+    """Several taps on one stream (a recording and a detector)."""
+
+    def __init__(self, *taps: MediaTap) -> None:
+        self._taps = taps
+
+    def sent(self, frame: Frame) -> None:
+        for tap in self._taps:
+            tap.sent(frame)
+
+    def received(self, ssrc: int, timestamp: int, payload: memoryview) -> None:
+        for tap in self._taps:
+            tap.received(ssrc, timestamp, payload)
 
 
 def split_frames(audio: bytes, silence: bytes) -> tuple[Frame, ...]:
@@ -106,6 +131,7 @@ class RtpStream:
         # Send side, set by start().
         self._remote: tuple[str, int] | None = None
         self._frames: Sequence[Frame] = ()
+        self._held_frames: Sequence[Frame] | None = None  # the voice, while held back
         self._next_frame = 0
         self._silence = b""
         self._header = bytearray(HEADER_SIZE)
@@ -135,6 +161,7 @@ class RtpStream:
         self.on_audio_done: Callable[[], None] | None = None
         self.on_key: Callable[[str], None] | None = None
         self.on_rtp_timeout: Callable[[], None] | None = None
+        self.tap: MediaTap | None = None
         self.closed = False
 
     def start(
@@ -146,10 +173,14 @@ class RtpStream:
         payload_type: int,
         dtmf_payload_type: int | None,
         no_rtp_timeout: float | None,
+        hold_voice: bool = False,
     ) -> None:
         """Begin sending `frames` (from `split_frames`, then `silence`) to `remote` from the
-        next tick; take packets only from `remote`'s address."""
+        next tick; take packets only from `remote`'s address. With `hold_voice`, send
+        silence until `release_voice()` (answering-machine detection listens first)."""
         self._expect(remote)
+        if hold_voice:
+            self._held_frames, frames = frames, ()
         self._frames = frames
         self._silence = silence
         self._payload_type = payload_type
@@ -158,6 +189,12 @@ class RtpStream:
         self._no_rtp_timeout = no_rtp_timeout
         self.last_received = self._monotonic()
         self._started = True
+
+    def release_voice(self) -> None:
+        """Play the held voice from its start at the next tick."""
+        if self._held_frames is not None:
+            self._frames, self._held_frames = self._held_frames, None
+            self._next_frame = 0
 
     def set_remote(self, remote: tuple[str, int]) -> None:
         """The far end moved its media (a re-INVITE): send there, and latch anew on the
@@ -211,6 +248,9 @@ class RtpStream:
             # UDP: a full buffer or an ICMP error from an earlier packet. RTP tolerates
             # loss; the count shows in the outcome and the no-RTP timer ends dead calls.
             self.send_errors += 1
+        tap = self.tap
+        if tap is not None:
+            tap.sent(frame)
         if index + 1 == len(frames) and self.on_audio_done is not None:
             self.on_audio_done()  # the last frame of the voice has just left
 
@@ -272,8 +312,11 @@ class RtpStream:
         # The time of the last packet is taken at the next `check_rtp_timeout`, which is
         # precise enough for a timeout of seconds and keeps a clock read off this path.
         self.stats.add(ssrc, seq)
-        if (second & 0x7F) == self._dtmf_payload_type:
+        payload_type = second & 0x7F
+        if payload_type == self._dtmf_payload_type:
             self._on_telephone_event(first, ts, bytes(self._view[:size]))
+        elif self.tap is not None and payload_type == self._payload_type:
+            self.tap.received(ssrc, ts, self._view[HEADER_SIZE + 4 * (first & 0x0F) : size])
         return True
 
     def _latch(self, source: tuple[Any, ...]) -> bool:

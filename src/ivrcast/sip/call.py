@@ -327,6 +327,10 @@ class Call:
             actions += self._hang_up(LocalEnd.KEY)
         return actions
 
+    def on_machine(self) -> list[Action]:
+        """An answering machine answered and the task says hang up on one."""
+        return self._hang_up(LocalEnd.MACHINE) if self.state is CallState.ANSWERED else []
+
     def on_rtp_timeout(self) -> list[Action]:
         return self._hang_up(LocalEnd.NO_RTP) if self.state is CallState.ANSWERED else []
 
@@ -546,6 +550,7 @@ class Call:
                 LocalEnd.CONN_TIME: "conn_time reached",
                 LocalEnd.NO_RTP: "no RTP from the far end",
                 LocalEnd.STOPPED: "engine stopped",
+                LocalEnd.MACHINE: "answering machine",
             }.get(end, end.value)
             return self._send_bye(verdict_for_local_end(end, True), reason)
         if state is CallState.EARLY:

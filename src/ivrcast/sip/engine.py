@@ -17,13 +17,17 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
 
 from ivrcast.clock import Clock, SystemClock
+from ivrcast.rtp.amd import AmdConfig, AnsweredBy, AnsweringMachineDetector
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import SILENCE_FRAMES
 from ivrcast.rtp.readers import SocketReaders
-from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.recording import CallRecorder
+from ivrcast.rtp.stream import MediaTap, RtpStream, TeeTap, open_rtp_socket
 from ivrcast.rtp.voice import EncodedAudio
 from ivrcast.sip.actions import (
     Action,
@@ -81,6 +85,15 @@ class CallRequest:
     # voice means no wait at all. The voice is never cut short by a key.
     collect_keys: bool = False
     key_wait: float = 5.0
+    # Where to write the call's recording (rtp.recording), from answer to hang-up; None:
+    # not recorded.
+    record_to: Path | None = None
+    # Answering-machine detection (rtp.amd): the voice waits for its decision. Then
+    # `amd_action` "hangup" ends a machine's call (status machine), "play" plays anyway,
+    # "beep" waits for the greeting's end or beep and plays (a voicemail drop). People
+    # and "unknown" always hear the voice.
+    amd: AmdConfig | None = None
+    amd_action: Literal["hangup", "play", "beep"] = "hangup"
 
 
 @dataclass
@@ -92,6 +105,8 @@ class _ActiveCall:
     on_event: Callable[[CallEvent], None] | None
     timer: asyncio.TimerHandle | None = None
     media_started: bool = field(default=False)
+    recorder: CallRecorder | None = None
+    detector: AnsweringMachineDetector | None = None
 
 
 class Engine:
@@ -327,6 +342,7 @@ class Engine:
             self._send(entry, action)
         elif isinstance(action, StartMedia):
             choice = action.choice
+            detect = entry.request.amd is not None and entry.detector is None
             entry.stream.start(
                 (choice.address, choice.port),
                 frames=entry.request.audio.frames_for(choice.codec),
@@ -334,7 +350,14 @@ class Engine:
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
                 no_rtp_timeout=self.no_rtp_timeout,
+                hold_voice=detect,
             )
+            if entry.request.record_to is not None and entry.recorder is None:
+                self._start_recording(entry, entry.request.record_to, choice.codec)
+            if detect:
+                self._start_detection(entry, choice.codec)
+            taps: list[MediaTap] = [t for t in (entry.recorder, entry.detector) if t is not None]
+            entry.stream.tap = taps[0] if len(taps) == 1 else TeeTap(*taps) if taps else None
             entry.media_started = True
             follow_direction(self.media_clock, entry.stream, choice, self.no_rtp_timeout)
         elif isinstance(action, UpdateMedia):
@@ -348,6 +371,52 @@ class Engine:
                 entry.on_event(action.event)
         elif isinstance(action, Finish):
             self._finish(entry, action.outcome)
+
+    def _start_recording(self, entry: _ActiveCall, path: Path, codec: str) -> None:
+        """Tap the stream into a recording; a file that cannot be opened leaves the call
+        unrecorded, never undialed."""
+        try:
+            entry.recorder = CallRecorder(
+                path,
+                codec,
+                label=entry.request.call_uuid,
+                started_at=asyncio.get_running_loop().time(),
+            )
+        except OSError as exc:
+            logger.error(
+                "cannot record to %s: %s",
+                path,
+                exc,
+                extra={"event": "rtp.recording_failed", "call_uuid": entry.request.call_uuid},
+            )
+            return
+
+    def _start_detection(self, entry: _ActiveCall, codec: str) -> None:
+        request = entry.request
+        assert request.amd is not None
+        stream = entry.stream
+        action = request.amd_action
+
+        def on_result(answered_by: AnsweredBy, ms: int) -> None:
+            detector = entry.detector
+            logger.info(
+                "answered by %s after %d ms (%s)",
+                answered_by,
+                ms,
+                detector.reason if detector else "",
+                extra={"event": "sip.amd", "call_uuid": request.call_uuid},
+            )
+            if answered_by != "machine" or action == "play":
+                stream.release_voice()
+            elif action == "hangup":
+                self._feed(entry, entry.call.on_machine())
+
+        entry.detector = AnsweringMachineDetector(
+            request.amd,
+            codec,
+            on_result=on_result,
+            on_ready=stream.release_voice if action == "beep" else None,
+        )
 
     def _send(self, entry: _ActiveCall, action: Send) -> None:
         try:
@@ -374,6 +443,19 @@ class Engine:
             rtp_lost=stream.stats.packets_lost,
             rtp_rejected=stream.rejected,
         )
+        stream.tap = None
+        detector = entry.detector
+        if detector is not None:
+            # A call that ended before the decision (the callee hung up) was "unknown".
+            outcome = replace(
+                outcome,
+                answered_by=detector.result or "unknown",
+                amd_ms=detector.result_ms if detector.result else detector.elapsed_ms,
+            )
+        recorder = entry.recorder
+        if recorder is not None:
+            recorder.close(asyncio.get_running_loop().time())
+            outcome = replace(outcome, recorded=not recorder.failed)
         stream.close()
         if not entry.future.done():
             entry.future.set_result(outcome)

@@ -30,7 +30,7 @@ from ivrcast.hangup import (
     USER_NO_ANSWER,
 )
 
-Status = Literal["completed", "busy", "no_answer", "failed", "rejected"]
+Status = Literal["completed", "busy", "no_answer", "failed", "rejected", "machine"]
 EventKind = Literal["ringing", "answered", "key", "hangup"]
 HangupBy = Literal["callee", "us"]
 
@@ -45,6 +45,7 @@ class LocalEnd(Enum):
     NO_CODEC = "no_codec"  # the 2xx answer had no codec we offered
     RING_TIMEOUT = "ring_timeout"  # wait_time elapsed while ringing: CANCEL
     STOPPED = "stopped"  # the engine is shutting down
+    MACHINE = "machine"  # an answering machine answered, and amdaction=hangup
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class CallOutcome:
     rtp_rejected: int = 0  # packets dropped for coming from another source than the far end
     trunk_failed: bool = False
     call_id: str = ""
+    recorded: bool = False  # a recording of the call was written (CallRequest.record_to)
+    answered_by: Literal["human", "machine", "unknown"] | None = None  # detection's verdict
+    amd_ms: int | None = None  # how long detection took, from the answer
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ def verdict_for_local_end(end: LocalEnd, answered: bool) -> Verdict:
         return Verdict("failed", CANCELLED, BY_CALLER)
     if end is LocalEnd.NO_RTP:
         return Verdict("completed", TIMER_EXPIRED, BY_CALLER)
+    if end is LocalEnd.MACHINE:
+        return Verdict("machine", NORMAL, BY_CALLER)
     return Verdict("completed", NORMAL, BY_CALLER)
 
 

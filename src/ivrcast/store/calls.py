@@ -132,3 +132,13 @@ def call_story(conn: Connection, account_id: int | None, uuid: str) -> dict[str,
         delivery = conn.execute(select(outbox).where(outbox.c.record_id == record.id)).one_or_none()
         story["delivery"] = dict(delivery._mapping) if delivery else None
     return story
+
+
+def has_recording(conn: Connection, account_id: int, uuid: str) -> bool:
+    """Whether the account's call `uuid` was recorded: another account's never is."""
+    found = conn.execute(
+        select(calls.c.id).where(
+            calls.c.uuid == uuid, calls.c.account_id == account_id, calls.c.recorded.is_(True)
+        )
+    ).first()
+    return found is not None

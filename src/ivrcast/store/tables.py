@@ -78,12 +78,14 @@ FinalState = Literal[
     "canceled",
     "interrupted",
     "suppressed",
+    "machine",
 ]
 FINAL_STATES: tuple[FinalState, ...] = get_args(FinalState)
 CALL_STATES = ("queued", *ACTIVE_STATES, *FINAL_STATES)
 # The outcomes a task may ask to be tried again (`retryon`); every other final state
-# is never retried: an answered call, a decision of ours (canceled, expired,
-# suppressed), or an attempt whose fate is unknown (interrupted).
+# is never retried: an answered call (completed, or machine: an answering machine
+# answered), a decision of ours (canceled, expired, suppressed), or an attempt whose
+# fate is unknown (interrupted).
 RetryableState = Literal["busy", "no_answer", "failed", "rejected"]
 RETRYABLE_STATES: tuple[RetryableState, ...] = get_args(RetryableState)
 TASK_STATES = ("active", "paused", "canceled", "finished")
@@ -180,6 +182,12 @@ tasks = Table(
     Column("retry_on", String(64), nullable=False, server_default="busy,no_answer"),
     Column("created_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
+    # PlayVoice `record=1`: every answered call is recorded (docs/recordings.md).
+    Column("record", Boolean, nullable=False, server_default="0"),
+    # PlayVoice `amd=1`: answering-machine detection, and what to do on a machine
+    # (`amdaction`: hangup, play or beep; docs/amd.md).
+    Column("amd", Boolean, nullable=False, server_default="0"),
+    Column("amdaction", String(8), nullable=True),
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
     CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
     UniqueConstraint("account_id", "request_id"),
@@ -230,6 +238,13 @@ calls = Table(
     Column("rtp_sent", Integer, nullable=True),
     Column("rtp_received", Integer, nullable=True),
     Column("rtp_lost", Integer, nullable=True),
+    # A recording of the call was written (its file: recordings.recording_path); False:
+    # the task asked for one but none was made (not answered, or the disk failed).
+    Column("recorded", Boolean, nullable=True),
+    # Answering-machine detection's verdict (human, machine, unknown) and the time it took
+    # from the answer; null when it did not run.
+    Column("answered_by", String(8), nullable=True),
+    Column("amd_ms", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
     UniqueConstraint("task_id", "number", "round"),
     # The claim walks queued calls of a country in submission order; recovery finds

@@ -57,6 +57,12 @@ class NewTask:
     submitted_numbers: Sequence[str] | None = None
     """Each number as the customer wrote it, index for index with `numbers`; None when
     they were submitted as E.164 digits."""
+    record: bool = False
+    """Record every answered call (`record=1`)."""
+    amd: bool = False
+    """Detect answering machines (`amd=1`)."""
+    amdaction: str | None = None
+    """What to do on a machine: hangup, play or beep (None with amd off)."""
     retry: RetryPolicy = RetryPolicy()
     suppressed: int = 0
     """Numbers left out because a do-not-call list held them."""
@@ -113,6 +119,9 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             retry_on=",".join(new.retry.on),
             created_at=now,
             ended_at=None if new.numbers else now,
+            record=new.record,
+            amd=new.amd,
+            amdaction=new.amdaction,
         )
     )
     if new.numbers:

@@ -63,6 +63,9 @@ class DueTask:
     created_at: datetime
     queued: int
     max_concurrency: int
+    record: bool = False
+    amd: bool = False
+    amdaction: str | None = None
     status: str = "active"
 
 
@@ -106,6 +109,9 @@ def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
             tasks.c.created_at,
             queued.c.queued,
             accounts.c.max_concurrency,
+            tasks.c.record,
+            tasks.c.amd,
+            tasks.c.amdaction,
         )
         .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
@@ -320,6 +326,9 @@ class CallEnd:
     rtp_sent: int | None = None
     rtp_received: int | None = None
     rtp_lost: int | None = None
+    recorded: bool | None = None
+    answered_by: str | None = None
+    amd_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in FINAL_STATES:

@@ -37,6 +37,7 @@ def settings_for(
     demo: str = "auto",
     countries: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    amd: dict[str, Any] | None = None,
     **dialer: Any,
 ) -> Settings:
     if countries is None:
@@ -48,6 +49,7 @@ def settings_for(
             "demo": demo,
             "countries": countries,
             "limits": limits or {},
+            "amd": amd or {},
             "trunks": list(trunks),
             "dialer": {"poll_interval": 0.05, "heartbeat_seconds": 1.0, **dialer},
         }
@@ -93,6 +95,9 @@ def submit(
     disnumber: str | None = None,
     now: datetime | None = None,
     local_day: date | None = None,
+    record: bool = False,
+    amd: bool = False,
+    amdaction: str | None = None,
 ) -> str:
     now = now or datetime.now(UTC)
     with db.write() as conn:
@@ -109,6 +114,9 @@ def submit(
             waittime=waittime,
             conntime=conntime,
             disnumber=disnumber,
+            record=record,
+            amd=amd,
+            amdaction=amdaction,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from waiting import wait_for
 @pytest.fixture
 async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]]]:
     runs: list[SippRun] = []
+    numbers = itertools.count()  # not len(runs): several SIPps may be starting at once
 
     async def start(
         scenario: str,
@@ -36,7 +38,7 @@ async def sipp(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SippRun]
         """`keys` become `-key` values; `substitute` replaces text in the scenario
         (SIPp reads a response's status code before it expands keys)."""
         require_executable(SIPP, "sip-tester")
-        scenario_dir = tmp_path / f"sipp-{len(runs)}"
+        scenario_dir = tmp_path / f"sipp-{next(numbers)}"
         scenario_dir.mkdir()
         scenario_path = HERE / scenario
         if substitute:

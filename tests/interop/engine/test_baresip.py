@@ -4,7 +4,9 @@ for PCMA."""
 
 from __future__ import annotations
 
+import array
 import asyncio
+import dataclasses
 import functools
 import json
 import math
@@ -13,6 +15,7 @@ import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from engine_helpers import (
     BIND_ATTEMPTS,
@@ -23,6 +26,8 @@ from engine_helpers import (
     free_udp_port,
     tone_bursts,
 )
+from recording_checks import best_correlation, peak_frequency, read_stereo
+from recording_checks import envelope as np_envelope
 
 from ivrcast.sip import CallEvent, Engine, Trunk
 from peers import require_executable
@@ -78,8 +83,11 @@ Phone = Callable[..., Awaitable[tuple[Trunk, Path, Path]]]
 async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def start(codec: str, control_port: int | None = None) -> tuple[Trunk, Path, Path]:
-        """`control_port`: also listen for commands there (`ctrl_tcp`, netstring JSON)."""
+    async def start(
+        codec: str, control_port: int | None = None, voice: list[int] | None = None
+    ) -> tuple[Trunk, Path, Path]:
+        """`control_port`: also listen for commands there (`ctrl_tcp`, netstring JSON).
+        `voice`: what the phone says (8 kHz samples, then silence), instead of silence."""
         home = tmp_path / f"baresip-{codec}"
         recordings = home / "rec"
         recordings.mkdir(parents=True)
@@ -88,7 +96,8 @@ async def baresip(tmp_path: Path) -> AsyncIterator[Phone]:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(8000)
-            w.writeframes(b"\0\0" * 8000 * 60)
+            spoken = array.array("h", voice or [])
+            w.writeframes(spoken.tobytes() + b"\0\0" * (8000 * 60 - len(spoken)))
         failure = ""
         for _attempt in range(BIND_ATTEMPTS):
             port = free_udp_port()
@@ -212,3 +221,30 @@ async def test_phone_holds_and_resumes_the_call(engine: Engine, baresip: Phone) 
     assert outcome.status == "completed", text
     assert outcome.sip_reason == "audio played", text
     assert outcome.rtp_sent == 150, text  # the voice resumed where it stopped
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+async def test_recording_holds_the_phones_voice_and_ours(
+    engine: Engine, baresip: Phone, codec: str, tmp_path: Path
+) -> None:
+    """The phone says a 440 Hz tone while we play 1 kHz bursts: the recording's right
+    channel is the phone's tone, its left our voice, as long as the call was answered."""
+    phone_says = [int(8000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(8000 * 10)]
+    trunk, _, log = await baresip(codec, voice=phone_says)
+    ours = tone_bursts(3.0)
+    path = tmp_path / "recorded.wav"
+    request = dataclasses.replace(call_request(trunk, encoded(ours), dest="bob"), record_to=path)
+    outcome = await engine.originate(request)
+    text = log.read_text(errors="replace")
+    assert outcome.status == "completed", text
+    assert outcome.recorded, text
+    assert outcome.answered_at is not None
+    assert outcome.ended_at is not None
+
+    left, right = read_stereo(path)
+    answered = (outcome.ended_at - outcome.answered_at).total_seconds()
+    assert abs(len(left) / 8000 - answered) < 0.1, (len(left), answered)
+    assert abs(peak_frequency(right) - 440) < 5
+    assert abs(peak_frequency(left) - 1000) < 5
+    sent = np_envelope(np.array(ours, dtype=np.float64))
+    assert best_correlation(sent, np_envelope(left), max_lag=2) > 0.95

@@ -142,7 +142,7 @@ def test_the_task_is_not_finished_while_a_later_round_waits(database: Database) 
     assert [(t.id, t.queued) for t in later] == [(task_id, 1)]
 
 
-@pytest.mark.parametrize("status", ["completed", "canceled", "expired", "interrupted"])
+@pytest.mark.parametrize("status", ["completed", "canceled", "expired", "interrupted", "machine"])
 def test_outcomes_never_retried(database: Database, status: str) -> None:
     task_id = seed(database, RetryPolicy(retries=5, on=("busy", "no_answer", "failed", "rejected")))
     (call,) = claim(database, task_id, NOW)

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 VOICETYPES = {1: "offline voice file", 2: "online voice URL"}
 USERKEYS = {0: "no key press", 1: "collect a key press"}
 TODAYONLY = {1: "dial only today", 2: "carry over to the next day"}
+RECORD = {0: "do not record", 1: "record answered calls"}
+AMD = {0: "no answering-machine detection", 1: "detect answering machines"}
+AMD_ACTIONS = ("hangup", "play", "beep")
 
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
@@ -60,6 +63,9 @@ class PlayVoiceRequest:
     destnumber: str
     requestid: str | None
     retry: RetryPolicy
+    record: bool = False
+    amd: bool = False
+    amdaction: str | None = None
 
 
 def read_retry_policy(form: params.Params, *, default_retries: int = 0) -> RetryPolicy:
@@ -108,6 +114,13 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
     requestid = params.optional(form, "requestid")
     if requestid is not None and not _REQUEST_ID.fullmatch(requestid):
         raise ValidationError("requestid", "must be 1 to 64 letters, digits or _ . : - characters")
+    record = params.choice(form, "record", RECORD, default=0)
+    amd = params.choice(form, "amd", AMD, default=0) == 1
+    amdaction = params.optional(form, "amdaction")
+    if amdaction is not None and amdaction not in AMD_ACTIONS:
+        raise ValidationError("amdaction", f"must be hangup, play or beep; got {amdaction!r}")
+    if amdaction is not None and not amd:
+        raise ValidationError("amdaction", "applies only with amd=1")
     if "destnumber" not in form:
         raise ValidationError("destnumber", "is required")
     return PlayVoiceRequest(
@@ -123,6 +136,9 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
         customuuid=customuuid,
         destnumber=form["destnumber"],
         requestid=requestid,
+        record=record == 1,
+        amd=amd,
+        amdaction=(amdaction or "hangup") if amd else None,
         retry=read_retry_policy(form, default_retries=account.default_retries),
     )
 
@@ -148,10 +164,22 @@ def local_zone(ctx: ApiContext, nation: Nation) -> str:
     return ctx.settings.country(nation.code).timezone or nation.timezone
 
 
-def default_conntime(ctx: ApiContext, voice: VoiceInfo, userkey: bool) -> int:
-    """Long enough to play the voice and wait for a key, and no longer."""
+def default_conntime(ctx: ApiContext, voice: VoiceInfo, request: PlayVoiceRequest) -> int:
+    """Long enough to play the voice and wait for a key, and no longer; with detection,
+    also its longest listening before the voice starts (and the wait for a beep)."""
     limits = ctx.settings.limits
-    seconds = voice.duration_ms / 1000 + (limits.key_wait_seconds if userkey else 0) + 1
+    amd = ctx.settings.amd
+    listening_ms = 0
+    if request.amd:
+        listening_ms = amd.total_ms
+        if request.amdaction == "beep":
+            listening_ms += amd.beep_timeout_ms
+    seconds = (
+        voice.duration_ms / 1000
+        + (limits.key_wait_seconds if request.userkey else 0)
+        + listening_ms / 1000
+        + 1
+    )
     return min(limits.conntime_max, math.ceil(seconds))
 
 
@@ -179,7 +207,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         userkey=request.userkey,
         todayonly=request.todayonly,
         waittime=request.waittime,
-        conntime=request.conntime or default_conntime(ctx, voice, request.userkey),
+        conntime=request.conntime or default_conntime(ctx, voice, request),
         disnumber=request.disnumber,
         chengshudu=request.chengshudu,
         customuuid=request.customuuid,
@@ -188,6 +216,9 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
         invalid_entries=invalid,
         request_id=request.requestid,
+        record=request.record,
+        amd=request.amd,
+        amdaction=request.amdaction,
         retry=request.retry,
     )
 

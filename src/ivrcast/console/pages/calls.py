@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from ivrcast.api.params import EARLIEST, LATEST
 from ivrcast.api.services.calls import csv_lines
@@ -21,6 +21,7 @@ from ivrcast.console.web import (
     page_cursor,
     render,
 )
+from ivrcast.recordings import recording_path
 from ivrcast.store.accounts import appids_by_account
 from ivrcast.store.calls import CallFilter, call_story, iter_calls, list_calls
 from ivrcast.store.tables import CALL_STATES
@@ -138,6 +139,24 @@ async def call_page(uuid: str, request: Request, ctx: Ctx, viewer: CurrentViewer
             "delivery": story["delivery"],
         },
     )
+
+
+@router.get("/calls/{uuid}/recording")
+async def call_recording(uuid: str, request: Request, ctx: Ctx, viewer: CurrentViewer) -> Response:
+    """The call's recording, for the timeline's player: served from the console's own
+    origin (its CSP allows nothing else) to whoever may see the call."""
+
+    def read() -> dict[str, Any] | None:
+        with ctx.db.read() as conn:
+            return call_story(conn, viewer.account_id, uuid)
+
+    story = await ctx.in_thread(read)
+    if story is None or not story["call"]["recorded"]:
+        return not_found(request, viewer, "No recording of this call.")
+    path = recording_path(ctx.settings.recordings_dir, story["call"]["uuid"])
+    if not path.is_file():
+        return not_found(request, viewer, "The recording has been deleted.")
+    return FileResponse(path, media_type="audio/wav")
 
 
 def timeline(story: dict[str, Any]) -> list[dict[str, Any]]:

@@ -63,6 +63,7 @@ SEND_FIELDS = (
     "retries",
     "retryinterval",
     "retryon",
+    "amdaction",
 )
 
 
@@ -257,6 +258,10 @@ async def send(request: Request, ctx: Ctx, viewer: PostingViewer) -> Response:
     fields = {name: str(form.get(name, "")) for name in SEND_FIELDS if form.get(name) is not None}
     fields["voicetype"] = "1"
     fields["userkey"] = "1" if form.get("userkey") else "0"
+    fields["record"] = "1" if form.get("record") else "0"
+    fields["amd"] = "1" if form.get("amd") else "0"
+    if fields["amd"] == "0":
+        fields.pop("amdaction", None)
     try:
         answer = await play_voice.play_voice(for_account(ctx, viewer), fields, client_ip(request))
     except IvrcastError as exc:
