@@ -21,6 +21,7 @@ import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from ivrcast.callbacks.record import record_builder
@@ -40,7 +41,7 @@ from ivrcast.private_files import private_dir
 from ivrcast.recordings import sweep_recordings
 from ivrcast.sip import Engine, Timers
 from ivrcast.store import nodes
-from ivrcast.store.engine import Database
+from ivrcast.store.engine import Connection, Database
 from ivrcast.store.records import RecordBuilder
 
 logger = logging.getLogger(__name__)
@@ -198,27 +199,25 @@ class _Service:
             nodes.register_node(
                 conn, node_id=self.node_id, hostname=self.hostname, pid=os.getpid(), now=now
             )
-            return recover(
-                conn,
-                node_id=self.node_id,
-                hostname=self.hostname,
-                heartbeat_seconds=self.settings.dialer.heartbeat_seconds,
-                build_record=self.build_record,
-                now=now,
-            )
+            return self._recover(conn, now)
 
     def _beat(self, dbt: DatabaseThread, report: str) -> Recovery:
         now = self.clock.now()
         with dbt.db.write() as conn:
             nodes.heartbeat(conn, node_id=self.node_id, now=now, report=report)
-            return recover(
-                conn,
-                node_id=self.node_id,
-                hostname=self.hostname,
-                heartbeat_seconds=self.settings.dialer.heartbeat_seconds,
-                build_record=self.build_record,
-                now=now,
-            )
+            return self._recover(conn, now)
+
+    def _recover(self, conn: Connection, now: datetime) -> Recovery:
+        """Interrupt the calls of dead nodes (heartbeat stale, or a process of this host
+        that is gone), in the transaction that records this node alive."""
+        return recover(
+            conn,
+            node_id=self.node_id,
+            hostname=self.hostname,
+            heartbeat_seconds=self.settings.dialer.heartbeat_seconds,
+            build_record=self.build_record,
+            now=now,
+        )
 
     def _stop_node(self, dbt: DatabaseThread) -> None:
         with dbt.db.write() as conn:
