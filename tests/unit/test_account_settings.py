@@ -68,9 +68,10 @@ def test_changes_hold_only_the_fields_given() -> None:
 
 
 def test_playvoice_defaults_are_parsed() -> None:
-    assert account_changes(
-        {"default_retries": " 5 ", "default_record": "yes"}, JAKARTA
-    ) == {"default_retries": 5, "default_record": True}
+    assert account_changes({"default_retries": " 5 ", "default_record": "yes"}, JAKARTA) == {
+        "default_retries": 5,
+        "default_record": True,
+    }
     assert account_changes({"default_retries": "0", "default_record": "0"}, JAKARTA) == {
         "default_retries": 0,
         "default_record": False,

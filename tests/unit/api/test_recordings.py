@@ -110,9 +110,7 @@ async def test_rest_v1_takes_record_too(service: Service) -> None:
 def dialer_records(service: Service, task_id: str) -> bool:
     """Whether the dialer records the task's calls (it reads the task's flag with it)."""
     with service.db.read() as conn:
-        flag: bool = conn.execute(
-            select(tasks.c.record).where(tasks.c.id == task_id)
-        ).scalar_one()
+        flag: bool = conn.execute(select(tasks.c.record).where(tasks.c.id == task_id)).scalar_one()
     return flag
 
 

@@ -107,8 +107,6 @@ def test_default_retries_out_of_range_is_refused_naming_the_option(
 ) -> None:
     extra = ["--accesskey", "k"] if command == "create" else []
     appid = "other" if command == "create" else "acme"
-    output = refused(
-        config, "account", command, "--appid", appid, *extra, "--default-retries", "6"
-    )
+    output = refused(config, "account", command, "--appid", appid, *extra, "--default-retries", "6")
     assert "--default-retries" in output
     assert "must be 0 to 5, got 6" in output
