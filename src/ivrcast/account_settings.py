@@ -17,11 +17,14 @@ from zoneinfo import ZoneInfo
 
 from ivrcast.errors import ValidationError
 from ivrcast.numbers import UnknownNation, get_nation
+from ivrcast.store.tasks import RETRIES_MAX
 
 MAX_CONCURRENCY = 100_000
 # What PlayVoice accepts as a disnumber (api.services.play_voice): the pool must match it.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
 NEVER = "never"
+_YES = ("1", "yes", "true", "on")
+_NO = ("0", "no", "false", "off")
 
 
 def split_list(text: str) -> list[str]:
@@ -79,6 +82,28 @@ def parse_max_concurrency(text: str | int) -> int:
     return value
 
 
+def parse_default_retries(text: str | int) -> int:
+    """PlayVoice's `retries` when a request sends none: 0 to `RETRIES_MAX` extra rounds."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValidationError("default_retries", f"{text!r} is not a whole number") from None
+    if not 0 <= value <= RETRIES_MAX:
+        raise ValidationError("default_retries", f"must be 0 to {RETRIES_MAX}, got {value}")
+    return value
+
+
+def parse_default_record(text: str | bool) -> bool:
+    """PlayVoice's `record` when a request sends none: `1`/`yes` records answered calls,
+    `0`/`no` does not."""
+    word = str(text).strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    raise ValidationError("default_record", f"{text!r}: give 1 (record) or 0 (do not)")
+
+
 def parse_expiry(text: str, zone: ZoneInfo) -> datetime | None:
     """`YYYY-MM-DD`: the account expires at the start of that day in `zone` (its API calls
     then answer 602); `never` or empty: it does not expire."""
@@ -104,13 +129,16 @@ def parse_callback_url(text: str) -> str | None:
 
 def account_changes(fields: dict[str, str], zone: ZoneInfo) -> dict[str, Any]:
     """The store's column values for the fields given (absent ones are left as they are):
-    `countries`, `callerids`, `allowed_ips`, `max_concurrency`, `expires`, `callback_url`."""
+    `countries`, `callerids`, `allowed_ips`, `max_concurrency`, `expires`, `callback_url`,
+    `default_retries`, `default_record`."""
     parsers = {
         "countries": ("countries", parse_countries),
         "callerids": ("callerids", parse_callerids),
         "allowed_ips": ("allowed_ips", parse_networks),
         "max_concurrency": ("max_concurrency", parse_max_concurrency),
         "callback_url": ("callback_url", parse_callback_url),
+        "default_retries": ("default_retries", parse_default_retries),
+        "default_record": ("default_record", parse_default_record),
     }
     values: dict[str, Any] = {}
     for name, text in fields.items():

@@ -38,6 +38,10 @@ def test_lists_are_normalised() -> None:
         ("max_concurrency", "ten", "'ten' is not a whole number"),
         ("expires", "31/12/2026", "give YYYY-MM-DD or never"),
         ("callback_url", "ftp://x", "must be an http:// or https:// URL"),
+        ("default_retries", "6", "must be 0 to 5, got 6"),
+        ("default_retries", "-1", "must be 0 to 5, got -1"),
+        ("default_retries", "two", "'two' is not a whole number"),
+        ("default_record", "maybe", "give 1 (record) or 0 (do not)"),
         ("disabled", "1", "not an account setting"),
     ],
 )
@@ -61,3 +65,14 @@ def test_changes_hold_only_the_fields_given() -> None:
         "expires_at": None,
     }
     assert parse_max_concurrency(7) == 7
+
+
+def test_playvoice_defaults_are_parsed() -> None:
+    assert account_changes({"default_retries": " 5 ", "default_record": "yes"}, JAKARTA) == {
+        "default_retries": 5,
+        "default_record": True,
+    }
+    assert account_changes({"default_retries": "0", "default_record": "0"}, JAKARTA) == {
+        "default_retries": 0,
+        "default_record": False,
+    }

@@ -122,13 +122,17 @@ class TaskBody(BaseModel):
     chengshudu: str | None = None
     customuuid: str | None = None
     record: int | str | None = Field(
-        default=None, description="1: record every answered call (`recordurl` in its record)"
+        default=None,
+        description="1: record every answered call (`recordurl` in its record); 0: do not; "
+        "absent: the account's default",
     )
     amd: int | str | None = Field(default=None, description="1: detect answering machines")
     amdaction: str | None = Field(
         default=None, description="On a machine: hangup (default), play, or beep (voicemail drop)"
     )
-    retries: int | str | None = Field(default=None, description="Extra rounds, 0-5")
+    retries: int | str | None = Field(
+        default=None, description="Extra rounds, 0-5 (absent: the account's default)"
+    )
     retryinterval: int | str | None = Field(
         default=None, description="Minutes from a round's end to the next, 1-1440"
     )

@@ -70,8 +70,15 @@ def account_create(
     allowed_ips: Annotated[str | None, typer.Option(help="Client IPs/networks allowed.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Calls at once, at most.")] = 30,
     default_retries: Annotated[
-        int, typer.Option(min=0, max=5, help="PlayVoice `retries` when a request sends none.")
+        int, typer.Option(help="PlayVoice `retries` (0-5) when a request sends none.")
     ] = 0,
+    default_record: Annotated[
+        bool,
+        typer.Option(
+            "--default-record/--no-default-record",
+            help="Record answered calls when a PlayVoice request sends no `record`.",
+        ),
+    ] = False,
 ) -> None:
     """Create an account, usable at once by a running server."""
     settings = settings_from(config)
@@ -82,6 +89,8 @@ def account_create(
         allowed_ips=allowed_ips,
         max_concurrency=str(max_concurrency),
         callback_url=callback_url,
+        default_retries=str(default_retries),
+        default_record=str(int(default_record)),
     )
     key = _secret(accesskey, accesskey_file, option="--accesskey", prompt="accesskey")
     assert key is not None  # prompted for when not given
@@ -101,7 +110,6 @@ def account_create(
             now=SystemClock().now(),
             callback_secret=None if secret is None else seal_secret(server_key, secret),
             **values,
-            default_retries=default_retries,
         )
     console.print(f"account {account.appid} created")
 
@@ -149,6 +157,16 @@ def account_update(
         bool | None,
         typer.Option("--disable/--enable", help="Refuse its requests (601), or accept them."),
     ] = None,
+    default_retries: Annotated[
+        int | None, typer.Option(help="PlayVoice `retries` (0-5) when a request sends none.")
+    ] = None,
+    default_record: Annotated[
+        bool | None,
+        typer.Option(
+            "--default-record/--no-default-record",
+            help="Record answered calls when a PlayVoice request sends no `record`, or not.",
+        ),
+    ] = None,
 ) -> None:
     """Change an account's settings; the options not given are left as they are."""
     settings = settings_from(config)
@@ -160,6 +178,8 @@ def account_update(
         max_concurrency=None if max_concurrency is None else str(max_concurrency),
         callback_url=callback_url,
         expires=expires,
+        default_retries=None if default_retries is None else str(default_retries),
+        default_record=None if default_record is None else str(int(default_record)),
     )
     if disable is not None:
         values["disabled"] = disable
@@ -173,7 +193,9 @@ def account_update(
         raise typer.BadParameter(f"no account {appid!r}", param_hint="--appid") from None
     state = "disabled" if account.disabled else "enabled"
     expiry = when(account.expires_at) if account.expires_at else "never"
+    recording = "yes" if account.default_record else "no"
     console.print(f"account {account.appid} updated: {state}, expires {expiry}")
+    console.print(f"PlayVoice defaults: retries {account.default_retries}, record {recording}")
 
 
 def account_list(config: ConfigOption = None) -> None:
@@ -183,7 +205,15 @@ def account_list(config: ConfigOption = None) -> None:
         rows = account_store.list_accounts(conn)
     now = SystemClock().now()
     table = Table(
-        "appid", "state", "countries", "max concurrency", "callback URL", "expires", "created"
+        "appid",
+        "state",
+        "countries",
+        "max concurrency",
+        "default retries",
+        "default record",
+        "callback URL",
+        "expires",
+        "created",
     )
     for account in rows:
         expired = account.expires_at is not None and account.expires_at <= now
@@ -192,6 +222,8 @@ def account_list(config: ConfigOption = None) -> None:
             "disabled" if account.disabled else "expired" if expired else "active",
             ",".join(account.countries) or "all",
             str(account.max_concurrency),
+            str(account.default_retries),
+            "yes" if account.default_record else "no",
             account.callback_url or "",
             when(account.expires_at) if account.expires_at else "never",
             when(account.created_at),

@@ -32,6 +32,8 @@ class Account:
     created_at: datetime
     default_retries: int = 0
     """PlayVoice's `retries` when a request sends none."""
+    default_record: bool = False
+    """PlayVoice's `record` when a request sends none (True: record answered calls)."""
 
     def may_call(self, nationcode: str) -> bool:
         return not self.countries or nationcode in self.countries
@@ -64,6 +66,7 @@ def _account(row: Any) -> Account:
         expires_at=row.expires_at,
         created_at=row.created_at,
         default_retries=row.default_retries,
+        default_record=row.default_record,
     )
 
 
@@ -81,6 +84,7 @@ def create_account(
     max_concurrency: int = 30,
     expires_at: datetime | None = None,
     default_retries: int = 0,
+    default_record: bool = False,
 ) -> Account:
     try:
         row = conn.execute(
@@ -95,6 +99,7 @@ def create_account(
                 allowed_ips=",".join(allowed_ips),
                 max_concurrency=max_concurrency,
                 default_retries=default_retries,
+                default_record=default_record,
                 disabled=False,
                 expires_at=expires_at,
                 created_at=now,

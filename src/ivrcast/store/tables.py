@@ -114,6 +114,8 @@ accounts = Table(
     Column("max_concurrency", Integer, nullable=False, server_default="30"),
     # PlayVoice's `retries` when a request sends none (retry rounds).
     Column("default_retries", SmallInteger, nullable=False, server_default="0"),
+    # PlayVoice's `record` when a request sends none: record every answered call.
+    Column("default_record", Boolean, nullable=False, server_default="0"),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("expires_at", Timestamp(), nullable=True),
     Column("created_at", Timestamp(), nullable=False),

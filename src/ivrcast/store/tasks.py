@@ -23,6 +23,10 @@ class TaskNotFound(NotFoundError):
     """No such task."""
 
 
+RETRIES_MAX = 5
+"""The most retry rounds a task (or an account's default) may ask for."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Which outcomes of a number are dialled again, how often, and how long after."""

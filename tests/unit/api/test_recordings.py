@@ -107,6 +107,40 @@ async def test_rest_v1_takes_record_too(service: Service) -> None:
         assert conn.execute(select(tasks.c.record)).scalar_one() is True
 
 
+def dialer_records(service: Service, task_id: str) -> bool:
+    """Whether the dialer records the task's calls (it reads the task's flag with it)."""
+    with service.db.read() as conn:
+        flag: bool = conn.execute(select(tasks.c.record).where(tasks.c.id == task_id)).scalar_one()
+    return flag
+
+
+async def test_the_account_s_default_record_applies_when_record_is_absent(
+    service: Service,
+) -> None:
+    service.add_voice(service.add_account("carol", countries=["id"], default_record=True))
+    fields = {
+        "appid": "carol", "accesskey": "secret-key", "nationcode": "id",
+        "destnumber": "081234560001", "voicetype": 1, "voicefile": "welcome",
+    }  # fmt: skip
+    by_default = await service.yunhu("App.Sip_Call.PlayVoice", **fields)
+    turned_off = await service.yunhu("App.Sip_Call.PlayVoice", **fields, record=0)
+    assert by_default["code"] == turned_off["code"] == 200, (by_default, turned_off)
+    assert dialer_records(service, by_default["data"]["taskid"]) is True
+    assert dialer_records(service, turned_off["data"]["taskid"]) is False
+    carol = base64.b64encode(b"carol:secret-key").decode()
+    rest = {key: value for key, value in fields.items() if key not in ("appid", "accesskey")}
+    response = await service.client.post(
+        "/v1/tasks", headers={"Authorization": "Basic " + carol}, json=rest
+    )
+    assert response.status_code == 201, response.text
+    assert dialer_records(service, response.json()["taskid"]) is True
+    # An account without the default still records only on record=1.
+    plain = await submit(service)
+    data = plain["data"]
+    assert isinstance(data, dict)
+    assert dialer_records(service, data["taskid"]) is False
+
+
 async def test_signed_link_opens_the_recording_and_nothing_else(service: Service) -> None:
     body = await submit(service, record="1")
     data = body["data"]

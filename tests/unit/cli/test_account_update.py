@@ -76,3 +76,37 @@ def test_create_refuses_networks_the_api_could_not_read(config: Path) -> None:
     )  # fmt: skip
     assert "--allowed-ips" in output
     assert "is not an IP address or network" in output
+
+
+def test_create_and_update_set_the_playvoice_defaults(config: Path) -> None:
+    run(
+        config, "account", "create", "--appid", "rec", "--accesskey", "k",
+        "--default-retries", "2", "--default-record",
+    )  # fmt: skip
+    _, account = stored(config, "rec")
+    assert (account.default_retries, account.default_record) == (2, True)
+    _, untouched = stored(config, "acme")
+    assert (untouched.default_retries, untouched.default_record) == (0, False)
+
+    out = run(
+        config, "account", "update", "--appid", "rec",
+        "--default-retries", "5", "--no-default-record",
+    )  # fmt: skip
+    assert "PlayVoice defaults: retries 5, record no" in out
+    _, account = stored(config, "rec")
+    assert (account.default_retries, account.default_record) == (5, False)
+
+    run(config, "account", "update", "--appid", "rec", "--default-record")
+    _, account = stored(config, "rec")
+    assert (account.default_retries, account.default_record) == (5, True)  # retries untouched
+
+
+@pytest.mark.parametrize("command", ["create", "update"])
+def test_default_retries_out_of_range_is_refused_naming_the_option(
+    config: Path, command: str
+) -> None:
+    extra = ["--accesskey", "k"] if command == "create" else []
+    appid = "other" if command == "create" else "acme"
+    output = refused(config, "account", command, "--appid", appid, *extra, "--default-retries", "6")
+    assert "--default-retries" in output
+    assert "must be 0 to 5, got 6" in output

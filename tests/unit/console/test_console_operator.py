@@ -135,6 +135,45 @@ async def test_bad_values_are_refused_naming_the_field(console: Console) -> None
     assert alice.expires_at is None
 
 
+async def test_the_playvoice_defaults_are_created_shown_and_edited(console: Console) -> None:
+    async with console.operator() as operator:
+        csrf = await console.csrf(operator, "/console/accounts/new")
+        created = await operator.post(
+            "/console/accounts/new",
+            data={
+                "csrf": csrf, "appid": "erin", "max_concurrency": "30",
+                "default_retries": "3", "default_record": "1",
+            },
+        )  # fmt: skip
+        assert created.status_code == 200, created.text
+        with console.db.read() as conn:
+            erin = find_account(conn, "erin")
+        assert erin is not None
+        assert (erin.default_retries, erin.default_record) == (3, True)
+        page = await operator.get("/console/accounts/erin")
+        assert 'name="default_retries" type="number" value="3"' in page.text
+        assert '<option value="1" selected>' in page.text
+
+        saved = await operator.post(
+            "/console/accounts/erin",
+            data={"csrf": csrf, "default_retries": "0", "default_record": "0"},
+        )
+        assert saved.status_code == 303
+        too_many = await operator.post(
+            "/console/accounts/erin", data={"csrf": csrf, "default_retries": "9"}
+        )
+        listing = await operator.get("/console/accounts")
+    assert too_many.status_code == 400
+    assert "default_retries: must be 0 to 5, got 9" in too_many.text
+    with console.db.read() as conn:
+        erin = find_account(conn, "erin")
+    assert erin is not None
+    assert (erin.default_retries, erin.default_record) == (0, False)
+    row = re.search(r"<th scope=\"row\"><a [^>]*>erin</a></th>(.*?)</tr>", listing.text, re.S)
+    assert row is not None
+    assert '<td class="num">0</td>\n      <td>no</td>' in row.group(1)
+
+
 async def test_accounts_cannot_reach_the_operator_pages(console: Console) -> None:
     async with console.signed_in("alice") as alice:
         pages = [await alice.get(p) for p in ("/console/accounts", "/console/fleet")]

@@ -26,7 +26,13 @@ from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
 from ivrcast.store.tables import RETRYABLE_STATES
-from ivrcast.store.tasks import NewTask, RetryPolicy, create_task, find_task_by_request_id
+from ivrcast.store.tasks import (
+    RETRIES_MAX,
+    NewTask,
+    RetryPolicy,
+    create_task,
+    find_task_by_request_id,
+)
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound
 from ivrcast.voices.library import named_voice, voice_from_url
 
@@ -42,7 +48,6 @@ AMD_ACTIONS = ("hangup", "play", "beep")
 # What a SIP From user part can carry; trunks decide which values they accept.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#._-]{1,32}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-RETRIES_MAX = 5
 RETRY_INTERVAL_MAX = 1440  # minutes: one day
 DEFAULT_RETRYON = "busy,no_answer"
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "ogg", "opus", "m4a", "aac", "flac", "amr", "gsm"})
@@ -114,7 +119,8 @@ def read_request(ctx: ApiContext, account: Account, form: params.Params) -> Play
     requestid = params.optional(form, "requestid")
     if requestid is not None and not _REQUEST_ID.fullmatch(requestid):
         raise ValidationError("requestid", "must be 1 to 64 letters, digits or _ . : - characters")
-    record = params.choice(form, "record", RECORD, default=0)
+    # Absent: the account's default; an explicit record=0 still turns recording off.
+    record = params.choice(form, "record", RECORD, default=1 if account.default_record else 0)
     amd = params.choice(form, "amd", AMD, default=0) == 1
     amdaction = params.optional(form, "amdaction")
     if amdaction is not None and amdaction not in AMD_ACTIONS:

@@ -35,7 +35,16 @@ from ivrcast.store.tokens import revoke_tokens
 router = APIRouter()
 
 # The fields of the account form, as `account_settings.account_changes` names them.
-FIELDS = ("countries", "callerids", "allowed_ips", "max_concurrency", "callback_url", "expires")
+FIELDS = (
+    "countries",
+    "callerids",
+    "allowed_ips",
+    "max_concurrency",
+    "callback_url",
+    "expires",
+    "default_retries",
+    "default_record",
+)
 _APPID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -59,7 +68,7 @@ def _zone(ctx: Ctx) -> ZoneInfo:
 def _form_values(account: Account | None, zone: ZoneInfo) -> dict[str, str]:
     """The account's settings as the form shows them (and as `account_changes` reads them)."""
     if account is None:
-        return {"max_concurrency": "30"}
+        return {"max_concurrency": "30", "default_retries": "0", "default_record": "0"}
     expires = account.expires_at.astimezone(zone).date().isoformat() if account.expires_at else ""
     return {
         "countries": ", ".join(account.countries),
@@ -68,6 +77,8 @@ def _form_values(account: Account | None, zone: ZoneInfo) -> dict[str, str]:
         "max_concurrency": str(account.max_concurrency),
         "callback_url": account.callback_url or "",
         "expires": expires,
+        "default_retries": str(account.default_retries),
+        "default_record": "1" if account.default_record else "0",
     }
 
 
