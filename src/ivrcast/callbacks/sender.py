@@ -303,7 +303,7 @@ class CallbackSender:
             self._results.append((delivery, outcome))
             # Logged when known, so the log throttle counts the attempt at its own time
             # (not when a later pass writes it down), and a line is never later than its row.
-            _log_outcome(delivery, outcome, self._retry_log)
+            _log_outcome(delivery, origin, outcome, self._retry_log)
         finally:
             del self._in_flight[delivery.id]
             if origin is not None:
@@ -426,7 +426,10 @@ def _describe_answer(response: httpx.Response, answer: bytes) -> str:
     return f"{code}: {text}" if text else code
 
 
-def _log_outcome(delivery: Delivery, outcome: Outcome, retry_log: LogThrottle) -> None:
+def _log_outcome(
+    delivery: Delivery, origin: Origin | None, outcome: Outcome, retry_log: LogThrottle
+) -> None:
+    """`origin`: the delivery's, as worked out when it was claimed."""
     kind = "delivered" if outcome.delivered else "retry" if outcome.retry_at else "dead"
     extra = {
         "event": f"callback_{kind}",
@@ -440,7 +443,6 @@ def _log_outcome(delivery: Delivery, outcome: Outcome, retry_log: LogThrottle) -
         logger.debug("callback delivered", extra=extra)
     elif outcome.retry_at:
         # By origin, never the whole URL: signed URLs carry secrets in their query.
-        origin = _origin(delivery.url)
         target = (
             "an unusable URL"
             if origin is None
