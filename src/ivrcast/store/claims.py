@@ -13,9 +13,9 @@ the UPDATE has already locked and returns the next n, so the statement can take 
 than n rows (PostgreSQL BUG #15715). The usual fix is to evaluate the sub-SELECT once: in
 a materialised WITH, or, as here, in a statement of its own. A claimer that takes more
 rows than it has room for leaves them leased to nobody until the lease (or the dialer's
-recovery) ends. The second statement
-runs on rows this transaction already holds locked, so no other claimer can take them
-between the two, and the ids are a list of literals: nothing is re-executed.
+recovery) ends. The second statement runs on rows this transaction already holds
+locked, so no other claimer can take them between the two, and the ids are a list of
+literals: nothing is re-executed.
 
 On SQLite the lock clause is dropped by SQLAlchemy, and `Database.write()`'s `BEGIN
 IMMEDIATE` serialises claimers instead.
