@@ -151,7 +151,7 @@ class AmdSettings(_Section):
     """Answering-machine detection (PlayVoice `amd=1`): docs/amd.md says how each is used
     and how the defaults were measured."""
 
-    total_ms: Annotated[int, Field(ge=1000, le=30000)] = 5000
+    total_ms: Annotated[int, Field(ge=1000, le=30000)] = 4000
     initial_silence_ms: Annotated[int, Field(ge=500, le=30000)] = 2500
     greeting_ms: Annotated[int, Field(ge=300, le=10000)] = 2200
     after_greeting_silence_ms: Annotated[int, Field(ge=100, le=5000)] = 700

@@ -51,7 +51,7 @@ _FREQUENCIES = np.fft.rfftfreq(FRAME_SAMPLES, 1 / RATE)
 class AmdConfig:
     """The detector's thresholds; `[amd]` in the configuration (docs/amd.md)."""
 
-    total_ms: int = 5000
+    total_ms: int = 4000
     initial_silence_ms: int = 2500
     greeting_ms: int = 2200
     after_greeting_silence_ms: int = 700

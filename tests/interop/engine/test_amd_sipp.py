@@ -22,6 +22,10 @@ Sipp = Callable[..., Awaitable[SippRun]]
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng")
 REGRESSION_CALLS = 20
 AT_ONCE = 5
+# The verdicts must come from the audio, not from the time limit: one machine of this
+# set is told apart at 4.0 s, the default limit, where a few ms of scheduling would turn
+# it "unknown". The bench measures the defaults themselves.
+LISTEN = AmdConfig(total_ms=6000)
 
 
 async def place(
@@ -31,7 +35,7 @@ async def place(
     run = await sipp("uas_amd_play.xml", substitute={"CALLEE_PCAP": str(pcap)})
     request = replace(
         call_request(run.trunk, silence(0.5), uuid=call.name),
-        amd=AmdConfig(),
+        amd=LISTEN,
         amd_action=action,  # type: ignore[arg-type]
     )
     outcome = await engine.originate(request)
@@ -50,9 +54,9 @@ async def test_labelled_calls_are_told_apart(engine: Engine, sipp: Sipp, tmp_pat
             if outcome.answered_by != call.label or outcome.status != expected_status:
                 wrong.append(f"{call.name}: {outcome.answered_by} {outcome.status}\n{run.logs()}")
             if call.label == "human":
-                # A person hears the voice after the decision: decided within 5 s.
+                # A person hears the voice after the decision: decided within 4 s.
                 assert outcome.amd_ms is not None
-                assert outcome.amd_ms <= 5000
+                assert outcome.amd_ms <= AmdConfig().total_ms
                 assert outcome.rtp_sent * 20 >= outcome.amd_ms + 500
     assert not wrong, "\n".join(wrong)
 
