@@ -27,7 +27,8 @@ adds a run with `IVRCAST_MEDIA=python`), and with `--c-floor` a C loop
   datagrams it sent and received in it. These are counted by the kernel: the whole
   bench runs in a network namespace of its own (`unshare --net`, when root), whose UDP
   `OutDatagrams` over the window are the packets the subject sent plus those the echo
-  sent back to it; other processes of the machine do not count. Without root the host's
+  sent back to it, less the echoes its full sockets dropped (`/proc/net/udp`, per
+  socket); other processes of the machine do not count. Without root the host's
   counters are used and the output says so;
 - *peak RSS per 1,000 calls*: the process's peak RSS (VmHWM) at the window's end, less
   its RSS before it opened its first socket, per 1,000 streams.
@@ -69,6 +70,7 @@ from engine_peers import (
     start_uas,
     tone,
     udp_counters,
+    udp_drops,
 )
 
 __all__ = ["start_uas", "tone"]  # also bench/dialer.py's and bench/fleet.py's peer and audio
@@ -135,20 +137,26 @@ def command_for(
 
 
 def measure_window(pid: int, peers: Peers, window: float) -> Message:
-    udp0, cpu0 = udp_counters(), cpu_seconds(pid)
+    udp0, drops0, cpu0 = udp_counters(), udp_drops(), cpu_seconds(pid)
     echo0, sink0 = cpu_seconds(peers.echo.pid), cpu_seconds(peers.sink.process.pid)
     started = time.monotonic()
     peers.sink.mark()
     time.sleep(window)
     pacing = peers.sink.stop()
     elapsed = time.monotonic() - started
-    cpu, udp1 = cpu_seconds(pid) - cpu0, udp_counters()
-    packets = udp1["OutDatagrams"] - udp0["OutDatagrams"]
+    cpu, udp1, drops1 = cpu_seconds(pid) - cpu0, udp_counters(), udp_drops()
+    dropped = {port: n - drops0.get(port, 0) for port, n in drops1.items()}
+    echo_drops = dropped.pop(peers.echo.media_port, 0)
+    dropped.pop(peers.sink.port, None)
+    # Every datagram sent in the namespace is the subject's or an echo of one; an echo
+    # the subject's full socket dropped was not received.
+    subject_drops = sum(dropped.values())
+    packets = udp1["OutDatagrams"] - udp0["OutDatagrams"] - subject_drops
     return {
         "p50_ms": pacing["p50"], "p99_ms": pacing["p99"], "max_ms": pacing["max"],
         "sink_packets": pacing["packets"], "sink_streams": pacing["streams"],
         "sink_drops": pacing["drops"], "packets": packets,
-        "rcvbuf_errors": udp1["RcvbufErrors"] - udp0["RcvbufErrors"],
+        "drops_at_subject": subject_drops, "drops_at_echo": echo_drops,
         "cpu_cores": round(cpu / elapsed, 3),
         "cpu_us_per_packet": round(cpu / packets * 1e6, 3) if packets else None,
         "cpu_echo_uas": round((cpu_seconds(peers.echo.pid) - echo0) / elapsed, 3),
@@ -223,8 +231,13 @@ def concurrency(
     for n in options.calls:
         for setup in options.setups:
             for subject in subjects:
-                rows.append(run_subject(subject, setup, n, peers, options.window, c_floor))
-                print(json.dumps(rows[-1]), flush=True)
+                try:
+                    row = run_subject(subject, setup, n, peers, options.window, c_floor)
+                except (OSError, RuntimeError, ValueError) as error:  # one step, not the run
+                    row = {"setup": setup, "calls": n, "subject": subject.name,
+                           "error": repr(error)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 

@@ -173,6 +173,17 @@ def udp_counters() -> dict[str, int]:
     return {name: int(value) for name, value in zip(head[1:], values[1:], strict=True)}
 
 
+def udp_drops() -> dict[int, int]:
+    """Datagrams each UDP socket of the namespace dropped so far (its receive buffer was
+    full), summed by local port (`/proc/net/udp`)."""
+    drops: dict[int, int] = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].split(":")[1], 16)
+        drops[port] = drops.get(port, 0) + int(fields[-1])
+    return drops
+
+
 def raise_open_files(needed: int) -> int:
     """Lift RLIMIT_NOFILE (inherited by the children) to at least `needed` where
     allowed; return the soft limit in force."""
