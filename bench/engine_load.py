@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import select
 import socket
 import struct
@@ -28,7 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from engine_peers import tone
+from engine_peers import memory_mb, tone
 from ivrcast.rtp import EncodedAudio
 from ivrcast.rtp.amd import AmdConfig
 from ivrcast.rtp.g711 import encode_alaw, encode_ulaw
@@ -49,8 +48,11 @@ def current_rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def baseline_rss_mb() -> float:
+    """This process's RSS now, after resetting its peak (VmHWM) to it: the peak read
+    later is then that of what followed, not of start-up work (the voice's encoding)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return current_rss_mb()
 
 
 # -- the bare Python loop ------------------------------------------------------------
@@ -59,7 +61,7 @@ def peak_rss_mb() -> float:
 def run_python_floor(echo_streams: int, echo_port: int, sink_streams: int, sink_port: int) -> None:
     """The streams with no SIP and no per-call objects, one epoll and one loop: the least
     a Python process can spend per packet. Reads (the echoes) are drained as they come."""
-    report(rss_mb=current_rss_mb())
+    report(rss_mb=baseline_rss_mb())
     header = struct.Struct("!BBHII")
     socks = []
     for i in range(echo_streams + sink_streams):
@@ -148,7 +150,7 @@ async def engine_step(
     audio = EncodedAudio(encode_ulaw(samples), encode_alaw(samples))
     engine = Engine(no_rtp_timeout=None, stop_grace=STOP_GRACE)
     await engine.start()
-    report(rss_mb=current_rss_mb())
+    report(rss_mb=baseline_rss_mb())
     echo = Trunk(name="echo", host="127.0.0.1", port=echo_sip_port)
     sink = Trunk(name="sink", host="127.0.0.1", port=sink_sip_port)
     calls = [request(f"echo-{i}", echo, audio) for i in range(echo_calls)]
@@ -192,7 +194,7 @@ async def media_step(
     if variant == "record+amd":
         calls = [replace(call, record_to=recordings / f"{i}.wav", amd=AmdConfig())
                  for i, call in enumerate(calls)]  # fmt: skip
-    rss_before = current_rss_mb()
+    rss_before = baseline_rss_mb()
     cpu_before = time.process_time()
     counter = AnswerCounter(n)
     outcomes = await asyncio.gather(*await launch(engine, calls, rate, counter))
@@ -206,7 +208,7 @@ async def media_step(
         recorded=sum(o.recorded for o in outcomes),
         answered_by=dict(collections.Counter(str(o.answered_by) for o in outcomes)),
         cpu_ms_per_call=round(1000 * cpu / n, 2),
-        rss_growth_kb_per_call=round(1024 * (peak_rss_mb() - rss_before) / n, 1),
+        rss_growth_kb_per_call=round(1024 * (memory_mb(os.getpid(), "VmHWM") - rss_before) / n, 1),
         late_ticks=engine.media_clock.late_ticks,
     )
 
