@@ -155,6 +155,7 @@ def measure_window(pid: int, peers: Peers, window: float) -> Message:
     return {
         "p50_ms": pacing["p50"], "p99_ms": pacing["p99"], "max_ms": pacing["max"],
         "sink_packets": pacing["packets"], "sink_streams": pacing["streams"],
+        "per_stream_per_s": round(pacing["packets"] / max(pacing["streams"], 1) / elapsed, 1),
         "sink_drops": pacing["drops"], "packets": packets,
         "drops_at_subject": subject_drops, "drops_at_echo": echo_drops,
         "cpu_cores": round(cpu / elapsed, 3),
@@ -307,6 +308,45 @@ def main() -> None:
                 peers.sink_uas.close()
                 sink.close()
     print(json.dumps(summary, indent=2))
+    print_tables(summary)
+
+
+def megabytes(value: float | None) -> str:
+    return "–" if value is None else f"{value} MB"
+
+
+def print_tables(summary: Message) -> None:
+    """The run's figures as the Markdown tables of docs/benchmarks.md."""
+    rows = summary.get("concurrency", [])
+    loops = {(r["setup"], r["calls"]): r for r in rows if r["subject"] == "python loop"}
+    if rows:
+        print(
+            "\n| setup | calls | sender | failed calls | p99 pacing | ÷ loop | CPU per packet"
+            " | ÷ loop | CPU | packets/s per stream | RSS per 1,000 calls | dropped by echo |"
+        )
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        loop = loops.get((r["setup"], r["calls"]))
+        if "error" in r or loop is None or "error" in loop:
+            print(f"| {r['setup']} | {r['calls']:,} | {r['subject']} | {r.get('error')} |")
+            continue
+        print(f"| {r['setup']} | {r['calls']:,} | {r['subject']} | {r.get('failed', '–')} "
+              f"| {r['p99_ms']:.1f} ms | {ratio(r['p99_ms'], loop['p99_ms'])}x "
+              f"| {r['cpu_us_per_packet']:.2f} µs "
+              f"| {ratio(r['cpu_us_per_packet'], loop['cpu_us_per_packet'])}x "
+              f"| {r['cpu_cores']:.2f} | {r['per_stream_per_s']} "
+              f"| {megabytes(r.get('rss_mb_per_1000'))} | {r['drops_at_echo']:,} |")  # fmt: skip
+    media_rows = summary.get("media", [])
+    if media_rows:
+        print(
+            "\n| calls | sender | variant | failed | at once | recorded | CPU per call"
+            " | RSS growth per call | late ticks |"
+        )
+        print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for m in media_rows:
+        print(f"| {m['calls']:,} | {m['subject']} | {m['variant']} | {m['failed']} "
+              f"| {m['most_at_once']:,} | {m['recorded']:,} | {m['cpu_ms_per_call']:.1f} ms "
+              f"| {m['rss_growth_kb_per_call']:.1f} KB | {m['late_ticks']} |")  # fmt: skip
 
 
 def numbers(text: str) -> list[int]:

@@ -146,7 +146,7 @@ async def engine_step(
 ) -> None:
     """Hold the calls (to the echoing UAS and to the sink's UAS) until told to stop."""
     n = echo_calls + sink_calls
-    samples = tone(n / rate + ANSWER_LIMIT + 60)  # the voice outlasts the step
+    samples = tone(n / rate + ANSWER_LIMIT + 60)  # outlasts the step, for windows up to ~50 s
     audio = EncodedAudio(encode_ulaw(samples), encode_alaw(samples))
     engine = Engine(no_rtp_timeout=None, stop_grace=STOP_GRACE)
     await engine.start()
