@@ -57,7 +57,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import engine_rates
 from engine_peers import (
@@ -80,7 +80,7 @@ NETNS_MARK = "IVRCAST_BENCH_NETNS"  # set in the re-executed bench inside its na
 PROBES = 20  # echo setup: streams to the sink, for the pacing
 SETTLE = 2.0  # seconds between "every stream is up" and the window
 LAUNCH_RATE = 200.0  # calls/s while setting a step up
-MEDIA_RATE = 200.0
+MEDIA_RATE = 200.0  # calls/s while setting a --media step up
 READY_LIMIT = 180.0  # seconds for a subject to have every stream up
 
 Message = dict[str, Any]
@@ -95,11 +95,19 @@ class Peers:
 
 @dataclass
 class Subject:
-    """One sender of a step's streams: a name, and how to start it for (setup, N)."""
+    """One sender of a step's streams (`command_for` starts it for a setup and N), and
+    what it adds to the environment (the media plane)."""
 
     name: str
-    kind: str  # "loop", "engine" or "c"
+    kind: Literal["loop", "engine", "c"]
     env: dict[str, str] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        """This process's environment, with `IVRCAST_MEDIA` only when the subject sets it."""
+        env = {**os.environ, **self.env}
+        if "IVRCAST_MEDIA" not in self.env:
+            env.pop("IVRCAST_MEDIA", None)
+        return env
 
 
 # -- running a subject -----------------------------------------------------------------
@@ -170,11 +178,8 @@ def run_subject(
     subject: Subject, setup: str, n: int, peers: Peers, window: float, c_floor: Path | None
 ) -> Message:
     command = command_for(subject, setup, n, peers, c_floor)
-    env = {**os.environ, **subject.env}
-    if "IVRCAST_MEDIA" not in subject.env:
-        env.pop("IVRCAST_MEDIA", None)
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               env=env, bufsize=0)  # fmt: skip
+                               env=subject.environment(), bufsize=0)  # fmt: skip
     row: Message = {"setup": setup, "calls": n, "subject": subject.name}
     try:
         if subject.kind == "c":
@@ -248,16 +253,17 @@ def media(
     rows = []
     recordings = workdir / "recordings"
     for plane in planes:
-        env = {**os.environ, **plane.env}
-        if "IVRCAST_MEDIA" not in plane.env:
-            env.pop("IVRCAST_MEDIA", None)
         for n in options.media_calls:
             for variant in ("plain", "record+amd"):
                 recordings.mkdir()
                 command = [sys.executable, LOAD, "media", str(n), variant, str(echo.port),
                            str(MEDIA_RATE), str(recordings)]  # fmt: skip
-                done = subprocess.run(command, env=env, stdout=subprocess.PIPE, check=True)
-                rows.append({"subject": plane.name, **json.loads(done.stdout)})
+                done = subprocess.run(command, env=plane.environment(), stdout=subprocess.PIPE)
+                if done.returncode == 0:
+                    rows.append({"subject": plane.name, **json.loads(done.stdout)})
+                else:  # one step, not the run
+                    rows.append({"subject": plane.name, "calls": n, "variant": variant,
+                                 "error": f"exit status {done.returncode}"})  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
                 shutil.rmtree(recordings)
     return rows
@@ -344,6 +350,9 @@ def print_tables(summary: Message) -> None:
         )
         print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in media_rows:
+        if "error" in m:
+            print(f"| {m['calls']:,} | {m['subject']} | {m['variant']} | {m['error']} |")
+            continue
         print(f"| {m['calls']:,} | {m['subject']} | {m['variant']} | {m['failed']} "
               f"| {m['most_at_once']:,} | {m['recorded']:,} | {m['cpu_ms_per_call']:.1f} ms "
               f"| {m['rss_growth_kb_per_call']:.1f} KB | {m['late_ticks']} |")  # fmt: skip
