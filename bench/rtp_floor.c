@@ -1,9 +1,9 @@
-/* The kernel's floor for bench/engine.py: N + M UDP sockets on loopback, each sending a
- * 172-byte RTP packet (PCMA, 20 ms) per tick, N of them to the echoing SIPp UAS and M to
- * the pacing probe, reading the echoes back through epoll. No SIP, no Python: what the
- * machine and the peer allow any implementation.
+/* The C floor of bench/engine.py (--c-floor): N + M UDP sockets on loopback, each sending
+ * a 172-byte RTP packet (PCMA, 20 ms) per tick, N of them to the echoing SIPp UAS and M to
+ * the timestamping sink (rtp_sink.c), reading the echoes back through epoll. No SIP, no
+ * Python: what the machine and the peers allow any implementation.
  *
- *   rtp_floor N MEDIA_PORT M PROBE_PORT SECONDS sleep|spin
+ *   rtp_floor N MEDIA_PORT M SINK_PORT SECONDS sleep|spin
  *
  * "sleep" waits in epoll_wait until the next tick, as an event loop does; "spin" polls
  * without sleeping, spending a whole core to remove the kernel's timer wake-up jitter. */
@@ -29,11 +29,11 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: rtp_floor N MEDIA_PORT M PROBE_PORT SECONDS sleep|spin\n");
+        fprintf(stderr, "usage: rtp_floor N MEDIA_PORT M SINK_PORT SECONDS sleep|spin\n");
         return 2;
     }
     int n = atoi(argv[1]), media_port = atoi(argv[2]), m = atoi(argv[3]);
-    int probe_port = atoi(argv[4]), total = n + m;
+    int sink_port = atoi(argv[4]), total = n + m;
     double seconds = atof(argv[5]);
     int spin = strcmp(argv[6], "spin") == 0;
     int *fds = calloc(total, sizeof *fds);
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         }
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
         to[i] = local;
-        to[i].sin_port = htons(i < n ? media_port : probe_port);
+        to[i].sin_port = htons(i < n ? media_port : sink_port);
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
         seq[i] = (uint16_t)rand();
