@@ -29,6 +29,7 @@
 #define FRAME_SAMPLES 160   /* 20 ms of 8 kHz G.711 */
 #define RECV_SIZE 2048
 #define RECV_BATCH 16       /* datagrams read from one socket per recvmmsg */
+#define MAX_BATCHES 4       /* recvmmsg calls per socket and drain, however late */
 #define MAX_EVENTS 1024     /* ready sockets per drain; level-triggered, the rest wait */
 #define MAX_DROPOUT 3000    /* RFC 3550 A.1 */
 #define MAX_MISORDER 100    /* RFC 3550 A.1 */
@@ -514,10 +515,13 @@ static int tick_slot(Slot *s, PyObject *events) {
     } else {
         /* A view's buffer is taken for the send only: a released view raises here. */
         Py_buffer view;
-        if (PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE) < 0)
-            return -1;
-        send_packet(s, header, view.buf, view.len);
-        PyBuffer_Release(&view);
+        if (PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            s->send_errors++;
+        } else {
+            send_packet(s, header, view.buf, view.len);
+            PyBuffer_Release(&view);
+        }
     }
     /* The owner and frames stay referenced by the event, whatever Python does next. */
     PyObject *owner = s->owner;
@@ -808,42 +812,52 @@ static PyObject *Pump_drain(Pump *self, PyObject *unused) {
     int n = epoll_wait(self->epfd, ready, MAX_EVENTS, 0);
     if (n < 0) {
         if (errno == EINTR)
-            return PyList_New(0);
+            return Py_BuildValue("(iN)", 0, PyList_New(0));
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     PyObject *events = PyList_New(0);
     if (events == NULL)
         return NULL;
     self->busy = 1;
+    long datagrams = 0;
     for (int i = 0; i < n && events != NULL; i++) {
         Py_ssize_t index = (Py_ssize_t)ready[i].data.u64;
         if (index >= self->capacity || !self->slots[index].in_use)
             continue;
-        int fd = self->slots[index].fd;
-        for (int j = 0; j < RECV_BATCH; j++) {
-            struct msghdr *h = &self->msgs[j].msg_hdr;
-            memset(h, 0, sizeof *h);
-            h->msg_name = &self->addrs[j];
-            h->msg_namelen = sizeof self->addrs[j];
-            h->msg_iov = &self->iovs[j];
-            h->msg_iovlen = 1;
-        }
-        int got = recvmmsg(fd, self->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
-        /* < 0: nothing after all, or an ICMP error for an earlier send: not a packet. */
         Slot *s = &self->slots[index];
-        for (int j = 0; j < got; j++) {
-            Py_ssize_t size = (Py_ssize_t)self->msgs[j].msg_len;
-            if (size > RECV_SIZE)
-                size = RECV_SIZE;
-            if (on_datagram(s, self->bufs[j], size, &self->addrs[j],
-                            self->msgs[j].msg_hdr.msg_namelen, events) < 0) {
-                Py_CLEAR(events);
-                break;
+        /* A full batch means more may wait (the loop came back late): read on, up to a
+         * bound, so one flooded socket cannot hold up the others. */
+        for (int batch = 0; batch < MAX_BATCHES && events != NULL; batch++) {
+            for (int j = 0; j < RECV_BATCH; j++) {
+                struct msghdr *h = &self->msgs[j].msg_hdr;
+                memset(h, 0, sizeof *h);
+                h->msg_name = &self->addrs[j];
+                h->msg_namelen = sizeof self->addrs[j];
+                h->msg_iov = &self->iovs[j];
+                h->msg_iovlen = 1;
             }
+            int got = recvmmsg(s->fd, self->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+            /* < 0: nothing after all, or an ICMP error for an earlier send: not a packet. */
+            for (int j = 0; j < got; j++) {
+                Py_ssize_t size = (Py_ssize_t)self->msgs[j].msg_len;
+                if (size > RECV_SIZE)
+                    size = RECV_SIZE;
+                datagrams++;
+                if (on_datagram(s, self->bufs[j], size, &self->addrs[j],
+                                self->msgs[j].msg_hdr.msg_namelen, events) < 0) {
+                    Py_CLEAR(events);
+                    break;
+                }
+            }
+            if (got < RECV_BATCH)
+                break;
         }
     }
     self->busy = 0;
-    return events;
+    if (events == NULL)
+        return NULL;
+    PyObject *result = Py_BuildValue("(lN)", datagrams, events);
+    return result;
 }
 
 /* ---- what Python reads back ------------------------------------------------------ */
@@ -911,7 +925,8 @@ static PyMethodDef Pump_methods[] = {
      "send_event(slot, payload, timestamp, marker)"},
     {"check_timeouts", (PyCFunction)Pump_check_timeouts, METH_VARARGS, "check_timeouts(now)"},
     {"check_timeout", (PyCFunction)Pump_check_timeout, METH_VARARGS, "check_timeout(slot, now)"},
-    {"drain", (PyCFunction)Pump_drain, METH_NOARGS, "Read every ready socket."},
+    {"drain", (PyCFunction)Pump_drain, METH_NOARGS,
+     "Read every ready socket -> (datagrams, events)."},
     {"counters", (PyCFunction)Pump_counters, METH_VARARGS,
      "counters(slot) -> (sent, send_errors, received, expected, rejected)"},
     {"source", (PyCFunction)Pump_source, METH_VARARGS, "source(slot) -> latched address"},
