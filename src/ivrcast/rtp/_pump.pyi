@@ -1,7 +1,8 @@
 """Type stub of the native media pump (`_pump.c`); `rtp/pump.py` is its only user."""
 
-from typing_extensions import Buffer
 from typing import Any
+
+from typing_extensions import Buffer
 
 SENT: int
 VOICE_DONE: int
