@@ -149,7 +149,7 @@ async def run_plane(
 
 
 def run_one(mode: str, n: int, port: int, warmup: float, seconds: float) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if mode == "floor":
         result = run_floor(n, port, warmup, seconds)

@@ -29,7 +29,7 @@
 #define FRAME_SAMPLES 160   /* 20 ms of 8 kHz G.711 */
 #define RECV_SIZE 2048
 #define RECV_BATCH 16       /* datagrams read from one socket per recvmmsg */
-#define MAX_BATCHES 4       /* recvmmsg calls per socket and drain, however late */
+#define MAX_BATCHES 4       /* so at most 64 datagrams per socket and drain */
 #define MAX_EVENTS 1024     /* ready sockets per drain; level-triggered, the rest wait */
 #define MAX_DROPOUT 3000    /* RFC 3550 A.1 */
 #define MAX_MISORDER 100    /* RFC 3550 A.1 */
@@ -805,9 +805,17 @@ static int on_datagram(Slot *s, const unsigned char *data, Py_ssize_t size,
     return 0;
 }
 
-static PyObject *Pump_drain(Pump *self, PyObject *unused) {
-    if (!usable(self))
+/* drain(reads): read every ready socket, at most `reads` datagrams from each (the
+ * intervals the loop was away: one when it is on time, so the common case is a single
+ * datagram per socket and a recvmmsg that does not try for a second). */
+static PyObject *Pump_drain(Pump *self, PyObject *args) {
+    int reads;
+    if (!PyArg_ParseTuple(args, "i:drain", &reads) || !usable(self))
         return NULL;
+    if (reads < 1)
+        reads = 1;
+    if (reads > RECV_BATCH * MAX_BATCHES)
+        reads = RECV_BATCH * MAX_BATCHES;
     struct epoll_event ready[MAX_EVENTS];
     int n = epoll_wait(self->epfd, ready, MAX_EVENTS, 0);
     if (n < 0) {
@@ -825,10 +833,9 @@ static PyObject *Pump_drain(Pump *self, PyObject *unused) {
         if (index >= self->capacity || !self->slots[index].in_use)
             continue;
         Slot *s = &self->slots[index];
-        /* A full batch means more may wait (the loop came back late): read on, up to a
-         * bound, so one flooded socket cannot hold up the others. */
-        for (int batch = 0; batch < MAX_BATCHES && events != NULL; batch++) {
-            for (int j = 0; j < RECV_BATCH; j++) {
+        for (int left = reads; left > 0 && events != NULL;) {
+            int want = left < RECV_BATCH ? left : RECV_BATCH;
+            for (int j = 0; j < want; j++) {
                 struct msghdr *h = &self->msgs[j].msg_hdr;
                 memset(h, 0, sizeof *h);
                 h->msg_name = &self->addrs[j];
@@ -836,7 +843,7 @@ static PyObject *Pump_drain(Pump *self, PyObject *unused) {
                 h->msg_iov = &self->iovs[j];
                 h->msg_iovlen = 1;
             }
-            int got = recvmmsg(s->fd, self->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+            int got = recvmmsg(s->fd, self->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
             /* < 0: nothing after all, or an ICMP error for an earlier send: not a packet. */
             for (int j = 0; j < got; j++) {
                 Py_ssize_t size = (Py_ssize_t)self->msgs[j].msg_len;
@@ -849,8 +856,9 @@ static PyObject *Pump_drain(Pump *self, PyObject *unused) {
                     break;
                 }
             }
-            if (got < RECV_BATCH)
+            if (got < want)
                 break;
+            left -= got;
         }
     }
     self->busy = 0;
@@ -925,8 +933,8 @@ static PyMethodDef Pump_methods[] = {
      "send_event(slot, payload, timestamp, marker)"},
     {"check_timeouts", (PyCFunction)Pump_check_timeouts, METH_VARARGS, "check_timeouts(now)"},
     {"check_timeout", (PyCFunction)Pump_check_timeout, METH_VARARGS, "check_timeout(slot, now)"},
-    {"drain", (PyCFunction)Pump_drain, METH_NOARGS,
-     "Read every ready socket -> (datagrams, events)."},
+    {"drain", (PyCFunction)Pump_drain, METH_VARARGS,
+     "drain(reads): read every ready socket -> (datagrams, events)."},
     {"counters", (PyCFunction)Pump_counters, METH_VARARGS,
      "counters(slot) -> (sent, send_errors, received, expected, rejected)"},
     {"source", (PyCFunction)Pump_source, METH_VARARGS, "source(slot) -> latched address"},

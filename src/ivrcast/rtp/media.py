@@ -154,5 +154,5 @@ def open_media_plane(*, interval: float, backend: Backend | None = None) -> Medi
     """A media plane on the running event loop; `backend` None: `choose_backend`."""
     chosen = backend or choose_backend(os.environ)
     if chosen == "native":
-        return NativeMedia()
+        return NativeMedia(interval=interval)
     return PythonMedia(interval=interval)

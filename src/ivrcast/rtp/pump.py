@@ -244,8 +244,11 @@ class StreamPump:
 
     label = "media-pump"  # for the media clock's logs
 
-    def __init__(self) -> None:
+    def __init__(self, *, interval: float) -> None:
+        """`interval`: how often each socket is expected to receive a datagram."""
         self._loop = asyncio.get_running_loop()
+        self._interval = interval
+        self._last_read = self._loop.time()
         self.native = _pump.Pump()
         self._fd = self.native.fileno()
         self._streams = 0
@@ -275,8 +278,13 @@ class StreamPump:
         self.native.close()
 
     def read_ready(self) -> bool:
-        """Read every socket with datagrams waiting; False if none had any."""
-        datagrams, events = self.native.drain()
+        """Read every socket with datagrams waiting; False if none had any. As many
+        datagrams per socket as intervals went by since the last read (see `readers.py`):
+        one when the loop is on time, the cheapest read."""
+        now = self._loop.time()
+        reads = 1 + int((now - self._last_read) / self._interval)
+        self._last_read = now
+        datagrams, events = self.native.drain(reads)
         self.deliver(events)
         return datagrams > 0
 

@@ -89,7 +89,7 @@ async def run(seed: int) -> dict[str, int]:
     from ivrcast.rtp.stream import open_rtp_socket
 
     rng = random.Random(seed)
-    pump = StreamPump()
+    pump = StreamPump(interval=0.02)
     tap = Tap()
     far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     far_end.bind(("127.0.0.1", 0))
@@ -196,7 +196,7 @@ def closed_pump_misuse(pump: StreamPump) -> None:
     native = pump.native
     calls: list[Callable[[], object]] = [
         native.tick,
-        native.drain,
+        partial(native.drain, 1),
         native.fileno,
         partial(native.counters, 0),
     ]
