@@ -903,16 +903,6 @@ static PyObject *Pump_timestamp(Pump *self, PyObject *args) {
     return PyLong_FromUnsignedLong(s->ts);
 }
 
-static PyObject *Pump_last_received(Pump *self, PyObject *args) {
-    Py_ssize_t index;
-    if (!PyArg_ParseTuple(args, "n:last_received", &index))
-        return NULL;
-    Slot *s = get_slot(self, index);
-    if (s == NULL)
-        return NULL;
-    return PyFloat_FromDouble(s->last_received);
-}
-
 static PyMethodDef Pump_methods[] = {
     {"fileno", (PyCFunction)Pump_fileno, METH_NOARGS, "The epoll descriptor to wait on."},
     {"close", (PyCFunction)Pump_close, METH_NOARGS, "Release every slot and the epoll set."},
@@ -939,7 +929,6 @@ static PyMethodDef Pump_methods[] = {
      "counters(slot) -> (sent, send_errors, received, expected, rejected)"},
     {"source", (PyCFunction)Pump_source, METH_VARARGS, "source(slot) -> latched address"},
     {"timestamp", (PyCFunction)Pump_timestamp, METH_VARARGS, "timestamp(slot)"},
-    {"last_received", (PyCFunction)Pump_last_received, METH_VARARGS, "last_received(slot)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -148,8 +148,8 @@ class PumpStream:
 
     def counters(self) -> tuple[int, int, int, int, int]:
         """(sent, send errors, received, expected, rejected), kept after `close()`."""
-        if self._final is not None:
-            return self._final
+        if self.closed:
+            return self._final or (0, 0, 0, 0, 0)
         return self._native.counters(self.slot)
 
     @property
@@ -163,10 +163,6 @@ class PumpStream:
     @property
     def rejected(self) -> int:
         return self.counters()[4]
-
-    @property
-    def last_received(self) -> float:
-        return self._native.last_received(self.slot)
 
     @property
     def timestamp(self) -> int:
@@ -231,10 +227,11 @@ class PumpStream:
         if self._reject_log is not None:
             for _, count in self._reject_log.drain():
                 self._log_rejected(None, count)
-        self._final = self._native.counters(self.slot)
         self.closed = True
         self._tap = None
-        self._native.remove(self.slot)
+        if not self.pump.closed:  # a closed pump has let go of every slot already
+            self._final = self._native.counters(self.slot)
+            self._native.remove(self.slot)
         self.pump.detach(self)
         self._sock.close()
 
@@ -252,7 +249,7 @@ class StreamPump:
         self.native = _pump.Pump()
         self._fd = self.native.fileno()
         self._streams = 0
-        self._closed = False
+        self.closed = False
         self._loop.add_reader(self._fd, self.read_ready)
 
     def stream(
@@ -270,9 +267,9 @@ class StreamPump:
         return self._streams
 
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         if not self._loop.is_closed():
             self._loop.remove_reader(self._fd)
         self.native.close()
