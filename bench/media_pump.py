@@ -98,13 +98,15 @@ def run_floor(n: int, port: int, warmup: float, seconds: float) -> dict[str, flo
     cpu = time.process_time() - cpu0
     for sock, _, _ in socks:
         sock.close()
-    return {"cpu": cpu, "sent": sent - errors, "received": received, "late_ticks": 0}
+    return {"cpu": cpu, "sent": sent - errors, "received": received, "lost": 0, "late_ticks": 0}
 
 
-def totals(streams: list[MediaStream]) -> tuple[int, int]:
+def totals(streams: list[MediaStream]) -> tuple[int, int, int]:
+    """Packets sent, received, and lost on the way back (sequence gaps)."""
     return (
         sum(s.packets_sent for s in streams),
         sum(s.stats.packets_received for s in streams),
+        sum(s.stats.packets_lost for s in streams),
     )
 
 
@@ -131,9 +133,9 @@ async def run_plane(
     clock.start()
     await asyncio.sleep(warmup)
     cpu0 = time.process_time()
-    sent0, received0 = totals(streams)
+    sent0, received0, lost0 = totals(streams)
     await asyncio.sleep(seconds)
-    sent1, received1 = totals(streams)
+    sent1, received1, lost1 = totals(streams)
     cpu = time.process_time() - cpu0
     late = clock.late_ticks
     await clock.stop()
@@ -144,6 +146,7 @@ async def run_plane(
         "cpu": cpu,
         "sent": sent1 - sent0,
         "received": received1 - received0,
+        "lost": lost1 - lost0,
         "late_ticks": late,
     }
 
@@ -216,6 +219,8 @@ def main() -> None:
                         **{f"{m}_us": r["us_per_packet"] for m, r in results.items()},
                         **{f"{m}_cores": r["cores"] for m, r in results.items()},
                         **{f"{m}_echoed": r["echoed"] for m, r in results.items()},
+                        "python_lost": results["python"]["lost"],
+                        "native_lost": results["native"]["lost"],
                         "python_late_ticks": results["python"]["late_ticks"],
                         "native_late_ticks": results["native"]["late_ticks"],
                         "python_vs_floor": round(results["python"]["us_per_packet"] / floor, 2),
