@@ -13,8 +13,11 @@ it takes little of the machine) and reading every echoed packet back:
   by `MediaClock`), as with `IVRCAST_MEDIA=python`;
 - *native*: the native pump (`PumpStream`s on `StreamPump`), the default.
 The streams play a voice longer than the run, with receive statistics, RFC 4733 decoding
-and source latching on, as in a call; no SIP. CPU per packet = the process's CPU time
-over the window / (packets sent + packets received in the window), after a warm-up.
+and source latching on, as in a call; no SIP. Echoes missing are told apart: `lost`
+(sequence gaps the streams saw), `dropped` (the kernel dropped them at the sender's own
+sockets, read too late) and `echo_dropped` (at the echo's socket, the echo too slow).
+CPU per packet = the process's CPU time over the window / (packets sent + packets
+received in the window), after a warm-up.
 Ratios are against the floor measured in the same run. The machine is shared: repeat.
 """
 
@@ -70,10 +73,12 @@ def run_floor(n: int, port: int, warmup: float, seconds: float) -> dict[str, flo
     tick = sent = received = errors = 0
     measuring = False
     cpu0 = 0.0
+    drops: dict[int, int] = {}
     while True:
         now = time.monotonic()
         if not measuring and now >= window_start:
             measuring, cpu0, sent, received, errors = True, time.process_time(), 0, 0, 0
+            drops = udp_drops()
         if measuring and now >= window_start + seconds:
             break
         if now >= next_tick:
@@ -96,9 +101,32 @@ def run_floor(n: int, port: int, warmup: float, seconds: float) -> dict[str, flo
             except OSError:
                 errors += 1
     cpu = time.process_time() - cpu0
+    result = {
+        "cpu": cpu,
+        "sent": sent - errors,
+        "received": received,
+        "lost": 0,
+        "dropped": dropped_since(drops, {sock.getsockname()[1] for sock, _, _ in socks}),
+        "late_ticks": 0,
+    }
     for sock, _, _ in socks:
         sock.close()
-    return {"cpu": cpu, "sent": sent - errors, "received": received, "lost": 0, "late_ticks": 0}
+    return result
+
+
+def udp_drops() -> dict[int, int]:
+    """Datagrams the kernel dropped at each local IPv4 UDP port (a full receive buffer)."""
+    drops: dict[int, int] = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        drops[port] = drops.get(port, 0) + int(fields[-1])
+    return drops
+
+
+def dropped_since(before: dict[int, int], ports: set[int]) -> int:
+    after = udp_drops()
+    return sum(after.get(port, 0) - before.get(port, 0) for port in ports)
 
 
 def totals(streams: list[MediaStream]) -> tuple[int, int, int]:
@@ -134,8 +162,10 @@ async def run_plane(
     await asyncio.sleep(warmup)
     cpu0 = time.process_time()
     sent0, received0, lost0 = totals(streams)
+    drops = udp_drops()
     await asyncio.sleep(seconds)
     sent1, received1, lost1 = totals(streams)
+    dropped = dropped_since(drops, {s.local_address[1] for s in streams})
     cpu = time.process_time() - cpu0
     late = clock.late_ticks
     await clock.stop()
@@ -147,6 +177,7 @@ async def run_plane(
         "sent": sent1 - sent0,
         "received": received1 - received0,
         "lost": lost1 - lost0,
+        "dropped": dropped,
         "late_ticks": late,
     }
 
@@ -180,12 +211,16 @@ def free_port() -> int:
 
 def measure(mode: str, n: int, port: int, seconds: float) -> dict[str, float]:
     command = [sys.executable, __file__, "--one", mode, str(n), str(port), str(seconds)]
+    drops = udp_drops()
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    echo_dropped = dropped_since(drops, {port})
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     packets = result["sent"] + result["received"]
     result["us_per_packet"] = round(result["cpu"] / packets * 1e6, 3) if packets else math.nan
     result["echoed"] = round(result["received"] / result["sent"], 3) if result["sent"] else 0.0
     result["cores"] = round(result["cpu"] / seconds, 3)
+    # Over the whole child run (set-up and warm-up too): the echo's buffer overflowing.
+    result["echo_dropped"] = echo_dropped
     return result
 
 
@@ -219,8 +254,9 @@ def main() -> None:
                         **{f"{m}_us": r["us_per_packet"] for m, r in results.items()},
                         **{f"{m}_cores": r["cores"] for m, r in results.items()},
                         **{f"{m}_echoed": r["echoed"] for m, r in results.items()},
-                        "python_lost": results["python"]["lost"],
-                        "native_lost": results["native"]["lost"],
+                        **{f"{m}_lost": r["lost"] for m, r in results.items()},
+                        **{f"{m}_dropped": r["dropped"] for m, r in results.items()},
+                        **{f"{m}_echo_dropped": r["echo_dropped"] for m, r in results.items()},
                         "python_late_ticks": results["python"]["late_ticks"],
                         "native_late_ticks": results["native"]["late_ticks"],
                         "python_vs_floor": round(results["python"]["us_per_packet"] / floor, 2),
