@@ -98,6 +98,8 @@ class PumpStream:
         no_rtp_timeout: float | None,
         hold_voice: bool = False,
     ) -> None:
+        if self.closed:
+            return
         self._expect(remote)
         self._native.start(
             self.slot,
@@ -114,18 +116,21 @@ class PumpStream:
             self._native.release_voice(self.slot)
 
     def set_remote(self, remote: tuple[str, int]) -> None:
-        self._expect(remote)
+        if not self.closed:
+            self._expect(remote)
 
     def watch_rtp(self, timeout: float | None) -> None:
-        self._native.watch(self.slot, -1.0 if timeout is None else timeout, self._monotonic())
+        if not self.closed:
+            self._native.watch(self.slot, -1.0 if timeout is None else timeout, self._monotonic())
 
     def _expect(self, remote: tuple[str, int]) -> None:
         self._remote = remote
         try:
             ip = ipaddress.ip_address(remote[0])
         except ValueError:
-            # A host name in c= (RFC 4566): no address to send to or to hold packets to;
-            # the first packet's source is latched, whatever its address.
+            # A host name in c= (RFC 4566): no address to hold packets to, so the first
+            # packet's source is latched, whatever its address. The pump does not resolve
+            # it (that would block the loop); its sends count as errors.
             self._expected_ip = None
             self._native.set_remote(self.slot, b"", remote[1])
             return
