@@ -52,4 +52,4 @@ bench: install
 	done
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts build src/ivrcast/rtp/_pump*.so
