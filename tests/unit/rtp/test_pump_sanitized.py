@@ -5,8 +5,11 @@ The sanitizer runtime must be loaded before anything else, so the stress runs in
 subprocess with `LD_PRELOAD` of libasan. Leak detection is off: CPython keeps objects
 alive until exit by design, and those would drown the report. Any overflow, use after
 free or undefined behaviour aborts the subprocess with the sanitizer's report, which
-the assertion shows. A second test builds a tiny extension that overflows on purpose and
-checks that this harness does report it, so a green run means something.
+the assertion shows. The build parses each datagram from a heap copy of exactly its
+size, so that reading past a datagram's end is caught too (checked once by hand: an
+off-by-one in the RFC 4733 length check fails the stress with a heap-buffer-overflow).
+A second test builds a tiny extension that overflows on purpose and checks that this
+harness does report it, so a green run means something.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ def build(source: Path, out: Path) -> Path:
         [
             "gcc", "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer",
             "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+            # Parse each datagram from a copy of exactly its size (see `_pump.c`), so
+            # that a read past its end is out of bounds, not a read of stale bytes.
+            "-DPUMP_EXACT_COPIES",
             f"-I{include}", str(source), "-o", str(target),
         ],
         check=True,
