@@ -304,7 +304,6 @@ static PyObject *Pump_start(Pump *self, PyObject *args) {
     else
         s->frames = frames;
     s->silence = silence;
-    s->next_frame = 0;
     s->payload_type = (uint8_t)payload_type;
     s->second_byte = (uint8_t)(payload_type | 0x80); /* RFC 3550 §5.1: talkspurt start */
     s->dtmf_payload_type = dtmf_payload_type;
