@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium postgresql espeak-ng
+# gcc and python3-dev build the native media pump (src/ivrcast/rtp/_pump.c) at install.
+DEBIAN_PACKAGES := sip-tester baresip-core php-cli php-curl chromium postgresql espeak-ng gcc python3-dev
 PYTEST_ARGS ?=
 # Each is a module `conftest` to mypy, so each is checked in a run of its own.
 SUBFOLDER_CONFTESTS := $(wildcard tests/*/conftest.py tests/*/*/conftest.py)
@@ -43,7 +44,7 @@ test: lint
 	$(BIN)/pytest --ignore=tests/browser $(PYTEST_ARGS)
 	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
-BENCHMARKS := number_parsing ingest engine dialer callbacks export fleet
+BENCHMARKS := number_parsing ingest engine media_pump dialer callbacks export fleet
 
 bench: install
 	@for b in $(BENCHMARKS); do \
@@ -51,4 +52,4 @@ bench: install
 	done
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts build src/ivrcast/rtp/_pump*.so

@@ -16,6 +16,8 @@ import contextlib
 import logging
 from typing import Protocol
 
+from ivrcast.rtp.pump import PumpStream, StreamPump
+
 logger = logging.getLogger(__name__)
 
 PTIME = 0.020  # 20 ms packetisation, 160 G.711 samples
@@ -42,20 +44,34 @@ def tick_time(scheduled: float, now: float, interval: float) -> float:
 
 
 class MediaClock:
+    """Ticks Python streams (`RtpStream`, `KeyPress`) one by one, and the streams of a
+    native pump (`PumpStream`) with one call to their pump."""
+
     def __init__(self, *, interval: float = PTIME) -> None:
         self.interval = interval
         self._streams: dict[int, Ticking] = {}
+        self._pumped: dict[int, PumpStream] = {}
+        self._pumps: dict[int, StreamPump] = {}
         self._task: asyncio.Task[None] | None = None
         self.late_ticks = 0  # ticks a frame late or more, which restarted the schedule
 
     def add(self, stream: Ticking) -> None:
-        self._streams[id(stream)] = stream
+        if isinstance(stream, PumpStream):
+            stream.set_ticking(True)
+            self._pumped[id(stream)] = stream
+            self._pumps[id(stream.pump)] = stream.pump
+        else:
+            self._streams[id(stream)] = stream
 
     def remove(self, stream: Ticking) -> None:
-        self._streams.pop(id(stream), None)
+        if isinstance(stream, PumpStream):
+            stream.set_ticking(False)
+            self._pumped.pop(id(stream), None)
+        else:
+            self._streams.pop(id(stream), None)
 
     def __len__(self) -> int:
-        return len(self._streams)
+        return len(self._streams) + len(self._pumped)
 
     def start(self) -> None:
         if self._task is None:
@@ -97,6 +113,13 @@ class MediaClock:
             scheduled += self.interval
 
     def _tick_all(self) -> None:
+        for pump in tuple(self._pumps.values()):
+            try:
+                pump.tick()
+            except Exception:
+                # The pump isolates its streams' callbacks; what gets here (no memory)
+                # concerns every stream, and the next tick tries again.
+                logger.exception("media pump tick failed", extra={"event": "rtp.pump_failed"})
         # A stream's callbacks may end its call and remove it: walk a snapshot.
         for stream in tuple(self._streams.values()):
             try:
@@ -105,6 +128,11 @@ class MediaClock:
                 self._drop_broken(stream)
 
     def _check_timeouts(self, now: float) -> None:
+        for pump in tuple(self._pumps.values()):
+            try:
+                pump.check_rtp_timeout(now)
+            except Exception:
+                logger.exception("media pump check failed", extra={"event": "rtp.pump_failed"})
         for stream in tuple(self._streams.values()):
             try:
                 stream.check_rtp_timeout(now)

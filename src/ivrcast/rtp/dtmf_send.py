@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ivrcast.rtp.dtmf import DTMF_KEYS, TelephoneEvent
 from ivrcast.rtp.g711 import FRAME_SAMPLES
-from ivrcast.rtp.stream import RtpStream
+from ivrcast.rtp.media import MediaStream
 
 HELD_PACKETS = 5  # 100 ms at 20 ms a packet
 END_REPEATS = 3  # RFC 4733 §2.5.1.4
@@ -36,7 +36,7 @@ def key_press_payloads(key: str) -> tuple[tuple[bool, bytes], ...]:
 class KeyPress:
     """One press of `key` sent on `stream`, a packet per `tick()`."""
 
-    def __init__(self, stream: RtpStream, key: str, *, on_done: Callable[[], None]) -> None:
+    def __init__(self, stream: MediaStream, key: str, *, on_done: Callable[[], None]) -> None:
         self.label = stream.label
         self._stream = stream
         self._packets = key_press_payloads(key)

@@ -55,6 +55,15 @@ class SocketReaders:
     def __len__(self) -> int:
         return len(self._callbacks)
 
+    def read_all(self) -> bool:
+        """Read every ready socket until it is empty, now; False if none had data."""
+        read = False
+        for fd, _ in self._epoll.poll(0, MAX_EVENTS):
+            callback = self._callbacks.get(fd)
+            while callback is not None and callback():
+                read = True
+        return read
+
     def close(self) -> None:
         if self._epoll.closed:
             return

@@ -25,9 +25,9 @@ from ivrcast.rtp.amd import AmdConfig, AnsweredBy, AnsweringMachineDetector
 from ivrcast.rtp.clock import PTIME, MediaClock
 from ivrcast.rtp.errors import RtpError
 from ivrcast.rtp.g711 import SILENCE_FRAMES
-from ivrcast.rtp.readers import SocketReaders
+from ivrcast.rtp.media import MediaPlane, MediaStream, open_media_plane
 from ivrcast.rtp.recording import CallRecorder
-from ivrcast.rtp.stream import MediaTap, RtpStream, TeeTap, open_rtp_socket
+from ivrcast.rtp.stream import MediaTap, TeeTap, open_rtp_socket
 from ivrcast.rtp.voice import EncodedAudio
 from ivrcast.sip.actions import (
     Action,
@@ -59,7 +59,7 @@ RESOLVE_TTL = 60.0
 
 
 def follow_direction(
-    clock: MediaClock, stream: RtpStream, choice: MediaChoice, no_rtp_timeout: float | None
+    clock: MediaClock, stream: MediaStream, choice: MediaChoice, no_rtp_timeout: float | None
 ) -> None:
     """Hold (RFC 3264 §8.4): a stream is on the media clock only while the far end
     receives, and its no-RTP timer runs only while the far end sends. Taking a held
@@ -99,7 +99,7 @@ class CallRequest:
 @dataclass
 class _ActiveCall:
     call: Call
-    stream: RtpStream
+    stream: MediaStream
     request: CallRequest
     future: asyncio.Future[CallOutcome]
     on_event: Callable[[CallEvent], None] | None
@@ -134,7 +134,7 @@ class Engine:
         self._stop_grace = stop_grace
         self._transport: SipTransport | None = None
         self.media_clock = MediaClock()
-        self._rtp_readers: SocketReaders | None = None
+        self._media: MediaPlane | None = None
         self._calls: dict[str, _ActiveCall] = {}
         self._resolved: dict[tuple[str, int], tuple[Address, float]] = {}
 
@@ -146,11 +146,12 @@ class Engine:
         self._transport = await SipTransport.open(
             self._bind_host, self._bind_port, self._on_message
         )
-        self._rtp_readers = SocketReaders(interval=PTIME)
+        self._media = open_media_plane(interval=PTIME)
         self.media_clock.start()
         logger.info(
-            "SIP engine listening on %s:%s",
+            "SIP engine listening on %s:%s (media: %s)",
             *self.local_address,
+            self._media.backend,
             extra={"event": "sip.engine_started"},
         )
 
@@ -183,9 +184,9 @@ class Engine:
             entry.stream.close()
         self._calls.clear()
         await self.media_clock.stop()
-        if self._rtp_readers is not None:
-            self._rtp_readers.close()
-            self._rtp_readers = None
+        if self._media is not None:
+            self._media.close()
+            self._media = None
         self._transport.close()
         self._transport = None
 
@@ -198,7 +199,7 @@ class Engine:
     ) -> CallOutcome:
         """Place one call and return how it ended. Telephony results (busy, no answer,
         failures, timeouts) are outcomes; only misuse raises."""
-        if self._transport is None or self._rtp_readers is None:
+        if self._transport is None or self._media is None:
             raise RuntimeError("Engine.start() first")
         trunk = request.trunk
         log_extra = {"call_uuid": request.call_uuid, "trunk": trunk.name}
@@ -219,9 +220,7 @@ class Engine:
             logger.error("%s", exc, extra={"event": "rtp.no_socket", **log_extra})
             return self._immediate_failure(str(exc), trunk_failed=False)
         loop = asyncio.get_running_loop()
-        stream = RtpStream(
-            sock, readers=self._rtp_readers, label=request.call_uuid, monotonic=loop.time
-        )
+        stream = self._media.stream(sock, label=request.call_uuid, monotonic=loop.time)
         sip_port = self.local_address[1]
         uris = call_uris(trunk, request.dest, request.caller_id)
         contact_host = host_in_uri(local_host)

@@ -19,9 +19,22 @@ from engine_helpers import (
     free_udp_port,
 )
 
+from ivrcast.rtp.media import ENVIRONMENT
+from ivrcast.rtp.pump import NATIVE
 from ivrcast.sip import Engine, Timers
 from peers import require_executable
 from waiting import wait_for
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def media_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every engine test runs on the native media pump and on the Python streams it
+    falls back to (docs/media.md); engines read the choice when they start."""
+    backend: str = request.param
+    if backend == "native" and not NATIVE:
+        pytest.skip("the media pump was not built (no C compiler at install)")
+    monkeypatch.setenv(ENVIRONMENT, backend)
+    return backend
 
 
 @pytest.fixture

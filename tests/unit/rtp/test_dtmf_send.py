@@ -12,9 +12,9 @@ import pytest
 from ivrcast.rtp.dtmf import DtmfReceiver, TelephoneEvent
 from ivrcast.rtp.dtmf_send import END_REPEATS, HELD_PACKETS, KeyPress, key_press_payloads
 from ivrcast.rtp.g711 import FRAME_SAMPLES, SILENCE_FRAMES
+from ivrcast.rtp.media import MediaPlane, MediaStream
 from ivrcast.rtp.packet import RtpPacket
-from ivrcast.rtp.readers import SocketReaders
-from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+from ivrcast.rtp.stream import open_rtp_socket
 
 
 def test_one_press_is_five_growing_packets_then_three_end_packets() -> None:
@@ -28,14 +28,11 @@ def test_one_press_is_five_growing_packets_then_three_end_packets() -> None:
 
 
 @pytest.fixture
-async def stream_and_peer() -> AsyncIterator[tuple[RtpStream, socket.socket]]:
-    readers = SocketReaders(interval=0.02)
+async def stream_and_peer(media: MediaPlane) -> AsyncIterator[tuple[MediaStream, socket.socket]]:
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
     peer.settimeout(2.0)
-    stream = RtpStream(
-        open_rtp_socket("127.0.0.1"), readers=readers, monotonic=asyncio.get_running_loop().time
-    )
+    stream = media.stream(open_rtp_socket("127.0.0.1"), monotonic=asyncio.get_running_loop().time)
     stream.start(
         peer.getsockname(),
         frames=[SILENCE_FRAMES["PCMU"]] * 10,
@@ -47,11 +44,10 @@ async def stream_and_peer() -> AsyncIterator[tuple[RtpStream, socket.socket]]:
     yield stream, peer
     stream.close()
     peer.close()
-    readers.close()
 
 
 async def test_key_press_takes_the_streams_place_and_audio_resumes_after_it(
-    stream_and_peer: tuple[RtpStream, socket.socket],
+    stream_and_peer: tuple[MediaStream, socket.socket],
 ) -> None:
     stream, peer = stream_and_peer
     stream.tick()  # one audio frame first

@@ -20,6 +20,7 @@ from ivrcast.rtp.g711 import (
     encode_ulaw,
     ulaw_encode_sample,
 )
+from ivrcast.rtp.media import MediaPlane
 from ivrcast.rtp.packet import RtpPacket
 from ivrcast.rtp.stats import ReceiveStats
 
@@ -163,12 +164,12 @@ def receiver() -> Iterator[socket.socket]:
     sock.close()
 
 
-async def test_stream_sends_shared_frames_then_silence(receiver: socket.socket) -> None:
-    from ivrcast.rtp.readers import SocketReaders
-    from ivrcast.rtp.stream import RtpStream, open_rtp_socket, split_frames
+async def test_stream_sends_shared_frames_then_silence(
+    receiver: socket.socket, media: MediaPlane
+) -> None:
+    from ivrcast.rtp.stream import open_rtp_socket, split_frames
 
-    readers = SocketReaders(interval=0.02)
-    stream = RtpStream(open_rtp_socket("127.0.0.1"), readers=readers, monotonic=lambda: 0.0)
+    stream = media.stream(open_rtp_socket("127.0.0.1"), monotonic=lambda: 0.0)
     done: list[int] = []
     stream.on_audio_done = lambda: done.append(stream.packets_sent)
     audio = bytes(range(160)) * 2 + b"\x01" * 80  # 2.5 frames
@@ -181,7 +182,6 @@ async def test_stream_sends_shared_frames_then_silence(receiver: socket.socket) 
     for _ in range(4):
         stream.tick()
     stream.close()
-    readers.close()
     stream.tick()  # a closed stream sends nothing
     packets = [RtpPacket.parse(receiver.recv(2048)) for _ in range(4)]
     with pytest.raises(BlockingIOError):
@@ -217,14 +217,14 @@ def test_split_frames_are_views_of_the_voice() -> None:
     assert split_frames(b"", b"\xff" * 160) == ()
 
 
-async def test_rtp_timeout_counts_from_the_last_packet(receiver: socket.socket) -> None:
+async def test_rtp_timeout_counts_from_the_last_packet(
+    receiver: socket.socket, media: MediaPlane
+) -> None:
     import asyncio
 
-    from ivrcast.rtp.readers import SocketReaders
-    from ivrcast.rtp.stream import RtpStream, open_rtp_socket
+    from ivrcast.rtp.stream import open_rtp_socket
 
-    readers = SocketReaders(interval=0.02)
-    stream = RtpStream(open_rtp_socket("127.0.0.1"), readers=readers, monotonic=lambda: 0.0)
+    stream = media.stream(open_rtp_socket("127.0.0.1"), monotonic=lambda: 0.0)
     timeouts: list[float] = []
     stream.start(
         receiver.getsockname(), frames=(), silence=b"\xff" * 160,
@@ -243,8 +243,7 @@ async def test_rtp_timeout_counts_from_the_last_packet(receiver: socket.socket) 
         stream.check_rtp_timeout(now)
     stream.close()
     assert timeouts == [2.3]
-    assert len(readers) == 0  # closing the stream stopped watching its socket
-    readers.close()
+    assert len(media) == 0  # closing the stream stopped watching its socket
 
 
 def test_media_clock_keeps_its_grid_and_restarts_only_when_a_frame_late() -> None:

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from ivrcast.rtp.dtmf import TelephoneEvent
+from ivrcast.rtp.media import MediaPlane, MediaStream
 from ivrcast.rtp.packet import RtpPacket
-from ivrcast.rtp.readers import SocketReaders
-from ivrcast.rtp.stream import REJECT_LOG_INTERVAL, RtpStream, open_rtp_socket
+from ivrcast.rtp.stream import REJECT_LOG_INTERVAL, open_rtp_socket
 
 AUDIO = bytes(RtpPacket(0, 1, 160, 7, b"\xff" * 160))
 
@@ -58,106 +58,104 @@ class Clock:
         return self.now
 
 
+Opened = tuple[MediaStream, list[str], Clock, MediaPlane]
+
+
 @pytest.fixture
-async def stream() -> AsyncIterator[tuple[RtpStream, list[str], Clock]]:
-    readers = SocketReaders(interval=0.02)
+async def stream(media: MediaPlane) -> AsyncIterator[Opened]:
     clock = Clock()
-    rtp = RtpStream(open_rtp_socket("127.0.0.1"), readers=readers, label="c1", monotonic=clock)
+    rtp = media.stream(open_rtp_socket("127.0.0.1"), label="c1", monotonic=clock)
     keys: list[str] = []
     rtp.on_key = keys.append
-    yield rtp, keys, clock
+    yield rtp, keys, clock, media
     rtp.close()
-    readers.close()
 
 
-def begin(stream: RtpStream, far_end: tuple[str, int]) -> None:
+def begin(stream: MediaStream, far_end: tuple[str, int]) -> None:
     stream.start(
         far_end, frames=(), silence=b"\xff" * 160,
         payload_type=0, dtmf_payload_type=101, no_rtp_timeout=None,
     )  # fmt: skip
 
 
-def send(sender: socket.socket, stream: RtpStream, *packets: bytes) -> None:
+def send(sender: socket.socket, opened: Opened, *packets: bytes) -> None:
     """Send `packets` to the stream and let it read them (loopback delivers at once)."""
+    rtp, _, _, media = opened
     for packet in packets:
-        sender.sendto(packet, stream.local_address)
-    while stream._read_one():
+        sender.sendto(packet, rtp.local_address)
+    while media.read_ready():
         pass
 
 
 def test_first_packet_from_the_sdp_address_latches_and_others_are_dropped(
-    stream: tuple[RtpStream, list[str], Clock], peer: Peers
+    stream: Opened, peer: Peers
 ) -> None:
-    rtp, keys, _ = stream
+    rtp, keys, _, _ = stream
     far_end, same_host, other_host = peer(), peer(), peer("127.0.0.2")
     begin(rtp, far_end.getsockname())
-    send(other_host, rtp, *key_press(7, 1000))  # before the far end spoke: still not it
+    send(other_host, stream, *key_press(7, 1000))  # before the far end spoke: still not it
     assert rtp.source is None
-    send(far_end, rtp, AUDIO)
+    send(far_end, stream, AUDIO)
     assert rtp.source == far_end.getsockname()
-    send(same_host, rtp, *key_press(8, 2000))  # the far end's host, another port
-    send(other_host, rtp, *key_press(9, 3000))
-    send(far_end, rtp, *key_press(1, 4000))
+    send(same_host, stream, *key_press(8, 2000))  # the far end's host, another port
+    send(other_host, stream, *key_press(9, 3000))
+    send(far_end, stream, *key_press(1, 4000))
     assert keys == ["1"]
     assert rtp.rejected == 12
     assert rtp.stats.packets_received == 5  # the audio packet and the far end's key
 
 
 def test_a_far_end_behind_nat_is_latched_on_another_port_of_its_address(
-    stream: tuple[RtpStream, list[str], Clock], peer: Peers
+    stream: Opened, peer: Peers
 ) -> None:
-    rtp, keys, _ = stream
+    rtp, keys, _, _ = stream
     sdp_port, nat_port = peer(), peer()
     begin(rtp, sdp_port.getsockname())
-    send(nat_port, rtp, AUDIO, *key_press(3, 1000))
-    send(sdp_port, rtp, *key_press(4, 2000))  # the first packet won: this port is late
+    send(nat_port, stream, AUDIO, *key_press(3, 1000))
+    send(sdp_port, stream, *key_press(4, 2000))  # the first packet won: this port is late
     assert rtp.source == nat_port.getsockname()
     assert keys == ["3"]
     assert rtp.rejected == 4
 
 
-def test_a_reinvite_moves_the_expected_source(
-    stream: tuple[RtpStream, list[str], Clock], peer: Peers
-) -> None:
-    rtp, keys, _ = stream
+def test_a_reinvite_moves_the_expected_source(stream: Opened, peer: Peers) -> None:
+    rtp, keys, _, _ = stream
     old, new = peer(), peer("127.0.0.2")
     begin(rtp, old.getsockname())
-    send(old, rtp, AUDIO)
+    send(old, stream, AUDIO)
     rtp.set_remote(new.getsockname())
     assert rtp.source is None
-    send(new, rtp, AUDIO, *key_press(2, 1000))
-    send(old, rtp, *key_press(5, 2000))
+    send(new, stream, AUDIO, *key_press(2, 1000))
+    send(old, stream, *key_press(5, 2000))
     assert rtp.source == new.getsockname()
     assert keys == ["2"]
     assert rtp.rejected == 4
 
 
-def test_a_host_name_in_the_sdp_latches_the_first_source(
-    stream: tuple[RtpStream, list[str], Clock], peer: Peers
-) -> None:
-    rtp, keys, _ = stream
+def test_a_host_name_in_the_sdp_latches_the_first_source(stream: Opened, peer: Peers) -> None:
+    rtp, keys, _, _ = stream
     first, second = peer("127.0.0.2"), peer()
     begin(rtp, ("media.invalid", 4000))  # never resolved: nothing is sent in this test
-    send(first, rtp, *key_press(6, 1000))
-    send(second, rtp, *key_press(7, 2000))
+    send(first, stream, *key_press(6, 1000))
+    send(second, stream, *key_press(7, 2000))
     assert keys == ["6"]
     assert rtp.rejected == 4
 
 
 def test_rejections_are_logged_once_per_interval_with_a_count(
-    stream: tuple[RtpStream, list[str], Clock],
+    stream: Opened,
     peer: Peers,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    rtp, _, clock = stream
+    rtp, _, clock, _ = stream
     far_end, forger = peer(), peer("127.0.0.2")
     begin(rtp, far_end.getsockname())
-    send(far_end, rtp, AUDIO)
-    with caplog.at_level(logging.WARNING, logger="ivrcast.rtp.stream"):
+    send(far_end, stream, AUDIO)
+    with caplog.at_level(logging.WARNING, logger="ivrcast.rtp"):
         for _ in range(10):
-            send(forger, rtp, *[AUDIO] * 100)
+            send(forger, stream, *[AUDIO] * 100)
         clock.now += REJECT_LOG_INTERVAL
-        send(forger, rtp, *[AUDIO] * 50)
+        send(forger, stream, *[AUDIO] * 50)
         rtp.close()
     records = [r for r in caplog.records if getattr(r, "event", "") == "rtp.rejected"]
     # The first packet, then the 999 held back with the first after the interval, then
@@ -166,11 +164,10 @@ def test_rejections_are_logged_once_per_interval_with_a_count(
     assert rtp.rejected == 1050
 
 
-async def test_ipv6_sources_are_latched_as_the_kernel_reports_them() -> None:
+async def test_ipv6_sources_are_latched_as_the_kernel_reports_them(media: MediaPlane) -> None:
     """An IPv6 socket reports 4-tuples (host, port, flow info, scope): the latch keeps
     the tuple as received, so later packets match with one comparison."""
-    readers = SocketReaders(interval=0.02)
-    rtp = RtpStream(open_rtp_socket("::1"), readers=readers, monotonic=lambda: 0.0)
+    rtp = media.stream(open_rtp_socket("::1"), monotonic=lambda: 0.0)
     keys: list[str] = []
     rtp.on_key = keys.append
     with (
@@ -183,11 +180,10 @@ async def test_ipv6_sources_are_latched_as_the_kernel_reports_them() -> None:
         for sender, packets in ((far_end, [AUDIO]), (other_port, key_press(4, 1000))):
             for packet in packets:
                 sender.sendto(packet, rtp.local_address)
-            while rtp._read_one():
+            while media.read_ready():
                 pass
         assert rtp.source == far_end.getsockname()
     rtp.close()
-    readers.close()
     assert keys == []
     assert rtp.rejected == 4
     assert rtp.stats.packets_received == 1
