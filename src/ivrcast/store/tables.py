@@ -249,10 +249,14 @@ calls = Table(
     Column("amd_ms", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
     UniqueConstraint("task_id", "number", "round"),
-    # The claim walks queued calls of a country in submission order; recovery finds
-    # active calls by the same index. A task's calls are found through the unique
-    # (task_id, number, round) index. No more: each index costs every 5000-number submission.
-    Index(None, "status", "nationcode", "id"),
+    # The claim reads a task's queued calls in submission order straight off this index
+    # (`transitions.claim_due_calls`: status and task fixed, ORDER BY id), so it walks only
+    # the rows it takes, however deep the queue; a due task's count and whether a task has
+    # calls left are read the same way. Calls in progress (per account, per node for
+    # recovery) are the `status` range of it. A task's calls of every state are found
+    # through the unique (task_id, number, round) index. No more: each index costs every
+    # 5000-number submission.
+    Index(None, "status", "task_id", "id"),
 )
 
 call_records = Table(

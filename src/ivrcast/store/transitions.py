@@ -48,7 +48,8 @@ OPEN_TASK_STATES = ("active", "paused")
 @dataclass(frozen=True)
 class DueTask:
     """An active or paused task with calls still queued, and what dialing one of them
-    needs. `queued` counts only the calls due now (a later round waits for its time)."""
+    needs. `queued` counts only the calls due now (a later round waits for its time), and
+    stops at `due_tasks`' `count_up_to`: `more_queued` says more are due than counted."""
 
     id: str
     account_id: int
@@ -67,6 +68,7 @@ class DueTask:
     amd: bool = False
     amdaction: str | None = None
     status: str = "active"
+    more_queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,20 +81,37 @@ class ClaimedCall:
     number: str
 
 
-def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
-    """Active and paused tasks that have queued calls, oldest first, with the count of
-    those due at `now`. Paused ones and ones with nothing due are listed too: the
-    end of a todayonly=1 day expires their queued calls all the same."""
-    due_now = or_(calls.c.due_at.is_(None), calls.c.due_at <= now)
-    queued = (
-        select(
-            calls.c.task_id,
-            func.sum(case((due_now, 1), else_=0)).label("queued"),
-        )
-        .where(calls.c.status == "queued")
-        .group_by(calls.c.task_id)
+def _due_now(now: datetime) -> ColumnElement[bool]:
+    return or_(calls.c.due_at.is_(None), calls.c.due_at <= now)
+
+
+def _queued_of(task_id: ColumnElement[str] | str) -> list[ColumnElement[bool]]:
+    """A task's queued calls, as the claim index (status, task_id, id) reads them."""
+    return [calls.c.status == "queued", calls.c.task_id == task_id]
+
+
+def _due_count(task_id: ColumnElement[str] | str, *, now: datetime, up_to: int) -> Any:
+    """How many of a task's calls are due at `now`, counted no further than `up_to`: the
+    count walks that many entries of the claim index, not the task's whole queue."""
+    due = (
+        select(calls.c.id)
+        .where(*_queued_of(task_id), _due_now(now))
+        .limit(up_to)
+        .correlate(tasks)
         .subquery()
     )
+    return select(func.count()).select_from(due).scalar_subquery()
+
+
+def due_tasks(conn: Connection, *, now: datetime, count_up_to: int) -> list[DueTask]:
+    """Active and paused tasks that have queued calls, oldest first, with the count of
+    those due at `now` up to `count_up_to` (`DueTask.more_queued` when there are more).
+    Paused ones and ones with nothing due are listed too: the end of a todayonly=1 day
+    expires their queued calls all the same.
+
+    No statement here reads more of a task's queue than `count_up_to` + 1 index entries,
+    so a round costs the same with five thousand calls queued or a million."""
+    counted = _due_count(tasks.c.id, now=now, up_to=count_up_to + 1).label("counted")
     rows = conn.execute(
         select(
             tasks.c.id,
@@ -107,18 +126,33 @@ def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
             tasks.c.disnumber,
             tasks.c.local_day,
             tasks.c.created_at,
-            queued.c.queued,
+            counted,
             accounts.c.max_concurrency,
             tasks.c.record,
             tasks.c.amd,
             tasks.c.amdaction,
         )
-        .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
-        .where(tasks.c.status.in_(OPEN_TASK_STATES), accounts.c.disabled.is_(False))
+        .where(
+            tasks.c.status.in_(OPEN_TASK_STATES),
+            accounts.c.disabled.is_(False),
+            exists().where(*_queued_of(tasks.c.id)),
+        )
         .order_by(tasks.c.created_at, tasks.c.id)
     )
-    return [DueTask(**row._mapping) for row in rows]
+    due = []
+    for row in rows:
+        fields_ = dict(row._mapping)
+        count = fields_.pop("counted")
+        due.append(
+            DueTask(**fields_, queued=min(count, count_up_to), more_queued=count > count_up_to)
+        )
+    return due
+
+
+def count_due_calls(conn: Connection, task_id: str, up_to: int, *, now: datetime) -> int:
+    """How many calls of the task are due at `now`, counted no further than `up_to`."""
+    return int(conn.execute(select(_due_count(task_id, now=now, up_to=up_to))).scalar_one())
 
 
 def active_calls_by_account(conn: Connection) -> dict[int, int]:
@@ -156,11 +190,7 @@ def claim_due_calls(
     rows = claim_rows(
         conn,
         chosen=select(calls.c.id)
-        .where(
-            calls.c.task_id == task_id,
-            calls.c.status == "queued",
-            or_(calls.c.due_at.is_(None), calls.c.due_at <= now),
-        )
+        .where(*_queued_of(task_id), _due_now(now))
         .order_by(calls.c.id)
         .limit(limit),
         update=calls.update()
