@@ -92,10 +92,12 @@ def _queued_of(task_id: ColumnElement[str] | str) -> list[ColumnElement[bool]]:
 
 def _due_count(task_id: ColumnElement[str] | str, *, now: datetime, up_to: int) -> Any:
     """How many of a task's calls are due at `now`, counted no further than `up_to`: the
-    count walks that many entries of the claim index, not the task's whole queue."""
+    count walks that many entries of the claim index, not the task's whole queue. In the
+    claim's order, so that no planner prefers scanning the table until `up_to` turn up."""
     due = (
         select(calls.c.id)
         .where(*_queued_of(task_id), _due_now(now))
+        .order_by(calls.c.id)
         .limit(up_to)
         .correlate(tasks)
         .subquery()
@@ -193,8 +195,9 @@ def claim_due_calls(
         .where(*_queued_of(task_id), _due_now(now))
         .order_by(calls.c.id)
         .limit(limit),
+        # No status guard: the chosen rows are this transaction's (see `store.claims`),
+        # and on SQLite one would lead the planner down the whole queued range.
         update=calls.update()
-        .where(calls.c.status == "queued")
         .values(status="dialing", node_id=node_id, dialed_by=node_id, claimed_at=now)
         .returning(
             calls.c.id,
