@@ -155,9 +155,7 @@ class Side:
         self.name = name
         self.db = Database(url)
         config = workdir / f"{name}.toml"
-        config.write_text(
-            CONFIG.format(data_dir=workdir / name, database_url=url, batch=batch)
-        )
+        config.write_text(CONFIG.format(data_dir=workdir / name, database_url=url, batch=batch))
         settings = load_settings(config, {})
         self.trunks = [TrunkState.create(t) for t in settings.trunks]
         self.dialer = Dialer(
@@ -265,9 +263,7 @@ def main() -> None:
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     with tempfile.TemporaryDirectory() as tmp:
-        result = {
-            kind: run_store(kind, Path(tmp), args.rounds, args.batch) for kind in kinds
-        }
+        result = {kind: run_store(kind, Path(tmp), args.rounds, args.batch) for kind in kinds}
     print(json.dumps({"tasks": TASKS, "accounts": ACCOUNTS, "rounds": args.rounds, **result},
                      indent=2))  # fmt: skip
 

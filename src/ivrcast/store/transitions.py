@@ -22,7 +22,16 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 
 from ivrcast.store.claims import claim_rows
 from ivrcast.store.dnc import GLOBAL
@@ -90,7 +99,9 @@ def _queued_of(task_id: ColumnElement[str] | str) -> list[ColumnElement[bool]]:
     return [calls.c.status == "queued", calls.c.task_id == task_id]
 
 
-def _due_count(task_id: ColumnElement[str] | str, *, now: datetime, up_to: int) -> Any:
+def _due_count(
+    task_id: ColumnElement[str] | str, *, now: datetime, up_to: int
+) -> ScalarSelect[int]:
     """How many of a task's calls are due at `now`, counted no further than `up_to`: the
     count walks that many entries of the claim index, not the task's whole queue. In the
     claim's order, so that no planner prefers scanning the table until `up_to` turn up."""
@@ -113,7 +124,7 @@ def due_tasks(conn: Connection, *, now: datetime, count_up_to: int) -> list[DueT
 
     No statement here reads more of a task's queue than `count_up_to` + 1 index entries,
     so a round costs the same with five thousand calls queued or a million."""
-    counted = _due_count(tasks.c.id, now=now, up_to=count_up_to + 1).label("counted")
+    counted_column = _due_count(tasks.c.id, now=now, up_to=count_up_to + 1).label("counted")
     rows = conn.execute(
         select(
             tasks.c.id,
@@ -128,7 +139,7 @@ def due_tasks(conn: Connection, *, now: datetime, count_up_to: int) -> list[DueT
             tasks.c.disnumber,
             tasks.c.local_day,
             tasks.c.created_at,
-            counted,
+            counted_column,
             accounts.c.max_concurrency,
             tasks.c.record,
             tasks.c.amd,
@@ -144,10 +155,10 @@ def due_tasks(conn: Connection, *, now: datetime, count_up_to: int) -> list[DueT
     )
     due = []
     for row in rows:
-        fields_ = dict(row._mapping)
-        count = fields_.pop("counted")
+        columns = dict(row._mapping)
+        counted = columns.pop("counted")
         due.append(
-            DueTask(**fields_, queued=min(count, count_up_to), more_queued=count > count_up_to)
+            DueTask(**columns, queued=min(counted, count_up_to), more_queued=counted > count_up_to)
         )
     return due
 

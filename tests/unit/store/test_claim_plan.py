@@ -74,9 +74,7 @@ def captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
         event.remove(database.engine, "before_cursor_execute", keep)
 
 
-def run_a_claim_round(
-    database: Database, task_ids: list[str]
-) -> list[tuple[str, Any, Any]]:
+def run_a_claim_round(database: Database, task_ids: list[str]) -> list[tuple[str, Any, Any]]:
     """The store side of a dialer round; each statement with the plan the database
     gives it."""
     with captured(database) as statements, database.write() as conn:
@@ -133,9 +131,10 @@ def test_no_statement_of_a_claim_round_walks_the_queue(
             if reads_the_queue(params):
                 # Through a task's range of the index, or by primary key: never the
                 # whole `queued` range.
-                assert all(
-                    line.endswith(by_task) or "PRIMARY KEY" in line for line in reads
-                ), (sql, plan)
+                assert all(line.endswith(by_task) or "PRIMARY KEY" in line for line in reads), (
+                    sql,
+                    plan,
+                )
         (claim,) = claims
         assert claim == [f"SEARCH calls {by_task}"]
     else:

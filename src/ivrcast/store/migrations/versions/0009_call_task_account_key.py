@@ -18,7 +18,9 @@ def upgrade() -> None:
     # Every existing call already has its task's account: both were written together
     # from the same submission, and nothing changes either afterwards.
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.create_unique_constraint(batch_op.f("uq_tasks_id_account_id"), ["id", "account_id"])
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_tasks_id_account_id"), ["id", "account_id"]
+        )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_calls_account_id_accounts"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_calls_task_id_tasks"), type_="foreignkey")
