@@ -1,9 +1,11 @@
 """The dialer's claim round with a deep queue beside a shallow one, in the same run.
-`python bench/claims.py [--database sqlite|postgresql|both] [--rounds N]`; never asserts.
+`python bench/claims.py [--database sqlite|postgresql|both] [--rounds N] [--tasks T]`;
+never asserts.
 
-For each store, two databases with the same 500 tasks (10 accounts of 50 tasks, every
+For each store, two databases with the same T tasks (default 500, of 10 accounts; every
 task due, calling window open): *shallow* holds 5,000 queued calls (10 a task), *deep*
-1,000,000 (2,000 a task). The queues are filled by one `INSERT ... SELECT` (a recursive
+1,000,000 (2,000 a task). With 500 tasks a round gives each task at most one call;
+`--tasks 5` makes each give 40, so the claim of many rows of one task is measured too. The queues are filled by one `INSERT ... SELECT` (a recursive
 CTE on SQLite, `generate_series` on PostgreSQL), each task's calls consecutive as one
 submission writes them, then PostgreSQL is `VACUUM ANALYZE`d (autovacuum's work after
 such an insert); SQLite gets no ANALYZE (no deployment runs one).
@@ -47,7 +49,6 @@ from ivrcast.store.tables import Timestamp, accounts, tasks, voices
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ACCOUNTS = 10
-TASKS = 500
 SHALLOW = 5_000
 DEEP = 1_000_000
 NODE = "bench-node"
@@ -89,7 +90,7 @@ JOIN tasks t ON t.id = 'task' || lpad((i / :per_task)::text, 28, '0')
 """
 
 
-def seed(db: Database, calls: int) -> None:
+def seed(db: Database, calls: int, tasks_count: int) -> None:
     """The accounts, a voice, the tasks, and `calls` queued calls spread evenly."""
     with db.write() as conn:
         account_ids = [
@@ -99,7 +100,7 @@ def seed(db: Database, calls: int) -> None:
                         created_at=NOW)
                 .returning(accounts.c.id)
             ).scalar_one()
-            for a in range(ACCOUNTS)
+            for a in range(min(ACCOUNTS, tasks_count))
         ]  # fmt: skip
         voice_id = conn.execute(
             insert(voices)
@@ -110,18 +111,18 @@ def seed(db: Database, calls: int) -> None:
         conn.execute(
             insert(tasks),
             [
-                {"id": f"task{t:028d}", "account_id": account_ids[t % ACCOUNTS],
+                {"id": f"task{t:028d}", "account_id": account_ids[t % len(account_ids)],
                  "nationcode": "id", "voice_id": voice_id, "userkey": False, "todayonly": 2,
                  "waittime": 30, "conntime": 60, "chengshudu": "", "customuuid": "",
-                 "status": "active", "total": calls // TASKS, "duplicates": 0, "invalid": 0,
+                 "status": "active", "total": calls // tasks_count, "duplicates": 0, "invalid": 0,
                  "invalid_entries": "[]", "local_day": date(2026, 11, 29), "created_at": NOW}
-                for t in range(TASKS)
+                for t in range(tasks_count)
             ],
         )  # fmt: skip
         fill = FILL_SQLITE if db.engine.dialect.name == "sqlite" else FILL_POSTGRESQL
         conn.execute(
             text(fill).bindparams(bindparam("now", type_=Timestamp())),
-            {"calls": calls, "per_task": calls // TASKS, "now": NOW},
+            {"calls": calls, "per_task": calls // tasks_count, "now": NOW},
         )
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect() as conn:
@@ -204,7 +205,9 @@ def drop_pg_database(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_store(kind: str, workdir: Path, rounds: int, batch: int) -> dict[str, object]:
+def run_store(
+    kind: str, workdir: Path, *, rounds: int, batch: int, tasks_count: int
+) -> dict[str, object]:
     sides: list[Side] = []
     pg_names: list[str] = []
     try:
@@ -218,7 +221,7 @@ def run_store(kind: str, workdir: Path, rounds: int, batch: int) -> dict[str, ob
             db = Database(url)
             upgrade_to_head(db)
             started = time.perf_counter()
-            seed(db, calls)
+            seed(db, calls, tasks_count)
             fills[name] = time.perf_counter() - started
             db.dispose()
             sides.append(Side(name, url, workdir, batch))
@@ -260,11 +263,17 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--batch", type=int, default=200, help="claim_batch")
+    parser.add_argument("--tasks", type=int, default=500)
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     with tempfile.TemporaryDirectory() as tmp:
-        result = {kind: run_store(kind, Path(tmp), args.rounds, args.batch) for kind in kinds}
-    print(json.dumps({"tasks": TASKS, "accounts": ACCOUNTS, "rounds": args.rounds, **result},
+        result = {
+            kind: run_store(
+                kind, Path(tmp), rounds=args.rounds, batch=args.batch, tasks_count=args.tasks
+            )
+            for kind in kinds
+        }
+    print(json.dumps({"tasks": args.tasks, "batch": args.batch, "rounds": args.rounds, **result},
                      indent=2))  # fmt: skip
 
 
