@@ -3,12 +3,13 @@
 never asserts.
 
 For each store, two databases with the same T tasks (default 500, of 10 accounts; every
-task due, calling window open): *shallow* holds 5,000 queued calls (10 a task), *deep*
-1,000,000 (2,000 a task). With 500 tasks a round gives each task at most one call;
-`--tasks 5` makes each give 40, so the claim of many rows of one task is measured too. The queues are filled by one `INSERT ... SELECT` (a recursive
-CTE on SQLite, `generate_series` on PostgreSQL), each task's calls consecutive as one
-submission writes them, then PostgreSQL is `VACUUM ANALYZE`d (autovacuum's work after
-such an insert); SQLite gets no ANALYZE (no deployment runs one).
+task due, calling window open): *shallow* holds 5,000 queued calls, *deep* 1,000,000
+(10 and 2,000 a task of 500). With 500 tasks a round gives each task at most one call;
+`--tasks 5` gives each 40, so that the claim of many rows of one task is measured too.
+The queues are filled by one `INSERT ... SELECT` (a recursive CTE on SQLite,
+`generate_series` on PostgreSQL), each task's calls consecutive as one submission writes
+them, then PostgreSQL is `VACUUM ANALYZE`d (autovacuum's work after such an insert);
+SQLite gets no ANALYZE (no deployment runs one).
 
 A round is the dialer's own (`Dialer._claim_round`: due tasks, expiry, finished tasks,
 calls in progress per account, the fair plan, one claim per task given slots), claiming
