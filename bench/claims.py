@@ -207,7 +207,7 @@ def drop_pg_database(name: str) -> None:
 
 
 def run_store(
-    kind: str, workdir: Path, *, rounds: int, batch: int, tasks_count: int
+    kind: str, workdir: Path, *, rounds: int, warmup: int, batch: int, tasks_count: int
 ) -> dict[str, object]:
     sides: list[Side] = []
     pg_names: list[str] = []
@@ -228,7 +228,7 @@ def run_store(
             sides.append(Side(name, url, workdir, batch))
         plans = {side.name: claim_plan(side.db) for side in sides}
         for side in sides:  # warm-up: caches, prepared plans
-            for _ in range(5):
+            for _ in range(warmup):
                 side.round()
             side.seconds.clear()
             side.claimed = 0
@@ -265,12 +265,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--batch", type=int, default=200, help="claim_batch")
     parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=5, help="rounds not counted, each side")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     with tempfile.TemporaryDirectory() as tmp:
         result = {
             kind: run_store(
-                kind, Path(tmp), rounds=args.rounds, batch=args.batch, tasks_count=args.tasks
+                kind,
+                Path(tmp),
+                rounds=args.rounds,
+                warmup=args.warmup,
+                batch=args.batch,
+                tasks_count=args.tasks,
             )
             for kind in kinds
         }
