@@ -44,7 +44,7 @@ test: lint
 	$(BIN)/pytest --ignore=tests/browser $(PYTEST_ARGS)
 	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
-BENCHMARKS := number_parsing ingest engine media_pump dialer callbacks export fleet
+BENCHMARKS := number_parsing ingest engine media_pump dialer claims callbacks export fleet
 
 bench: install
 	@for b in $(BENCHMARKS); do \

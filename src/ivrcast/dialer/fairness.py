@@ -44,11 +44,17 @@ class FairShare:
         allowance: dict[str, int],
         router: Router,
         limit: int | None = None,
+        recount: Callable[[str, int], int] | None = None,
     ) -> list[Slot]:
         """Slots for this round (at most `limit`), in the order they were given.
-        `allowance` (calls each trunk may take now) is consumed as slots are handed out."""
+        `allowance` (calls each trunk may take now) is consumed as slots are handed out.
+
+        A task whose count stopped short (`DueTask.more_queued`) is counted again with
+        `recount(task_id, up_to)` once it has had as many slots as counted, up to the most it
+        could still get this round: the count is only ever as deep as the round."""
         headroom: dict[int, int] = {}
         remaining: dict[str, int] = {}
+        uncounted: set[str] = set()
         by_account: dict[int, list[DueTask]] = {}
         for task in tasks:
             if not dialable(task):
@@ -57,6 +63,8 @@ class FairShare:
                 task.account_id, 0
             )
             remaining[task.id] = task.queued
+            if task.more_queued:
+                uncounted.add(task.id)
             by_account.setdefault(task.account_id, []).append(task)
         self._forget(tasks)
         for account_id in [a for a, room in headroom.items() if room <= 0]:
@@ -88,6 +96,14 @@ class FairShare:
             headroom[account_id] -= 1
             remaining[slot.task.id] -= 1
             slots.append(slot)
+            if remaining[slot.task.id] <= 0 and recount and slot.task.id in uncounted:
+                uncounted.discard(slot.task.id)
+                room = min(sum(allowance.values()), headroom[account_id])
+                if limit is not None:
+                    room = min(room, limit - len(slots))
+                if room > 0:
+                    given = slot.task.queued
+                    remaining[slot.task.id] = recount(slot.task.id, given + room) - given
             if remaining[slot.task.id] <= 0:
                 candidates.remove(slot.task)
             if headroom[account_id] <= 0 or not candidates:

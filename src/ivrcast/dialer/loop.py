@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 MAX_KEYS = 64  # the width of `calls.keys`
 MAX_REASON = 500  # a far end's reason phrase is kept, not a novel
+# How far each due task's queue is counted before planning. A round gives most tasks a
+# few slots; the few given that many are counted further, only as far as the round can
+# go (`FairShare.plan`'s recount). Counting whole queues would cost the backlog's depth.
+COUNT_AHEAD = 8
 
 
 # -- the loop --------------------------------------------------------------------------
@@ -167,7 +172,7 @@ class Dialer:
 
     def _claim_round(self, now: datetime, allowance: dict[str, int]) -> _Round:
         with self._dbt.db.write() as conn:
-            tasks = transitions.due_tasks(conn, now=now)
+            tasks = transitions.due_tasks(conn, now=now, count_up_to=COUNT_AHEAD)
             expired_ids = [
                 t.id
                 for t in tasks
@@ -194,6 +199,7 @@ class Dialer:
                 allowance=allowance,
                 router=self.router,
                 limit=self._settings.dialer.claim_batch,
+                recount=functools.partial(transitions.count_due_calls, conn, now=now),
             )
             wanted: dict[str, list[Slot]] = {}
             for slot in slots:

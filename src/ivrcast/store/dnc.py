@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, any_, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivrcast.store.tables import dnc
@@ -93,13 +93,21 @@ def listed(conn: Connection, account_id: int, numbers: Sequence[str]) -> set[str
     """Which of E.164 `numbers` the account may not call: on its list or the global one.
     Each chunk is a lookup by primary key, so a 5000-number submission costs the same
     against a list of a million numbers as against an empty one."""
+    on_a_list = dnc.c.account_id.in_((GLOBAL, account_id))
+    if conn.dialect.name == "postgresql":
+        # The numbers as one parameter, split by the server: as chunks of IN lists, the
+        # thousand parameters of each took longer to send and plan than the lookups
+        # (50-65 ms of a 5000-number submission, against 7-10 ms as an array), and even
+        # an array parameter costs psycopg a regular-expression match per number.
+        # E.164 numbers hold no comma.
+        every = func.string_to_array(",".join(numbers), ",")
+        query = select(dnc.c.number).where(on_a_list, dnc.c.number == any_(every))
+        return set(conn.execute(query).scalars())
     found: set[str] = set()
     for chunk in _chunks(numbers):
         found.update(
             conn.execute(
-                select(dnc.c.number).where(
-                    dnc.c.account_id.in_((GLOBAL, account_id)), dnc.c.number.in_(list(chunk))
-                )
+                select(dnc.c.number).where(on_a_list, dnc.c.number.in_(list(chunk)))
             ).scalars()
         )
     return found

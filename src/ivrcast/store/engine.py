@@ -84,6 +84,35 @@ class Database:
         ):
             yield conn
 
+    @contextlib.contextmanager
+    def schema_change(self) -> Iterator[Connection]:
+        """`write()` for migrations. On SQLite, with foreign keys off until the commit,
+        then checked: an Alembic batch migration rebuilds a table (copy, drop, rename),
+        and dropping a table other rows refer to fails while they are on, deferred or not.
+        SQLite only obeys the switch outside a transaction, so it is flipped before BEGIN.
+        """
+        if self.dialect != "sqlite":
+            with self.write() as conn:
+                yield conn
+            return
+        with (
+            translate_errors(),
+            self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
+        ):
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    yield conn
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise IntegrityViolation(
+                            f"the migration leaves rows referring to nothing: {broken[:5]}"
+                        )
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
+
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the SQLite database file without blocking
         readers or writers (a PASSIVE checkpoint). Blocking: call it in a thread."""

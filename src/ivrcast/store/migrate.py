@@ -26,7 +26,7 @@ def alembic_config(db: Database) -> Config:
 
 def upgrade_to_head(db: Database) -> None:
     """Bring the schema to the newest revision; a no-op when it is there already."""
-    with db.write() as conn:
+    with db.schema_change() as conn:
         config = alembic_config(db)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

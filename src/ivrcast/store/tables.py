@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -193,6 +194,8 @@ tasks = Table(
     CheckConstraint(_one_of("status", TASK_STATES), name="status"),
     CheckConstraint("todayonly IN (1, 2)", name="todayonly"),
     UniqueConstraint("account_id", "request_id"),
+    # What a call's foreign key refers to (see `calls`).
+    UniqueConstraint("id", "account_id"),
     Index(None, "account_id", "created_at"),
 )
 
@@ -201,8 +204,8 @@ calls = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("uuid", String(36), nullable=False, unique=True),
-    Column("task_id", ForeignKey("tasks.id"), nullable=False),
-    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("task_id", String(32), nullable=False),
+    Column("account_id", Id, nullable=False),
     Column("nationcode", String(8), nullable=False),
     # E.164 with `+`: what is dialed, and what makes a number unique in its task.
     Column("number", String(20), nullable=False),
@@ -248,11 +251,19 @@ calls = Table(
     Column("answered_by", String(8), nullable=True),
     Column("amd_ms", Integer, nullable=True),
     CheckConstraint(_one_of("status", CALL_STATES), name="status"),
+    # One key for the task and the account (0009): the call's task exists and the call's
+    # account is its task's. PostgreSQL checks a foreign key with one lookup per row, and
+    # two keys were 40% of writing a 5000-call submission (docs/benchmarks.md).
+    ForeignKeyConstraint(["task_id", "account_id"], ["tasks.id", "tasks.account_id"]),
     UniqueConstraint("task_id", "number", "round"),
-    # The claim walks queued calls of a country in submission order; recovery finds
-    # active calls by the same index. A task's calls are found through the unique
-    # (task_id, number, round) index. No more: each index costs every 5000-number submission.
-    Index(None, "status", "nationcode", "id"),
+    # The claim reads a task's queued calls in submission order straight off this index
+    # (`transitions.claim_due_calls`: status and task fixed, ORDER BY id), so it walks only
+    # the rows it takes, however deep the queue; a due task's count and whether a task has
+    # calls left are read the same way. Calls in progress (per account, per node for
+    # recovery) are the `status` range of it. A task's calls of every state are found
+    # through the unique (task_id, number, round) index. No more: each index costs every
+    # 5000-number submission.
+    Index(None, "status", "task_id", "id"),
 )
 
 call_records = Table(

@@ -22,7 +22,16 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 
 from ivrcast.store.claims import claim_rows
 from ivrcast.store.dnc import GLOBAL
@@ -48,7 +57,8 @@ OPEN_TASK_STATES = ("active", "paused")
 @dataclass(frozen=True)
 class DueTask:
     """An active or paused task with calls still queued, and what dialing one of them
-    needs. `queued` counts only the calls due now (a later round waits for its time)."""
+    needs. `queued` counts only the calls due now (a later round waits for its time), and
+    stops at `due_tasks`' `count_up_to`: `more_queued` says more are due than counted."""
 
     id: str
     account_id: int
@@ -67,6 +77,7 @@ class DueTask:
     amd: bool = False
     amdaction: str | None = None
     status: str = "active"
+    more_queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,20 +90,41 @@ class ClaimedCall:
     number: str
 
 
-def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
-    """Active and paused tasks that have queued calls, oldest first, with the count of
-    those due at `now`. Paused ones and ones with nothing due are listed too: the
-    end of a todayonly=1 day expires their queued calls all the same."""
-    due_now = or_(calls.c.due_at.is_(None), calls.c.due_at <= now)
-    queued = (
-        select(
-            calls.c.task_id,
-            func.sum(case((due_now, 1), else_=0)).label("queued"),
-        )
-        .where(calls.c.status == "queued")
-        .group_by(calls.c.task_id)
+def _due_now(now: datetime) -> ColumnElement[bool]:
+    return or_(calls.c.due_at.is_(None), calls.c.due_at <= now)
+
+
+def _queued_of(task_id: ColumnElement[str] | str) -> list[ColumnElement[bool]]:
+    """A task's queued calls, as the claim index (status, task_id, id) reads them."""
+    return [calls.c.status == "queued", calls.c.task_id == task_id]
+
+
+def _due_count(
+    task_id: ColumnElement[str] | str, *, now: datetime, up_to: int
+) -> ScalarSelect[int]:
+    """How many of a task's calls are due at `now`, counted no further than `up_to`: the
+    count walks that many entries of the claim index, not the task's whole queue. In the
+    claim's order, so that no planner prefers scanning the table until `up_to` turn up."""
+    due = (
+        select(calls.c.id)
+        .where(*_queued_of(task_id), _due_now(now))
+        .order_by(calls.c.id)
+        .limit(up_to)
+        .correlate(tasks)
         .subquery()
     )
+    return select(func.count()).select_from(due).scalar_subquery()
+
+
+def due_tasks(conn: Connection, *, now: datetime, count_up_to: int) -> list[DueTask]:
+    """Active and paused tasks that have queued calls, oldest first, with the count of
+    those due at `now` up to `count_up_to` (`DueTask.more_queued` when there are more).
+    Paused ones and ones with nothing due are listed too: the end of a todayonly=1 day
+    expires their queued calls all the same.
+
+    No statement here reads more of a task's queue than `count_up_to` + 1 index entries,
+    so a round costs the same with five thousand calls queued or a million."""
+    counted_column = _due_count(tasks.c.id, now=now, up_to=count_up_to + 1).label("counted")
     rows = conn.execute(
         select(
             tasks.c.id,
@@ -107,18 +139,33 @@ def due_tasks(conn: Connection, *, now: datetime) -> list[DueTask]:
             tasks.c.disnumber,
             tasks.c.local_day,
             tasks.c.created_at,
-            queued.c.queued,
+            counted_column,
             accounts.c.max_concurrency,
             tasks.c.record,
             tasks.c.amd,
             tasks.c.amdaction,
         )
-        .join(queued, queued.c.task_id == tasks.c.id)
         .join(accounts, accounts.c.id == tasks.c.account_id)
-        .where(tasks.c.status.in_(OPEN_TASK_STATES), accounts.c.disabled.is_(False))
+        .where(
+            tasks.c.status.in_(OPEN_TASK_STATES),
+            accounts.c.disabled.is_(False),
+            exists().where(*_queued_of(tasks.c.id)),
+        )
         .order_by(tasks.c.created_at, tasks.c.id)
     )
-    return [DueTask(**row._mapping) for row in rows]
+    due = []
+    for row in rows:
+        columns = dict(row._mapping)
+        counted = columns.pop("counted")
+        due.append(
+            DueTask(**columns, queued=min(counted, count_up_to), more_queued=counted > count_up_to)
+        )
+    return due
+
+
+def count_due_calls(conn: Connection, task_id: str, up_to: int, *, now: datetime) -> int:
+    """How many calls of the task are due at `now`, counted no further than `up_to`."""
+    return int(conn.execute(select(_due_count(task_id, now=now, up_to=up_to))).scalar_one())
 
 
 def active_calls_by_account(conn: Connection) -> dict[int, int]:
@@ -156,15 +203,12 @@ def claim_due_calls(
     rows = claim_rows(
         conn,
         chosen=select(calls.c.id)
-        .where(
-            calls.c.task_id == task_id,
-            calls.c.status == "queued",
-            or_(calls.c.due_at.is_(None), calls.c.due_at <= now),
-        )
+        .where(*_queued_of(task_id), _due_now(now))
         .order_by(calls.c.id)
         .limit(limit),
+        # No status guard: the chosen rows are this transaction's (see `store.claims`),
+        # and on SQLite one would lead the planner down the whole queued range.
         update=calls.update()
-        .where(calls.c.status == "queued")
         .values(status="dialing", node_id=node_id, dialed_by=node_id, claimed_at=now)
         .returning(
             calls.c.id,

@@ -45,7 +45,7 @@ async def test_a_paused_task_is_listed_as_paused_and_claims_nothing_until_resume
     assert status["data"]["status"] == "paused"
     now = service.clock.now()
     with service.db.read() as conn:
-        (due,) = transitions.due_tasks(conn, now=now)
+        (due,) = transitions.due_tasks(conn, now=now, count_up_to=100)
     # Listed, for the end of its day, but the dialer claims only `active` tasks.
     assert (due.id, due.status, due.queued) == (task_id, "paused", 2)
     assert (await service.as_alice("App.Sip_Call.PauseTask", taskid=task_id))["data"]["errors"][

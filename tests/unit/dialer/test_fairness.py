@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from ivrcast.config import TrunkSettings
@@ -135,3 +136,33 @@ def test_a_round_hands_out_at_most_the_claim_batch() -> None:
         limit=7,
     )
     assert len(slots) == 7
+
+
+def test_a_count_stopped_short_is_taken_further_only_as_far_as_the_round_goes() -> None:
+    queues = {"few": 3, "many": 100, "other": 30}
+    owners = {"few": 1, "many": 1, "other": 2}
+    exact = [task(t, owners[t], n, minutes=i) for i, (t, n) in enumerate(queues.items())]
+    counted_to_two = [replace(t, queued=min(t.queued, 2), more_queued=t.queued > 2) for t in exact]
+    asked: list[tuple[str, int]] = []
+
+    def recount(task_id: str, up_to: int) -> int:
+        asked.append((task_id, up_to))
+        return min(queues[task_id], up_to)
+
+    def run(tasks: list[DueTask]) -> list[str]:
+        slots = FairShare().plan(
+            tasks,
+            dialable=lambda t: True,
+            account_active={},
+            allowance={"t-id": 50},
+            router=router(),
+            limit=40,
+            recount=recount,
+        )
+        return [slot.task.id for slot in slots]
+
+    assert run(counted_to_two) == run(exact)
+    assert Counter(run(exact)) == {"few": 3, "many": 17, "other": 20}
+    # Once a task, when it has had its two slots, and no further than the round can go.
+    assert sorted(task_id for task_id, _ in asked) == ["few", "many", "other"]
+    assert all(up_to <= 40 for _, up_to in asked)

@@ -40,7 +40,7 @@ def test_a_machine_call_is_stored_and_recorded_as_machine(database: Database) ->
             ),
             now=NOW,
         )  # fmt: skip
-        (due,) = due_tasks(conn, now=NOW)
+        (due,) = due_tasks(conn, now=NOW, count_up_to=100)
         assert (due.amd, due.amdaction, due.record) == (True, "beep", False)
         machine, person = claim_due_calls(
             conn, task_id=task_id, limit=2, node_id="n", build_record=BUILD, now=NOW
