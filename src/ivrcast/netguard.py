@@ -175,18 +175,30 @@ class ResolvedUrl:
     addresses: tuple[IPAddress, ...]
     """Every address the host resolved to, in resolver order; all passed the check."""
 
+    @property
+    def host_header(self) -> str:
+        """The `Host` header naming the original host (and port, when not the default)."""
+        host_header = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != _SCHEMES[self.url.scheme]:
+            host_header = f"{host_header}:{self.port}"
+        return host_header
+
+    @property
+    def tls_server_name(self) -> str | None:
+        """For HTTPS to a host name: the name to send as SNI and verify the certificate
+        against; None otherwise (plain HTTP, or an IP literal verified as itself)."""
+        if self.url.scheme == "https" and not _is_ip_literal(self.host):
+            return self.host
+        return None
+
     def pinned(self, address: IPAddress) -> PinnedRequest:
         """The request target for `address`, one of `addresses`."""
-        default_port = _SCHEMES[self.url.scheme]
-        host_header = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != default_port:
-            host_header = f"{host_header}:{self.port}"
         extensions: dict[str, Any] = {}
-        if self.url.scheme == "https" and not _is_ip_literal(self.host):
-            extensions["sni_hostname"] = self.host
+        if self.tls_server_name is not None:
+            extensions["sni_hostname"] = self.tls_server_name
         return PinnedRequest(
             url=self.url.copy_with(host=str(address)),
-            headers={"Host": host_header},
+            headers={"Host": self.host_header},
             extensions=extensions,
         )
 
@@ -273,7 +285,13 @@ async def resolve_public(url: str, *, allow_private: bool) -> ResolvedUrl:
     Raises `UrlNotAllowed` (with the reason) or `UnresolvableHost`. With
     `allow_private`, only the URL's form is checked.
     """
-    parsed, host, port = check_url(url)
+    return await resolve_checked(check_url(url), allow_private=allow_private)
+
+
+async def resolve_checked(target: UrlTarget, *, allow_private: bool) -> ResolvedUrl:
+    """`resolve_public` for a URL `check_url` has already accepted (a caller that posts to
+    one URL many times parses it once)."""
+    parsed, host, port = target
     addresses = await _resolve(host, port)
     if not allow_private:
         for address in addresses:
@@ -283,7 +301,7 @@ async def resolve_public(url: str, *, allow_private: bool) -> ResolvedUrl:
                     "URL refused",
                     extra={"event": "url_refused", "host": host, "address": str(address)},
                 )
-                raise UrlNotAllowed(url, f"{host} resolves to {reason}")
+                raise UrlNotAllowed(str(parsed), f"{host} resolves to {reason}")
     return ResolvedUrl(url=parsed, host=host, port=port, addresses=addresses)
 
 

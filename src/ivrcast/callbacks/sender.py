@@ -33,13 +33,11 @@ import functools
 import logging
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-import httpx
-
 from ivrcast.callbacks.backoff import Backoff, Uniform
+from ivrcast.callbacks.poster import Answer, CallbackPoster, PostFailed
 from ivrcast.callbacks.signing import HEADER, sign
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
@@ -49,9 +47,9 @@ from ivrcast.logthrottle import LogThrottle
 from ivrcast.netguard import (
     UnresolvableHost,
     UrlNotAllowed,
+    UrlTarget,
     check_url,
-    resolve_public,
-    send_pinned,
+    resolve_checked,
 )
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import (
@@ -72,9 +70,12 @@ HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
+CHECKED_URLS = 1024
+"""Callback URLs kept parsed and checked (`netguard.check_url`) per sender, at most."""
 COALESCE_SECONDS = 0.01
-CLIENT_IDLE_SECONDS = 60.0
-"""An origin's connection pool is closed after this long without a delivery."""
+KEEPALIVE_SECONDS = 30.0
+"""A connection idle this long is closed rather than reused."""
+CONNECT_TIMEOUT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRY_LOG_INTERVAL = 60.0
 """At most one "will retry" line per origin (or URL) this often: one dead receiver with
@@ -85,12 +86,6 @@ class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
-
-
-@dataclass
-class _Pool:
-    client: httpx.AsyncClient
-    last_used: float
 
 
 class CallbackSender:
@@ -126,12 +121,16 @@ class CallbackSender:
             cap=config.backoff_cap_seconds,
             max_age=timedelta(hours=config.max_age_hours),
         )
-        self._http_timeout = httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0))
+        self._poster = CallbackPoster(
+            connect_timeout=min(self._timeout, CONNECT_TIMEOUT_SECONDS),
+            keepalive_seconds=KEEPALIVE_SECONDS,
+            max_idle_per_host=self._per_host,
+        )
+        self._checked: dict[str, UrlTarget] = {}
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
         self._results: list[tuple[Delivery, Outcome]] = []
         self._waiting: dict[Origin, deque[Delivery]] = {}
-        self._pools: dict[Origin, _Pool] = {}
         self._wake = asyncio.Event()
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
@@ -190,10 +189,8 @@ class CallbackSender:
         return started
 
     async def aclose(self) -> None:
-        """Close the connection pools (`run` does this itself when it ends)."""
-        pools, self._pools = self._pools, {}
-        for pool in pools.values():
-            await pool.client.aclose()
+        """Close the idle connections (`run` does this itself when it ends)."""
+        self._poster.close()
 
     def _tasks(self) -> list[asyncio.Task[None]]:
         return [task for _delivery, _origin, task in self._in_flight.values()]
@@ -221,7 +218,7 @@ class CallbackSender:
     async def _pass(self) -> int:
         """Write down the finished attempts and claim what the free slots can take, in one
         transaction; start the claimed attempts. Returns how many were started or queued."""
-        await self._close_idle_pools()
+        self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
         # Each origin takes `per_host` attempts at once and as many waiting behind them
@@ -234,7 +231,7 @@ class CallbackSender:
         claimed = await self._exchange(max(free, 0), now, account_limits)
         postponed: list[int] = []
         for delivery in claimed:
-            origin = _origin(delivery.url)
+            origin = self._origin(delivery.url)
             if origin is None or self._load[origin] < self._per_host:
                 self._start(delivery, origin)
             elif len(self._waiting.get(origin, ())) < self._per_host:
@@ -334,23 +331,26 @@ class CallbackSender:
                 timestamp = int(self._clock.now().timestamp())
                 headers[HEADER] = sign(body, secret, timestamp=timestamp)
             async with asyncio.timeout(self._timeout):
-                resolved = await resolve_public(delivery.url, allow_private=self._allow_private)
-                assert origin is not None  # check_url passed inside resolve_public
-                async with send_pinned(
-                    self._pool(origin), resolved, "POST", headers=headers, content=body
-                ) as response:
-                    status = response.status_code
-                    answer = await self._read_limited(response)
+                target = self._check(delivery.url)
+                resolved = await resolve_checked(target, allow_private=self._allow_private)
+                answer = await self._poster.post(
+                    resolved,
+                    headers,
+                    body,
+                    max_answer_bytes=self._max_response_bytes,
+                    now=self._clock.monotonic(),
+                )
+                status = answer.status_code
         except TimeoutError:
             error = f"no complete answer within {self._timeout:g} s"
         except (UrlNotAllowed, UnresolvableHost, SecretUnreadable) as exc:
             error = exc.message
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except PostFailed as exc:
+            error = f"{type(exc).__name__}: {exc.message}"
         else:
-            if response.is_success:
+            if answer.is_success:
                 return Outcome(delivery.id, delivery.url, status, self._clock.now())
-            error = _describe_answer(response, answer)
+            error = _describe_answer(answer)
         now = self._clock.now()
         retry_at = self._backoff.next_attempt_at(
             delivery.attempts + 1, queued_at=delivery.created_at, now=now, rng=self._rng
@@ -373,56 +373,29 @@ class CallbackSender:
     def _key(self) -> bytes:
         return self._given_key if self._given_key is not None else load_secret_key(self._settings)
 
-    def _pool(self, origin: Origin) -> httpx.AsyncClient:
-        """One client per origin: a pinned connection is keyed by address, so sharing a
-        pool between host names could send one host's request over another's TLS session."""
-        pool = self._pools.get(origin)
-        if pool is None:
-            client = httpx.AsyncClient(
-                trust_env=False,
-                timeout=self._http_timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=self._per_host,
-                    max_keepalive_connections=self._per_host,
-                    keepalive_expiry=CLIENT_IDLE_SECONDS / 2,
-                ),
-            )
-            pool = self._pools[origin] = _Pool(client, 0.0)
-        pool.last_used = self._clock.monotonic()
-        return pool.client
+    def _check(self, url: str) -> UrlTarget:
+        """`netguard.check_url` once per URL, not per attempt: an account's records all go
+        to one URL. What needs DNS is still checked at each attempt (`resolve_checked`)."""
+        target = self._checked.get(url)
+        if target is None:
+            if len(self._checked) >= CHECKED_URLS:
+                self._checked.clear()
+            target = self._checked[url] = check_url(url)
+        return target
 
-    async def _close_idle_pools(self) -> None:
-        now = self._clock.monotonic()
-        for origin, pool in list(self._pools.items()):
-            if origin not in self._load and now - pool.last_used > CLIENT_IDLE_SECONDS:
-                del self._pools[origin]
-                await pool.client.aclose()
-
-    async def _read_limited(self, response: httpx.Response) -> bytes:
-        """At most `max_response_bytes` of the answer; the rest is never read."""
-        answer = bytearray()
-        async for chunk in response.aiter_raw():
-            answer += chunk
-            if len(answer) >= self._max_response_bytes:
-                break
-        return bytes(answer[: self._max_response_bytes])
+    def _origin(self, url: str) -> Origin | None:
+        try:
+            target = self._check(url)
+        except UrlNotAllowed:
+            return None
+        return Origin(target.url.scheme, target.host, target.port)
 
 
-def _origin(url: str) -> Origin | None:
-    try:
-        target = check_url(url)
-    except UrlNotAllowed:
-        return None
-    return Origin(target.url.scheme, target.host, target.port)
-
-
-def _describe_answer(response: httpx.Response, answer: bytes) -> str:
-    code = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-    if response.status_code in _REDIRECTS:
-        location = response.headers.get("Location", "")
-        return f"{code} to {location!r}: redirects are not followed"
-    text = answer[:200].decode("utf-8", "replace").strip()
+def _describe_answer(answer: Answer) -> str:
+    code = f"HTTP {answer.status_code} {answer.reason}".rstrip()
+    if answer.status_code in _REDIRECTS:
+        return f"{code} to {answer.location!r}: redirects are not followed"
+    text = answer.body[:200].decode("utf-8", "replace").strip()
     return f"{code}: {text}" if text else code
 
 
