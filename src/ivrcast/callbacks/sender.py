@@ -11,8 +11,10 @@ One receiver cannot hold up the others:
 
 * at most `concurrency` rows claimed at once in all; per origin (scheme, host, port), at
   most `per_host` POSTs in flight and as many claimed rows waiting to start the moment a
-  slot frees. The claim offers each account only what its origin has room for, so one
-  receiver's backlog never takes the slots of the others;
+  slot frees (`QUEUE_DEPTH` times as many while the origin answers within
+  `FAST_ANSWER_SECONDS`: a fast receiver empties a queue of `per_host` before the next
+  claim comes back). The claim offers each account only what its origin has room for, so
+  one receiver's backlog never takes the slots of the others;
 * each attempt (DNS, SSRF check, connect, request, response) must finish within
   `timeout_seconds`, and at most `max_response_bytes` of the answer are read;
 * redirects are not followed: the signed record goes only to the configured URL, and a
@@ -51,7 +53,7 @@ from ivrcast.netguard import (
     check_url,
     resolve_checked,
 )
-from ivrcast.store.engine import Database
+from ivrcast.store.engine import Connection, Database, LoopWriter
 from ivrcast.store.outbox import (
     Delivery,
     Outcome,
@@ -64,15 +66,22 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "ivrcast-callbacks/1"
 LEASE_MARGIN_SECONDS = 30.0
-"""A lease is two attempt timeouts (one waiting behind the origin's slots, one for its own
-attempt) plus this, for the result to be written down."""
+"""A lease is `QUEUE_DEPTH` + 1 attempt timeouts (waiting behind the origin's slots, then
+its own attempt) plus this, for the result to be written down."""
+QUEUE_DEPTH = 3
+"""Claimed rows an origin that answers fast may have waiting, in multiples of `per_host`."""
+FAST_ANSWER_SECONDS = 1.0
+"""An origin whose last attempt was acknowledged within this is fast (see `QUEUE_DEPTH`);
+a slow, failing or stalled one keeps a queue of `per_host`, so its claimed rows do not
+hold on to the `concurrency` that other receivers could use."""
+FAST_ORIGINS = 1024
+"""Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
 CHECKED_URLS = 1024
 """Callback URLs kept parsed and checked (`netguard.check_url`) per sender, at most."""
-COALESCE_SECONDS = 0.01
 KEEPALIVE_SECONDS = 30.0
 """A connection idle this long is closed rather than reused."""
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -105,7 +114,7 @@ class CallbackSender:
         config = settings.callbacks
         self._settings = settings
         self._given_key = key
-        self._db = db
+        self._writer = LoopWriter(db)
         self._clock: Clock = clock or SystemClock()
         self._rng: Uniform = rng or random.Random()
         self._allow_private = settings.security.allow_private_urls
@@ -115,7 +124,9 @@ class CallbackSender:
         self._timeout = config.timeout_seconds
         self._max_response_bytes = config.max_response_bytes
         self._poll_seconds = config.poll_seconds
-        self._lease = timedelta(seconds=2 * config.timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._lease = timedelta(
+            seconds=(QUEUE_DEPTH + 1) * config.timeout_seconds + LEASE_MARGIN_SECONDS
+        )
         self._backoff = Backoff(
             base=config.backoff_base_seconds,
             cap=config.backoff_cap_seconds,
@@ -129,6 +140,7 @@ class CallbackSender:
         self._checked: dict[str, UrlTarget] = {}
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
+        self._fast: set[Origin] = set()
         self._results: list[tuple[Delivery, Outcome]] = []
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._wake = asyncio.Event()
@@ -155,7 +167,8 @@ class CallbackSender:
             waiting = [d.id for queue in self._waiting.values() for d in queue]
             self._waiting.clear()
             try:
-                await asyncio.to_thread(self._release, waiting, self._clock.now())
+                if waiting:
+                    await self._writer.run(_release, waiting, self._clock.now())
                 await self._drain()
             except StoreError as exc:
                 # Nothing is lost: the rows are retried when their lease ends.
@@ -191,6 +204,7 @@ class CallbackSender:
     async def aclose(self) -> None:
         """Close the idle connections (`run` does this itself when it ends)."""
         self._poster.close()
+        await self._writer.aclose()
 
     def _tasks(self) -> list[asyncio.Task[None]]:
         return [task for _delivery, _origin, task in self._in_flight.values()]
@@ -202,22 +216,23 @@ class CallbackSender:
         await self._exchange(0, self._clock.now(), {})
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        """Until an attempt finishes, `poll_seconds` pass, or `stop` is set."""
-        self._wake.clear()
+        """Until an attempt has finished since the last pass began, `poll_seconds` pass, or
+        `stop` is set. No pause to gather more: the attempts that finish while a pass runs
+        (in its worker thread) are all written down by the next one, so a busy sender's
+        passes grow on their own, and an idle one answers at once."""
+        if self._wake.is_set():
+            return
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=self._poll_seconds, return_when="FIRST_COMPLETED")
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if self._wake.is_set() and not stop.is_set():
-            # Let the attempts finishing about now join the same pass: its transaction
-            # costs the same for one outcome as for twenty.
-            await asyncio.sleep(COALESCE_SECONDS)
 
     async def _pass(self) -> int:
         """Write down the finished attempts and claim what the free slots can take, in one
         transaction; start the claimed attempts. Returns how many were started or queued."""
+        self._wake.clear()
         self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
@@ -234,29 +249,32 @@ class CallbackSender:
             origin = self._origin(delivery.url)
             if origin is None or self._load[origin] < self._per_host:
                 self._start(delivery, origin)
-            elif len(self._waiting.get(origin, ())) < self._per_host:
+            elif len(self._waiting.get(origin, ())) < self._queue_size(origin):
                 self._waiting.setdefault(origin, deque()).append(delivery)
             else:
                 # Another account whose receiver shares the origin got there first.
                 postponed.append(delivery.id)
         if postponed:
-            await asyncio.to_thread(self._release, postponed, now + HOST_BUSY_DELAY)
+            await self._writer.run(_release, postponed, now + HOST_BUSY_DELAY)
         return len(claimed) - len(postponed)
 
     def _room(self, origin: Origin) -> int:
-        return 2 * self._per_host - self._load[origin] - len(self._waiting.get(origin, ()))
+        claimed = self._load[origin] + len(self._waiting.get(origin, ()))
+        return self._per_host + self._queue_size(origin) - claimed
+
+    def _queue_size(self, origin: Origin) -> int:
+        return self._per_host * (QUEUE_DEPTH if origin in self._fast else 1)
 
     async def _exchange(
         self, limit: int, now: datetime, account_limits: dict[int, int]
     ) -> list[Delivery]:
-        """One transaction in a worker thread: the finished attempts' outcomes, then the
-        claim. One commit per pass matters: under a busy event loop each statement a
-        thread runs waits for the GIL."""
+        """One transaction (`LoopWriter`): the finished attempts' outcomes, then the claim.
+        One per pass, so a pass costs one commit however many attempts it writes down."""
         results, self._results = self._results, []
         if not results and limit == 0:
             return []
         try:
-            claimed = await asyncio.to_thread(
+            claimed = await self._writer.run(
                 self._record_and_claim, [o for _d, o in results], limit, now, account_limits
             )
         except BaseException:
@@ -266,26 +284,25 @@ class CallbackSender:
         return claimed
 
     def _record_and_claim(
-        self, outcomes: list[Outcome], limit: int, now: datetime, account_limits: dict[int, int]
+        self,
+        conn: Connection,
+        outcomes: list[Outcome],
+        limit: int,
+        now: datetime,
+        account_limits: dict[int, int],
     ) -> list[Delivery]:
-        with self._db.write() as conn:
-            if outcomes:
-                record_outcomes(conn, outcomes)
-            if limit == 0:
-                return []
-            return claim_due_deliveries(
-                conn,
-                now=now,
-                lease_until=now + self._lease,
-                limit=limit,
-                per_account=2 * self._per_host,
-                account_limits=account_limits,
-            )
-
-    def _release(self, ids: list[int], at: datetime) -> None:
-        if ids:
-            with self._db.write() as conn:
-                release_deliveries(conn, ids, next_attempt_at=at)
+        if outcomes:
+            record_outcomes(conn, outcomes)
+        if limit == 0:
+            return []
+        return claim_due_deliveries(
+            conn,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_account=2 * self._per_host,
+            account_limits=account_limits,
+        )
 
     def _start(self, delivery: Delivery, origin: Origin | None) -> None:
         if origin is not None:
@@ -295,7 +312,15 @@ class CallbackSender:
 
     async def _deliver(self, delivery: Delivery, origin: Origin | None) -> None:
         try:
+            started = self._clock.monotonic()
             outcome = await self._attempt(delivery, origin)
+            if origin is not None:
+                if outcome.delivered and self._clock.monotonic() - started <= FAST_ANSWER_SECONDS:
+                    if len(self._fast) >= FAST_ORIGINS:
+                        self._fast.clear()
+                    self._fast.add(origin)
+                else:
+                    self._fast.discard(origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
             # Logged when known, so the log throttle counts the attempt at its own time
@@ -389,6 +414,10 @@ class CallbackSender:
         except UrlNotAllowed:
             return None
         return Origin(target.url.scheme, target.host, target.port)
+
+
+def _release(conn: Connection, ids: list[int], at: datetime) -> None:
+    release_deliveries(conn, ids, next_attempt_at=at)
 
 
 def _describe_answer(answer: Answer) -> str:

@@ -27,7 +27,7 @@ from callback_world import (
     outbox_rows,
     set_callback,
 )
-from ivrcast.callbacks.sender import CallbackSender
+from ivrcast.callbacks.sender import LEASE_MARGIN_SECONDS, QUEUE_DEPTH, CallbackSender
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
@@ -161,7 +161,7 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
                 lambda: statuses(database)["delivered"] == 10 - len(leased),
                 'statuses(database)["delivered"] == 10 - len(leased)',
             )
-            clock.advance(2 * 20 + 30)  # the first sender's lease ends
+            clock.advance((QUEUE_DEPTH + 1) * 20 + LEASE_MARGIN_SECONDS)  # the first lease ends
             await wait_for(
                 lambda: statuses(database) == {"delivered": 10},
                 'statuses(database) == {"delivered": 10}',
