@@ -88,6 +88,8 @@ class _Wire(asyncio.Protocol):
         self.lost: Exception | None = None
         """Why the connection was lost, when the transport said (a reset, a TLS error)."""
         self.idle_since = 0.0
+        self.received = 0
+        """Bytes received since the current request went out."""
         self._unread = 0
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -101,6 +103,7 @@ class _Wire(asyncio.Protocol):
             self.close()
             return
         self.http.receive_data(data)
+        self.received += len(data)
         self._unread += len(data)
         if self._unread > READ_AHEAD_BYTES and not self._paused and self.transport is not None:
             self.transport.pause_reading()
@@ -151,13 +154,20 @@ class CallbackPoster:
     """POSTs to checked addresses, keeping connections alive between attempts."""
 
     def __init__(
-        self, *, connect_timeout: float, keepalive_seconds: float, max_idle_per_host: int
+        self,
+        *,
+        connect_timeout: float,
+        keepalive_seconds: float,
+        max_idle_per_host: int,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: what HTTPS servers are verified against; by default the trust store
+        httpx uses (certifi's), as the sender did before this module."""
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive_seconds
         self._max_idle = max_idle_per_host
         self._idle: dict[_Target, list[_Wire]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(
         self,
@@ -269,6 +279,7 @@ class CallbackPoster:
     ) -> Answer:
         http = wire.http
         wire.exchanging = True
+        wire.received = 0
         reusable = False
         try:
             assert wire.transport is not None
@@ -284,8 +295,12 @@ class CallbackPoster:
                 try:
                     event = http.next_event()
                 except h11.RemoteProtocolError as exc:
-                    if response is None and wire.broken:
+                    if wire.broken and not wire.received:
                         raise _ClosedUnanswered from exc
+                    if wire.broken and response is not None:
+                        raise ProtocolError(
+                            f"the server closed the connection mid-answer ({exc})"
+                        ) from exc
                     raise ProtocolError(f"the answer is not valid HTTP/1.1: {exc}") from exc
                 if event is h11.NEED_DATA:
                     await wire.readable()
@@ -296,10 +311,15 @@ class CallbackPoster:
                     if len(answer) >= max_answer_bytes:
                         break  # the rest is never read; the connection goes with it
                 elif isinstance(event, h11.EndOfMessage):
-                    reusable = http.our_state is h11.DONE and http.their_state is h11.DONE
+                    # Bytes after the answer would be read as the next one's.
+                    reusable = (
+                        http.our_state is h11.DONE
+                        and http.their_state is h11.DONE
+                        and not http.trailing_data[0]
+                    )
                     break
                 elif isinstance(event, h11.ConnectionClosed):
-                    if response is None:
+                    if not wire.received:
                         raise _ClosedUnanswered
                     why = f": {wire.lost}" if wire.lost else ""
                     raise ProtocolError(f"the server closed the connection mid-answer{why}")
@@ -329,7 +349,6 @@ class CallbackPoster:
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            # The trust store httpx uses (certifi's), as before this module.
             self._tls = httpx.create_ssl_context(trust_env=False)
             self._tls.set_alpn_protocols(["http/1.1"])
         return self._tls
