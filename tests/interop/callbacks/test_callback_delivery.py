@@ -18,6 +18,7 @@ from callback_receiver import (
     Answer,
     Receiver,
 )
+from sqlalchemy import text
 
 from callback_world import (
     T0,
@@ -171,6 +172,30 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
     assert receiver.uuids() == expected
     resent = Counter(r.uuid for r in receiver.received if r.uuid in in_flight)
     assert set(resent.values()) == {2}
+
+
+@pytest.mark.postgres
+async def test_a_dropped_database_connection_costs_the_sender_one_pass(
+    postgres_url: str, clock: FrozenClock, receiver: Receiver
+) -> None:
+    database = Database(postgres_url)
+    try:
+        account = make_account(database, "a", callback_url=receiver.url())
+        finish_task(database, account, 3)
+        async with running(CallbackSender(settings(), database, clock=clock)):
+            await wait_for(lambda: statuses(database) == {"delivered": 3}, "3 delivered")
+            # The sender's connection among them: it does not check one before use.
+            with database.write() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            finish_task(database, account, 3)
+            await wait_for(lambda: statuses(database) == {"delivered": 6}, "6 delivered")
+    finally:
+        database.dispose()
 
 
 async def test_the_receiver_verifies_every_signature_with_the_current_secret(
