@@ -34,6 +34,8 @@ sender catches them by class.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import ipaddress
 import logging
 import socket
@@ -258,8 +260,10 @@ def check_url(url: str) -> UrlTarget:
     return UrlTarget(parsed, host, port)
 
 
+@functools.lru_cache(maxsize=4096)
 def refusal_reason(address: IPAddress) -> str | None:
-    """Why `address` is not public, or None when it is."""
+    """Why `address` is not public, or None when it is. Remembered per address: the
+    callback sender asks at every attempt, mostly about the same few addresses."""
     embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
     if embedded is not None:
         reason = refusal_reason(embedded)
@@ -306,7 +310,7 @@ async def resolve_checked(target: UrlTarget, *, allow_private: bool) -> Resolved
 
 
 async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-    if _is_ip_literal(host):
+    with contextlib.suppress(ValueError):
         return (ipaddress.ip_address(host),)
     loop = asyncio.get_running_loop()
     try:
