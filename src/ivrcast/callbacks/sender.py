@@ -73,7 +73,8 @@ QUEUE_DEPTH = 3
 FAST_ANSWER_SECONDS = 1.0
 """An origin whose last attempt was acknowledged within this is fast (see `QUEUE_DEPTH`);
 a slow, failing or stalled one keeps a queue of `per_host`, so its claimed rows do not
-hold on to the `concurrency` that other receivers could use."""
+hold on to the `concurrency` that other receivers could use: when a fast origin turns
+slow, the rows queued for it beyond `per_host` are given back at the next pass."""
 FAST_ORIGINS = 1024
 """Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
@@ -142,6 +143,8 @@ class CallbackSender:
         self._load: Counter[Origin] = Counter()
         self._fast: set[Origin] = set()
         self._results: list[tuple[Delivery, Outcome]] = []
+        self._given_back: list[int] = []
+        """Claimed rows to release at the next pass, unattempted (`_shorten_queue`)."""
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._wake = asyncio.Event()
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
@@ -165,7 +168,9 @@ class CallbackSender:
                     )
                 await self._sleep(stop)
             waiting = [d.id for queue in self._waiting.values() for d in queue]
+            waiting += self._given_back
             self._waiting.clear()
+            self._given_back = []
             try:
                 if waiting:
                     await self._writer.run(_release, waiting, self._clock.now())
@@ -218,8 +223,8 @@ class CallbackSender:
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until an attempt has finished since the last pass began, `poll_seconds` pass, or
         `stop` is set. No pause to gather more: the attempts that finish while a pass runs
-        (in its worker thread) are all written down by the next one, so a busy sender's
-        passes grow on their own, and an idle one answers at once."""
+        are all written down by the next one, so a busy sender's passes grow on their own,
+        and an idle one answers at once."""
         if self._wake.is_set():
             return
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -265,21 +270,34 @@ class CallbackSender:
     def _queue_size(self, origin: Origin) -> int:
         return self._per_host * (QUEUE_DEPTH if origin in self._fast else 1)
 
+    def _shorten_queue(self, origin: Origin) -> None:
+        """Back to a queue of `per_host` (newest claims first): the rest is given back."""
+        queue = self._waiting.get(origin)
+        while queue is not None and len(queue) > self._per_host:
+            self._given_back.append(queue.pop().id)
+
     async def _exchange(
         self, limit: int, now: datetime, account_limits: dict[int, int]
     ) -> list[Delivery]:
         """One transaction (`LoopWriter`): the finished attempts' outcomes, then the claim.
         One per pass, so a pass costs one commit however many attempts it writes down."""
         results, self._results = self._results, []
-        if not results and limit == 0:
+        given_back, self._given_back = self._given_back, []
+        if not results and not given_back and limit == 0:
             return []
         try:
             claimed = await self._writer.run(
-                self._record_and_claim, [o for _d, o in results], limit, now, account_limits
+                self._record_and_claim,
+                [o for _d, o in results],
+                given_back,
+                limit,
+                now,
+                account_limits,
             )
         except BaseException:
             # Kept for the next pass: their rows stay leased meanwhile.
             self._results = results + self._results
+            self._given_back = given_back + self._given_back
             raise
         return claimed
 
@@ -287,12 +305,15 @@ class CallbackSender:
         self,
         conn: Connection,
         outcomes: list[Outcome],
+        given_back: list[int],
         limit: int,
         now: datetime,
         account_limits: dict[int, int],
     ) -> list[Delivery]:
         if outcomes:
             record_outcomes(conn, outcomes)
+        if given_back:
+            release_deliveries(conn, given_back, next_attempt_at=now)
         if limit == 0:
             return []
         return claim_due_deliveries(
@@ -321,6 +342,7 @@ class CallbackSender:
                     self._fast.add(origin)
                 else:
                     self._fast.discard(origin)
+                    self._shorten_queue(origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
             # Logged when known, so the log throttle counts the attempt at its own time

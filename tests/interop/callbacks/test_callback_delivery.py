@@ -289,6 +289,31 @@ async def test_a_stalled_receiver_does_not_hold_up_other_accounts(
         good.close()
 
 
+async def test_a_receiver_that_turns_slow_gives_back_its_longer_queue(
+    database: Database, clock: FrozenClock, receiver: Receiver
+) -> None:
+    receiver.script = lambda index, _path: Answer(hold=index >= 2)
+    account = make_account(database, "a", callback_url=receiver.url())
+    finish_task(database, account, 30)
+
+    def due_untried() -> int:
+        return sum(
+            1
+            for row in outbox_rows(database)
+            if row["attempts"] == 0 and row["next_attempt_at"] <= clock.now()
+        )
+
+    sender = CallbackSender(settings(per_host=2, timeout_seconds=1.0), database, clock=clock)
+    async with running(sender):
+        # Two answers at once make the origin fast: then 2 in flight, 2 * QUEUE_DEPTH queued.
+        long_queue = 30 - 2 - 2 * (1 + QUEUE_DEPTH)
+        await wait_for(lambda: due_untried() == long_queue, "a long queue")
+        # The held attempts time out: the rows queued beyond `per_host` go back, due
+        # again and never attempted, for any sender (or account) to take.
+        await wait_for(lambda: due_untried() > long_queue, "rows given back")
+        receiver.release.set()
+
+
 async def test_redirects_are_not_followed_and_answers_are_read_only_so_far(
     database: Database, clock: FrozenClock, receiver: Receiver
 ) -> None:
