@@ -11,7 +11,10 @@ the wall clock. Measured, on each database:
   starts, drained at what rate (deliveries/s, each acknowledged and written down);
 * baseline, in the same run and to the same receiver: the same payloads POSTed with a bare
   `httpx.AsyncClient` at the same concurrency per host (8), paced at `--rate` (request
-  latency p50/p99) and as fast as it goes (posts/s).
+  latency p50/p99) and as fast as it goes (posts/s);
+* CPU per record of this process (every thread: the sender's database work included)
+  while draining, and of the bare client: on a machine shared with other work, the
+  rates move with the load and this moves much less.
 
 Run: `.venv/bin/python bench/callbacks.py [--rate 200] [--seconds 20] [--backlog 5000]
 [--database sqlite|postgresql|both]`. A measurement, not a test: it never asserts.
@@ -327,8 +330,9 @@ async def measure(url: str, rate: int, seconds: int, backlog: int) -> dict[str, 
                 build_record=build_record,
                 now=datetime.now(UTC),
             )
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         await with_sender(settings, url, lambda: wait_count(base, backlog))
+        result["backlog_cpu"] = (time.process_time() - cpu) / backlog
         arrived = await receipts(base)
         result["backlog_rate"] = backlog / (max(at for _, at in arrived) - started)
 
@@ -343,7 +347,9 @@ async def measure(url: str, rate: int, seconds: int, backlog: int) -> dict[str, 
         bare, _elapsed = await bare_httpx(base, payloads[: rate * seconds], rate)
         result["bare_latency"] = bare
         await receipts(base)
+        cpu = time.process_time()
         _latencies, elapsed = await bare_httpx(base, payloads, None)
+        result["bare_cpu"] = (time.process_time() - cpu) / len(payloads)
         result["bare_rate"] = len(payloads) / elapsed
         await receipts(base)
     finally:
@@ -370,6 +376,11 @@ def report(name: str, result: dict[str, Any], rate: int) -> None:
     print(
         f"| sustained, draining a backlog | {result['backlog_rate']:.0f}/s "
         f"| {result['bare_rate']:.0f}/s | {result['backlog_rate'] / result['bare_rate']:.2f}x |"
+    )
+    ours, theirs = result["backlog_cpu"], result["bare_cpu"]
+    print(
+        f"| CPU per record, draining | {ours * ms:.3f} ms | {theirs * ms:.3f} ms "
+        f"| {ours / theirs:.2f}x |"
     )
     print(f"| duplicates | {result['duplicates']} | | |")
     print(f"(mean sender latency {statistics.fmean(latency) * ms:.1f} ms, {len(latency)} records)")

@@ -34,6 +34,8 @@ sender catches them by class.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import ipaddress
 import logging
 import socket
@@ -175,18 +177,30 @@ class ResolvedUrl:
     addresses: tuple[IPAddress, ...]
     """Every address the host resolved to, in resolver order; all passed the check."""
 
+    @property
+    def host_header(self) -> str:
+        """The `Host` header naming the original host (and port, when not the default)."""
+        host_header = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != _SCHEMES[self.url.scheme]:
+            host_header = f"{host_header}:{self.port}"
+        return host_header
+
+    @property
+    def tls_server_name(self) -> str | None:
+        """For HTTPS to a host name: the name to send as SNI and verify the certificate
+        against; None otherwise (plain HTTP, or an IP literal verified as itself)."""
+        if self.url.scheme == "https" and not _is_ip_literal(self.host):
+            return self.host
+        return None
+
     def pinned(self, address: IPAddress) -> PinnedRequest:
         """The request target for `address`, one of `addresses`."""
-        default_port = _SCHEMES[self.url.scheme]
-        host_header = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != default_port:
-            host_header = f"{host_header}:{self.port}"
         extensions: dict[str, Any] = {}
-        if self.url.scheme == "https" and not _is_ip_literal(self.host):
-            extensions["sni_hostname"] = self.host
+        if self.tls_server_name is not None:
+            extensions["sni_hostname"] = self.tls_server_name
         return PinnedRequest(
             url=self.url.copy_with(host=str(address)),
-            headers={"Host": host_header},
+            headers={"Host": self.host_header},
             extensions=extensions,
         )
 
@@ -246,8 +260,10 @@ def check_url(url: str) -> UrlTarget:
     return UrlTarget(parsed, host, port)
 
 
+@functools.lru_cache(maxsize=4096)
 def refusal_reason(address: IPAddress) -> str | None:
-    """Why `address` is not public, or None when it is."""
+    """Why `address` is not public, or None when it is. Remembered per address: the
+    callback sender asks at every attempt, mostly about the same few addresses."""
     embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
     if embedded is not None:
         reason = refusal_reason(embedded)
@@ -273,7 +289,13 @@ async def resolve_public(url: str, *, allow_private: bool) -> ResolvedUrl:
     Raises `UrlNotAllowed` (with the reason) or `UnresolvableHost`. With
     `allow_private`, only the URL's form is checked.
     """
-    parsed, host, port = check_url(url)
+    return await resolve_checked(check_url(url), allow_private=allow_private)
+
+
+async def resolve_checked(target: UrlTarget, *, allow_private: bool) -> ResolvedUrl:
+    """`resolve_public` for a URL `check_url` has already accepted (a caller that posts to
+    one URL many times parses it once)."""
+    parsed, host, port = target
     addresses = await _resolve(host, port)
     if not allow_private:
         for address in addresses:
@@ -283,12 +305,12 @@ async def resolve_public(url: str, *, allow_private: bool) -> ResolvedUrl:
                     "URL refused",
                     extra={"event": "url_refused", "host": host, "address": str(address)},
                 )
-                raise UrlNotAllowed(url, f"{host} resolves to {reason}")
+                raise UrlNotAllowed(str(parsed), f"{host} resolves to {reason}")
     return ResolvedUrl(url=parsed, host=host, port=port, addresses=addresses)
 
 
 async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-    if _is_ip_literal(host):
+    with contextlib.suppress(ValueError):
         return (ipaddress.ip_address(host),)
     loop = asyncio.get_running_loop()
     try:

@@ -11,8 +11,10 @@ One receiver cannot hold up the others:
 
 * at most `concurrency` rows claimed at once in all; per origin (scheme, host, port), at
   most `per_host` POSTs in flight and as many claimed rows waiting to start the moment a
-  slot frees. The claim offers each account only what its origin has room for, so one
-  receiver's backlog never takes the slots of the others;
+  slot frees (`QUEUE_DEPTH` times as many while the origin answers within
+  `FAST_ANSWER_SECONDS`: a fast receiver empties a queue of `per_host` before the next
+  claim comes back). The claim offers each account only what its origin has room for, so
+  one receiver's backlog never takes the slots of the others;
 * each attempt (DNS, SSRF check, connect, request, response) must finish within
   `timeout_seconds`, and at most `max_response_bytes` of the answer are read;
 * redirects are not followed: the signed record goes only to the configured URL, and a
@@ -33,13 +35,11 @@ import functools
 import logging
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-import httpx
-
 from ivrcast.callbacks.backoff import Backoff, Uniform
+from ivrcast.callbacks.poster import Answer, CallbackPoster, PostFailed
 from ivrcast.callbacks.signing import HEADER, sign
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
@@ -49,11 +49,11 @@ from ivrcast.logthrottle import LogThrottle
 from ivrcast.netguard import (
     UnresolvableHost,
     UrlNotAllowed,
+    UrlTarget,
     check_url,
-    resolve_public,
-    send_pinned,
+    resolve_checked,
 )
-from ivrcast.store.engine import Database
+from ivrcast.store.engine import Connection, Database, LoopWriter
 from ivrcast.store.outbox import (
     Delivery,
     Outcome,
@@ -66,15 +66,26 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "ivrcast-callbacks/1"
 LEASE_MARGIN_SECONDS = 30.0
-"""A lease is two attempt timeouts (one waiting behind the origin's slots, one for its own
-attempt) plus this, for the result to be written down."""
+"""A lease is `QUEUE_DEPTH` + 1 attempt timeouts (waiting behind the origin's slots, then
+its own attempt) plus this, for the result to be written down."""
+QUEUE_DEPTH = 3
+"""Claimed rows an origin that answers fast may have waiting, in multiples of `per_host`."""
+FAST_ANSWER_SECONDS = 1.0
+"""An origin whose last attempt was acknowledged within this is fast (see `QUEUE_DEPTH`);
+a slow, failing or stalled one keeps a queue of `per_host`, so its claimed rows do not
+hold on to the `concurrency` that other receivers could use: when a fast origin turns
+slow, the rows queued for it beyond `per_host` are given back at the next pass."""
+FAST_ORIGINS = 1024
+"""Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
-COALESCE_SECONDS = 0.01
-CLIENT_IDLE_SECONDS = 60.0
-"""An origin's connection pool is closed after this long without a delivery."""
+CHECKED_URLS = 1024
+"""Callback URLs kept parsed and checked (`netguard.check_url`) per sender, at most."""
+KEEPALIVE_SECONDS = 30.0
+"""A connection idle this long is closed rather than reused."""
+CONNECT_TIMEOUT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRY_LOG_INTERVAL = 60.0
 """At most one "will retry" line per origin (or URL) this often: one dead receiver with
@@ -85,12 +96,6 @@ class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
-
-
-@dataclass
-class _Pool:
-    client: httpx.AsyncClient
-    last_used: float
 
 
 class CallbackSender:
@@ -110,7 +115,7 @@ class CallbackSender:
         config = settings.callbacks
         self._settings = settings
         self._given_key = key
-        self._db = db
+        self._writer = LoopWriter(db)
         self._clock: Clock = clock or SystemClock()
         self._rng: Uniform = rng or random.Random()
         self._allow_private = settings.security.allow_private_urls
@@ -120,18 +125,27 @@ class CallbackSender:
         self._timeout = config.timeout_seconds
         self._max_response_bytes = config.max_response_bytes
         self._poll_seconds = config.poll_seconds
-        self._lease = timedelta(seconds=2 * config.timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._lease = timedelta(
+            seconds=(QUEUE_DEPTH + 1) * config.timeout_seconds + LEASE_MARGIN_SECONDS
+        )
         self._backoff = Backoff(
             base=config.backoff_base_seconds,
             cap=config.backoff_cap_seconds,
             max_age=timedelta(hours=config.max_age_hours),
         )
-        self._http_timeout = httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0))
+        self._poster = CallbackPoster(
+            connect_timeout=min(self._timeout, CONNECT_TIMEOUT_SECONDS),
+            keepalive_seconds=KEEPALIVE_SECONDS,
+            max_idle_per_host=self._per_host,
+        )
+        self._checked: dict[str, UrlTarget] = {}
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
+        self._fast: set[Origin] = set()
         self._results: list[tuple[Delivery, Outcome]] = []
+        self._given_back: list[int] = []
+        """Claimed rows to release at the next pass, unattempted (`_shorten_queue`)."""
         self._waiting: dict[Origin, deque[Delivery]] = {}
-        self._pools: dict[Origin, _Pool] = {}
         self._wake = asyncio.Event()
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
@@ -154,9 +168,12 @@ class CallbackSender:
                     )
                 await self._sleep(stop)
             waiting = [d.id for queue in self._waiting.values() for d in queue]
+            waiting += self._given_back
             self._waiting.clear()
+            self._given_back = []
             try:
-                await asyncio.to_thread(self._release, waiting, self._clock.now())
+                if waiting:
+                    await self._writer.run(_release, waiting, self._clock.now())
                 await self._drain()
             except StoreError as exc:
                 # Nothing is lost: the rows are retried when their lease ends.
@@ -190,10 +207,9 @@ class CallbackSender:
         return started
 
     async def aclose(self) -> None:
-        """Close the connection pools (`run` does this itself when it ends)."""
-        pools, self._pools = self._pools, {}
-        for pool in pools.values():
-            await pool.client.aclose()
+        """Close the idle connections (`run` does this itself when it ends)."""
+        self._poster.close()
+        await self._writer.aclose()
 
     def _tasks(self) -> list[asyncio.Task[None]]:
         return [task for _delivery, _origin, task in self._in_flight.values()]
@@ -205,23 +221,24 @@ class CallbackSender:
         await self._exchange(0, self._clock.now(), {})
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        """Until an attempt finishes, `poll_seconds` pass, or `stop` is set."""
-        self._wake.clear()
+        """Until an attempt has finished since the last pass began, `poll_seconds` pass, or
+        `stop` is set. No pause to gather more: the attempts that finish while a pass runs
+        are all written down by the next one, so a busy sender's passes grow on their own,
+        and an idle one answers at once."""
+        if self._wake.is_set():
+            return
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=self._poll_seconds, return_when="FIRST_COMPLETED")
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if self._wake.is_set() and not stop.is_set():
-            # Let the attempts finishing about now join the same pass: its transaction
-            # costs the same for one outcome as for twenty.
-            await asyncio.sleep(COALESCE_SECONDS)
 
     async def _pass(self) -> int:
         """Write down the finished attempts and claim what the free slots can take, in one
         transaction; start the claimed attempts. Returns how many were started or queued."""
-        await self._close_idle_pools()
+        self._wake.clear()
+        self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
         # Each origin takes `per_host` attempts at once and as many waiting behind them
@@ -234,61 +251,79 @@ class CallbackSender:
         claimed = await self._exchange(max(free, 0), now, account_limits)
         postponed: list[int] = []
         for delivery in claimed:
-            origin = _origin(delivery.url)
+            origin = self._origin(delivery.url)
             if origin is None or self._load[origin] < self._per_host:
                 self._start(delivery, origin)
-            elif len(self._waiting.get(origin, ())) < self._per_host:
+            elif len(self._waiting.get(origin, ())) < self._queue_size(origin):
                 self._waiting.setdefault(origin, deque()).append(delivery)
             else:
                 # Another account whose receiver shares the origin got there first.
                 postponed.append(delivery.id)
         if postponed:
-            await asyncio.to_thread(self._release, postponed, now + HOST_BUSY_DELAY)
+            await self._writer.run(_release, postponed, now + HOST_BUSY_DELAY)
         return len(claimed) - len(postponed)
 
     def _room(self, origin: Origin) -> int:
-        return 2 * self._per_host - self._load[origin] - len(self._waiting.get(origin, ()))
+        claimed = self._load[origin] + len(self._waiting.get(origin, ()))
+        return self._per_host + self._queue_size(origin) - claimed
+
+    def _queue_size(self, origin: Origin) -> int:
+        return self._per_host * (QUEUE_DEPTH if origin in self._fast else 1)
+
+    def _shorten_queue(self, origin: Origin) -> None:
+        """Back to a queue of `per_host` (newest claims first): the rest is given back."""
+        queue = self._waiting.get(origin)
+        while queue is not None and len(queue) > self._per_host:
+            self._given_back.append(queue.pop().id)
 
     async def _exchange(
         self, limit: int, now: datetime, account_limits: dict[int, int]
     ) -> list[Delivery]:
-        """One transaction in a worker thread: the finished attempts' outcomes, then the
-        claim. One commit per pass matters: under a busy event loop each statement a
-        thread runs waits for the GIL."""
+        """One transaction (`LoopWriter`): the finished attempts' outcomes, then the claim.
+        One per pass, so a pass costs one commit however many attempts it writes down."""
         results, self._results = self._results, []
-        if not results and limit == 0:
+        given_back, self._given_back = self._given_back, []
+        if not results and not given_back and limit == 0:
             return []
         try:
-            claimed = await asyncio.to_thread(
-                self._record_and_claim, [o for _d, o in results], limit, now, account_limits
+            claimed = await self._writer.run(
+                self._record_and_claim,
+                [o for _d, o in results],
+                given_back,
+                limit,
+                now,
+                account_limits,
             )
         except BaseException:
             # Kept for the next pass: their rows stay leased meanwhile.
             self._results = results + self._results
+            self._given_back = given_back + self._given_back
             raise
         return claimed
 
     def _record_and_claim(
-        self, outcomes: list[Outcome], limit: int, now: datetime, account_limits: dict[int, int]
+        self,
+        conn: Connection,
+        outcomes: list[Outcome],
+        given_back: list[int],
+        limit: int,
+        now: datetime,
+        account_limits: dict[int, int],
     ) -> list[Delivery]:
-        with self._db.write() as conn:
-            if outcomes:
-                record_outcomes(conn, outcomes)
-            if limit == 0:
-                return []
-            return claim_due_deliveries(
-                conn,
-                now=now,
-                lease_until=now + self._lease,
-                limit=limit,
-                per_account=2 * self._per_host,
-                account_limits=account_limits,
-            )
-
-    def _release(self, ids: list[int], at: datetime) -> None:
-        if ids:
-            with self._db.write() as conn:
-                release_deliveries(conn, ids, next_attempt_at=at)
+        if outcomes:
+            record_outcomes(conn, outcomes)
+        if given_back:
+            release_deliveries(conn, given_back, next_attempt_at=now)
+        if limit == 0:
+            return []
+        return claim_due_deliveries(
+            conn,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_account=2 * self._per_host,
+            account_limits=account_limits,
+        )
 
     def _start(self, delivery: Delivery, origin: Origin | None) -> None:
         if origin is not None:
@@ -298,7 +333,16 @@ class CallbackSender:
 
     async def _deliver(self, delivery: Delivery, origin: Origin | None) -> None:
         try:
+            started = self._clock.monotonic()
             outcome = await self._attempt(delivery, origin)
+            if origin is not None:
+                if outcome.delivered and self._clock.monotonic() - started <= FAST_ANSWER_SECONDS:
+                    if len(self._fast) >= FAST_ORIGINS:
+                        self._fast.clear()
+                    self._fast.add(origin)
+                else:
+                    self._fast.discard(origin)
+                    self._shorten_queue(origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
             # Logged when known, so the log throttle counts the attempt at its own time
@@ -334,23 +378,26 @@ class CallbackSender:
                 timestamp = int(self._clock.now().timestamp())
                 headers[HEADER] = sign(body, secret, timestamp=timestamp)
             async with asyncio.timeout(self._timeout):
-                resolved = await resolve_public(delivery.url, allow_private=self._allow_private)
-                assert origin is not None  # check_url passed inside resolve_public
-                async with send_pinned(
-                    self._pool(origin), resolved, "POST", headers=headers, content=body
-                ) as response:
-                    status = response.status_code
-                    answer = await self._read_limited(response)
+                target = self._check(delivery.url)
+                resolved = await resolve_checked(target, allow_private=self._allow_private)
+                answer = await self._poster.post(
+                    resolved,
+                    headers,
+                    body,
+                    max_answer_bytes=self._max_response_bytes,
+                    now=self._clock.monotonic(),
+                )
+                status = answer.status_code
         except TimeoutError:
             error = f"no complete answer within {self._timeout:g} s"
         except (UrlNotAllowed, UnresolvableHost, SecretUnreadable) as exc:
             error = exc.message
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except PostFailed as exc:
+            error = f"{type(exc).__name__}: {exc.message}"
         else:
-            if response.is_success:
+            if answer.is_success:
                 return Outcome(delivery.id, delivery.url, status, self._clock.now())
-            error = _describe_answer(response, answer)
+            error = _describe_answer(answer)
         now = self._clock.now()
         retry_at = self._backoff.next_attempt_at(
             delivery.attempts + 1, queued_at=delivery.created_at, now=now, rng=self._rng
@@ -373,56 +420,33 @@ class CallbackSender:
     def _key(self) -> bytes:
         return self._given_key if self._given_key is not None else load_secret_key(self._settings)
 
-    def _pool(self, origin: Origin) -> httpx.AsyncClient:
-        """One client per origin: a pinned connection is keyed by address, so sharing a
-        pool between host names could send one host's request over another's TLS session."""
-        pool = self._pools.get(origin)
-        if pool is None:
-            client = httpx.AsyncClient(
-                trust_env=False,
-                timeout=self._http_timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=self._per_host,
-                    max_keepalive_connections=self._per_host,
-                    keepalive_expiry=CLIENT_IDLE_SECONDS / 2,
-                ),
-            )
-            pool = self._pools[origin] = _Pool(client, 0.0)
-        pool.last_used = self._clock.monotonic()
-        return pool.client
+    def _check(self, url: str) -> UrlTarget:
+        """`netguard.check_url` once per URL, not per attempt: an account's records all go
+        to one URL. What needs DNS is still checked at each attempt (`resolve_checked`)."""
+        target = self._checked.get(url)
+        if target is None:
+            if len(self._checked) >= CHECKED_URLS:
+                self._checked.clear()
+            target = self._checked[url] = check_url(url)
+        return target
 
-    async def _close_idle_pools(self) -> None:
-        now = self._clock.monotonic()
-        for origin, pool in list(self._pools.items()):
-            if origin not in self._load and now - pool.last_used > CLIENT_IDLE_SECONDS:
-                del self._pools[origin]
-                await pool.client.aclose()
-
-    async def _read_limited(self, response: httpx.Response) -> bytes:
-        """At most `max_response_bytes` of the answer; the rest is never read."""
-        answer = bytearray()
-        async for chunk in response.aiter_raw():
-            answer += chunk
-            if len(answer) >= self._max_response_bytes:
-                break
-        return bytes(answer[: self._max_response_bytes])
+    def _origin(self, url: str) -> Origin | None:
+        try:
+            target = self._check(url)
+        except UrlNotAllowed:
+            return None
+        return Origin(target.url.scheme, target.host, target.port)
 
 
-def _origin(url: str) -> Origin | None:
-    try:
-        target = check_url(url)
-    except UrlNotAllowed:
-        return None
-    return Origin(target.url.scheme, target.host, target.port)
+def _release(conn: Connection, ids: list[int], at: datetime) -> None:
+    release_deliveries(conn, ids, next_attempt_at=at)
 
 
-def _describe_answer(response: httpx.Response, answer: bytes) -> str:
-    code = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-    if response.status_code in _REDIRECTS:
-        location = response.headers.get("Location", "")
-        return f"{code} to {location!r}: redirects are not followed"
-    text = answer[:200].decode("utf-8", "replace").strip()
+def _describe_answer(answer: Answer) -> str:
+    code = f"HTTP {answer.status_code} {answer.reason}".rstrip()
+    if answer.status_code in _REDIRECTS:
+        return f"{code} to {answer.location!r}: redirects are not followed"
+    text = answer.body[:200].decode("utf-8", "replace").strip()
     return f"{code}: {text}" if text else code
 
 

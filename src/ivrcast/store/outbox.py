@@ -31,6 +31,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     and_,
     bindparam,
     exists,
@@ -109,18 +110,9 @@ def claim_due_deliveries(
         claimed = _lease(conn, due, limit, lease_until)
     else:
         limits = account_limits or {}
-        accounts_due = (
-            select(outbox.c.account_id)
-            .where(due)
-            .group_by(outbox.c.account_id)
-            .order_by(func.min(outbox.c.next_attempt_at), outbox.c.account_id)
-            .limit(limit)
-        )
         full = [account_id for account_id, room in limits.items() if room <= 0]
-        if full:
-            accounts_due = accounts_due.where(outbox.c.account_id.not_in(full))
         claimed = []
-        for account_id in conn.scalars(accounts_due).all():
+        for account_id in conn.scalars(_accounts_due(now, limit, full)).all():
             room = min(limits.get(account_id, per_account), limit - len(claimed))
             if room <= 0:
                 break
@@ -139,6 +131,44 @@ def claim_due_deliveries(
         )
         for row in claimed
     ]
+
+
+def _accounts_due(now: datetime, limit: int, skipped: Sequence[int]) -> Select[int]:
+    """The first `limit` accounts with due rows, longest-waiting first, leaving out
+    `skipped`. A `GROUP BY` over the due rows would go through all of them (the whole
+    backlog, on every claim); instead the accounts with pending rows are walked one index
+    seek at a time (a recursive query: each step the next account id above the last), and
+    each account's oldest pending row is one more seek. The cost grows with the number of
+    accounts that have pending rows, not with the rows."""
+    pending = outbox.c.status == "pending"
+    later = outbox.alias("later")
+    first = select(func.min(outbox.c.account_id).label("account_id")).where(pending)
+    walk = first.cte("pending_accounts", recursive=True)
+    following = (
+        select(func.min(later.c.account_id))
+        .where(later.c.status == "pending", later.c.account_id > walk.c.account_id)
+        .scalar_subquery()
+    )
+    walk = walk.union_all(select(following).where(walk.c.account_id.is_not(None)))
+    oldest = (
+        select(func.min(outbox.c.next_attempt_at))
+        .where(pending, outbox.c.account_id == walk.c.account_id)
+        .scalar_subquery()
+    )
+    accounts_pending = (
+        select(walk.c.account_id, oldest.label("oldest"))
+        .where(walk.c.account_id.is_not(None))
+        .subquery()
+    )
+    query = (
+        select(accounts_pending.c.account_id)
+        .where(accounts_pending.c.oldest <= now)
+        .order_by(accounts_pending.c.oldest, accounts_pending.c.account_id)
+        .limit(limit)
+    )
+    if skipped:
+        query = query.where(accounts_pending.c.account_id.not_in(list(skipped)))
+    return query
 
 
 def _lease(

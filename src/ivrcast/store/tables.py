@@ -298,6 +298,10 @@ outbox = Table(
     Column("delivered_at", Timestamp(), nullable=True),
     CheckConstraint(_one_of("status", OUTBOX_STATES), name="status"),
     Index(None, "status", "next_attempt_at"),
+    # The per-account claim (`store.outbox`): the accounts with pending rows one index
+    # seek each, an account's oldest pending row one more, its due rows in order. With
+    # the index above alone, each claim went through every due row.
+    Index(None, "status", "account_id", "next_attempt_at"),
 )
 
 # Do-not-call lists: numbers (E.164 with `+`) never to be dialled. `account_id` 0 is

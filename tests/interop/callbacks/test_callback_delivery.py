@@ -18,6 +18,7 @@ from callback_receiver import (
     Answer,
     Receiver,
 )
+from sqlalchemy import text
 
 from callback_world import (
     T0,
@@ -27,7 +28,7 @@ from callback_world import (
     outbox_rows,
     set_callback,
 )
-from ivrcast.callbacks.sender import CallbackSender
+from ivrcast.callbacks.sender import LEASE_MARGIN_SECONDS, QUEUE_DEPTH, CallbackSender
 from ivrcast.clock import FrozenClock
 from ivrcast.config import Settings
 from ivrcast.store.engine import Database
@@ -161,7 +162,7 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
                 lambda: statuses(database)["delivered"] == 10 - len(leased),
                 'statuses(database)["delivered"] == 10 - len(leased)',
             )
-            clock.advance(2 * 20 + 30)  # the first sender's lease ends
+            clock.advance((QUEUE_DEPTH + 1) * 20 + LEASE_MARGIN_SECONDS)  # the first lease ends
             await wait_for(
                 lambda: statuses(database) == {"delivered": 10},
                 'statuses(database) == {"delivered": 10}',
@@ -171,6 +172,30 @@ async def test_a_restart_with_deliveries_in_flight_loses_none(
     assert receiver.uuids() == expected
     resent = Counter(r.uuid for r in receiver.received if r.uuid in in_flight)
     assert set(resent.values()) == {2}
+
+
+@pytest.mark.postgres
+async def test_a_dropped_database_connection_costs_the_sender_one_pass(
+    postgres_url: str, clock: FrozenClock, receiver: Receiver
+) -> None:
+    database = Database(postgres_url)
+    try:
+        account = make_account(database, "a", callback_url=receiver.url())
+        finish_task(database, account, 3)
+        async with running(CallbackSender(settings(), database, clock=clock)):
+            await wait_for(lambda: statuses(database) == {"delivered": 3}, "3 delivered")
+            # The sender's connection among them: it does not check one before use.
+            with database.write() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            finish_task(database, account, 3)
+            await wait_for(lambda: statuses(database) == {"delivered": 6}, "6 delivered")
+    finally:
+        database.dispose()
 
 
 async def test_the_receiver_verifies_every_signature_with_the_current_secret(
@@ -262,6 +287,31 @@ async def test_a_stalled_receiver_does_not_hold_up_other_accounts(
         assert good.max_active <= 2
     finally:
         good.close()
+
+
+async def test_a_receiver_that_turns_slow_gives_back_its_longer_queue(
+    database: Database, clock: FrozenClock, receiver: Receiver
+) -> None:
+    receiver.script = lambda index, _path: Answer(hold=index >= 2)
+    account = make_account(database, "a", callback_url=receiver.url())
+    finish_task(database, account, 30)
+
+    def due_untried() -> int:
+        return sum(
+            1
+            for row in outbox_rows(database)
+            if row["attempts"] == 0 and row["next_attempt_at"] <= clock.now()
+        )
+
+    sender = CallbackSender(settings(per_host=2, timeout_seconds=1.0), database, clock=clock)
+    async with running(sender):
+        # Two answers at once make the origin fast: then 2 in flight, 2 * QUEUE_DEPTH queued.
+        long_queue = 30 - 2 - 2 * (1 + QUEUE_DEPTH)
+        await wait_for(lambda: due_untried() == long_queue, "a long queue")
+        # The held attempts time out: the rows queued beyond `per_host` go back, due
+        # again and never attempted, for any sender (or account) to take.
+        await wait_for(lambda: due_untried() > long_queue, "rows given back")
+        receiver.release.set()
 
 
 async def test_redirects_are_not_followed_and_answers_are_read_only_so_far(

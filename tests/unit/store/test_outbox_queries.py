@@ -102,6 +102,26 @@ def test_a_per_account_claim_serves_every_due_account(database: Database) -> Non
     assert sorted(d.account_id for d in claimed) == [other.id, third.id]
 
 
+def test_a_per_account_claim_passes_over_accounts_with_nothing_due(database: Database) -> None:
+    leased = make_account(database, "leased", callback_url="http://leased.example/cb")
+    done = make_account(database, "done", callback_url="http://done.example/cb")
+    none = make_account(database, "none", callback_url="http://none.example/cb")
+    later = make_account(database, "later", callback_url="http://later.example/cb")
+    finish_task(database, leased, 2, now=T0 - timedelta(seconds=3))
+    finish_task(database, done, 1, now=T0 - timedelta(seconds=2))
+    finish_task(database, later, 2, now=T0 - timedelta(seconds=1))
+    claim(database, per_account=1, account_limits={later.id: 0, done.id: 0})
+    (finished,) = claim(database, per_account=1, account_limits={leased.id: 0, later.id: 0})
+    with database.write() as conn:
+        record_outcomes(conn, [delivered(finished)])
+    # `leased` has one row leased and one due, `done` only a delivered row, `none` no
+    # rows at all: the walk over the accounts goes on past each to the later ones.
+    claimed = claim(database, per_account=5)
+    assert [d.account_id for d in claimed] == [leased.id, later.id, later.id]
+    assert none.id not in {d.account_id for d in claimed}
+    assert claim(database, per_account=5) == []
+
+
 def test_transitions_apply_once_and_only_from_pending(database: Database) -> None:
     account = make_account(database, "a", callback_url="http://a.example/cb")
     finish_task(database, account, 3)
