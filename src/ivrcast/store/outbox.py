@@ -175,7 +175,8 @@ def _lease(
     conn: Connection, where: ColumnElement[bool], limit: int, lease_until: datetime
 ) -> list[Row[Any]]:
     """The first `limit` rows matching `where`, oldest due first, leased (see
-    `store.claims` for why this is two statements)."""
+    `store.claims` for why this is two statements, and why the UPDATE repeats no part
+    of `where`: on SQLite it would walk the account's whole pending range)."""
     chosen = (
         select(outbox.c.id)
         .where(where)
@@ -184,7 +185,6 @@ def _lease(
     )
     update = (
         outbox.update()
-        .where(where)
         .values(next_attempt_at=lease_until, url=_current_url())
         .returning(
             outbox.c.id,

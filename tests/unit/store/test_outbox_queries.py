@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
 from ivrcast.store.engine import Database
@@ -252,3 +254,32 @@ def test_concurrent_claims_never_share_a_row(database_url: str) -> None:
         thread.join(30)
     every = [row_id for ids in taken for row_id in ids]
     assert len(every) == len(set(every)) == 200
+
+
+def test_a_claims_update_looks_its_rows_up_by_id(database: Database) -> None:
+    """The lease's UPDATE names the claimed ids and nothing else: with the claim's WHERE
+    repeated, SQLite (which has no statistics) walked the account's whole pending range
+    through the claim index instead, a cost growing with the backlog."""
+    account = make_account(database, "a", callback_url="http://a.example/cb")
+    finish_task(database, account, 300)
+    updates: list[tuple[str, Any]] = []
+
+    def keep(
+        conn: object, cursor: object, statement: str, parameters: Any, context: object, many: bool
+    ) -> None:
+        if statement.startswith("UPDATE outbox"):
+            updates.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        assert len(claim(database, limit=50, per_account=20)) == 20
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+    assert len(updates) == 1
+    statement, parameters = updates[0]
+    assert " IN " in statement
+    assert "status" not in statement.split("WHERE", 1)[1].split("RETURNING", 1)[0]
+    if database.engine.dialect.name == "sqlite":
+        with database.engine.connect() as conn:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        assert plan[0][3] == "SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)", plan
