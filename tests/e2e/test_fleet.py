@@ -103,6 +103,15 @@ async def start_dialer(config: Path, log: Path) -> asyncio.subprocess.Process:
         )  # fmt: skip
 
 
+def claims_logged(log: Path) -> Counter[str]:
+    """How many `dialer.claimed` lines a dialer's log holds, by the node they name."""
+    nodes: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if "event=dialer.claimed" in line:
+            nodes[line.split(" node=", 1)[1].split()[0]] += 1
+    return nodes
+
+
 def kill_server(server: RunningServer) -> None:
     os.killpg(os.getpgid(server.process.pid), signal.SIGKILL)
     server.process.wait()
@@ -200,9 +209,13 @@ async def test_a_fleet_survives_losing_a_dialer_node_and_an_api_process(
     repeated = {uuid: times for uuid, times in arrivals.items() if len(times) > 1}
     assert all(len(times) == 2 and times[0] < killed_at for times in repeated.values()), repeated
     # The work was spread over the three nodes: each call names the node that dialed it,
-    # and each node's log names the calls it claimed.
+    # and each node's log names the calls it claimed. The killed node may have committed
+    # a claim and died before logging all of it.
     by_node = Counter(r["dialed_by"] for r in rows)
     assert len(by_node) == DIALERS, by_node
     assert None not in by_node
-    claimed = [log.read_text(errors="replace").count("event=dialer.claimed") for log in logs]
-    assert sorted(claimed) == sorted(by_node.values()), (claimed, by_node)
+    logged = [claims_logged(log) for log in logs]
+    assert all(len(node) == 1 for node in logged), logged
+    killed, *survivors = (node.most_common(1)[0] for node in logged)
+    assert all(by_node[node] == count for node, count in survivors), (survivors, by_node)
+    assert 0 < killed[1] <= by_node[killed[0]], (killed, by_node)
