@@ -31,7 +31,11 @@
 #define RECV_SIZE 2048
 #define RECV_BATCH 16       /* datagrams read from one socket per recvmmsg */
 #define MAX_BATCHES 4       /* so at most 64 datagrams per socket and drain */
-#define MAX_EVENTS 1024     /* ready sockets per drain; level-triggered, the rest wait */
+/* Ready sockets per drain; level-triggered, the rest wait for the next. Small, because
+ * asyncio runs an iteration's I/O callbacks before its timers: a drain of 1,024 sockets
+ * held the media clock's tick back, and with 2,000 echoed streams the receiver's p99
+ * pacing error was 8.5-8.9 ms against 3.7-4.6 ms with 128 (bench/engine.py). */
+#define MAX_EVENTS 128
 #define MAX_DROPOUT 3000    /* RFC 3550 A.1 */
 #define MAX_MISORDER 100    /* RFC 3550 A.1 */
 #define SEQ_MOD 65536
