@@ -171,6 +171,7 @@ typedef struct {
     int events_fd;        /* signalled when records wait in `pending` */
     int signalled;        /* ... and not taken since */
     int64_t interval_ns;
+    size_t records_max;   /* the queue's bound, QUEUE_RECORDS_MAX unless a test says */
     Queue pending;
     unsigned long long late_ticks;
     unsigned long long dropped[EV_KINDS];
@@ -199,7 +200,7 @@ static int is_bulk(int kind) {
 /* Append a record (and `size` bytes) to `q`; at its bounds, or out of memory, the record
  * is dropped and counted. Plain malloc: the media thread holds no GIL. */
 static void push(Pump *self, Queue *q, Record r, const void *data, size_t size) {
-    size_t records_max = QUEUE_RECORDS_MAX, bytes_max = QUEUE_BYTES_MAX;
+    size_t records_max = self->records_max, bytes_max = QUEUE_BYTES_MAX;
     if (is_bulk(r.kind)) {
         records_max = records_max / 4 * 3;
         bytes_max = bytes_max / 4 * 3;
@@ -352,6 +353,7 @@ static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     if (self == NULL)
         return NULL;
     self->timer_fd = self->stop_fd = self->events_fd = -1;
+    self->records_max = QUEUE_RECORDS_MAX;
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (self->epfd < 0) {
         Py_DECREF(self);
@@ -1303,16 +1305,18 @@ static void close_fd(int *fd) {
 
 static PyObject *Pump_run(Pump *self, PyObject *args) {
     double interval;
-    if (!PyArg_ParseTuple(args, "d:run", &interval) || !usable(self))
+    Py_ssize_t records = QUEUE_RECORDS_MAX;
+    if (!PyArg_ParseTuple(args, "d|n:run", &interval, &records) || !usable(self))
         return NULL;
     if (self->threaded) {
         PyErr_SetString(PyExc_RuntimeError, "the pump's media thread runs already");
         return NULL;
     }
-    if (!(interval >= 0.001 && interval <= 1.0)) {
-        PyErr_SetString(PyExc_ValueError, "the interval is 0.001-1 s");
+    if (!(interval >= 0.001 && interval <= 1.0) || records < 4 || records > QUEUE_RECORDS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the interval is 0.001-1 s, the records 4-262144");
         return NULL;
     }
+    self->records_max = (size_t)records;
     if (self->events_fd < 0)
         self->events_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     self->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -1464,7 +1468,8 @@ static PyMethodDef Pump_methods[] = {
     {"drain", (PyCFunction)Pump_drain, METH_VARARGS,
      "drain(reads): read every ready socket -> (datagrams, events)."},
     {"run", (PyCFunction)Pump_run, METH_VARARGS,
-     "run(interval): start the media thread, which ticks and drains on its own."},
+     "run(interval, records=262144): start the media thread, which ticks and drains on "
+     "its own; `records` bounds the queue of events for Python."},
     {"stop", (PyCFunction)Pump_stop, METH_NOARGS, "Stop and join the media thread."},
     {"events_fd", (PyCFunction)Pump_events_fd, METH_NOARGS,
      "The eventfd the media thread signals when events wait."},

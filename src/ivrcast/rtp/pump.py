@@ -258,9 +258,12 @@ class StreamPump:
 
     label = "media-pump"  # for the media clock's logs
 
-    def __init__(self, *, interval: float, threaded: bool = True) -> None:
+    def __init__(
+        self, *, interval: float, threaded: bool = True, queue_records: int | None = None
+    ) -> None:
         """`interval`: the media clock's, how often each socket is expected to receive
-        a datagram."""
+        a datagram. `queue_records`: the bound of the thread's queue of events, if not
+        the pump's own (a test fills it)."""
         self._loop = asyncio.get_running_loop()
         self._interval = interval
         self._last_read = self._loop.time()
@@ -271,7 +274,10 @@ class StreamPump:
         self._dropped = 0  # events the thread dropped at its queue's bounds, logged
         self._dropped_logged_at = -DROPPED_LOG_INTERVAL
         if threaded:
-            self.native.run(interval)
+            if queue_records is None:
+                self.native.run(interval)
+            else:
+                self.native.run(interval, queue_records)
             self._fd = self.native.events_fd()
             self._loop.add_reader(self._fd, self.take_events)
         else:
