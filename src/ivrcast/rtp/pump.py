@@ -271,7 +271,8 @@ class StreamPump:
         self.threaded = threaded
         self._streams = 0
         self.closed = False
-        self._dropped = 0  # events the thread dropped at its queue's bounds, logged
+        # Events the thread dropped at its queue's bounds, by kind, as last logged.
+        self._dropped: tuple[int, ...] = self.native.dropped()
         self._dropped_logged_at = -DROPPED_LOG_INTERVAL
         if threaded:
             if queue_records is None:
@@ -319,22 +320,22 @@ class StreamPump:
 
     def _check_dropped(self) -> None:
         dropped = self.native.dropped()
-        total = sum(dropped)
-        if total == self._dropped:
+        if dropped == self._dropped:
             return
         now = self._loop.time()
         if now - self._dropped_logged_at < DROPPED_LOG_INTERVAL:
             return
+        since = [count - before for count, before in zip(dropped, self._dropped, strict=True)]
         logger.warning(
             "the event loop fell behind the media thread: %d event(s) dropped, %d of them "
             "tap audio (frames sent %d, received %d)",
-            total - self._dropped,
-            dropped[_pump.SENT] + dropped[_pump.AUDIO],
-            dropped[_pump.SENT],
-            dropped[_pump.AUDIO],
-            extra={"event": "rtp.pump_events_dropped", "dropped": total},
+            sum(since),
+            since[_pump.SENT] + since[_pump.AUDIO],
+            since[_pump.SENT],
+            since[_pump.AUDIO],
+            extra={"event": "rtp.pump_events_dropped", "dropped": sum(dropped)},
         )
-        self._dropped = total
+        self._dropped = dropped
         self._dropped_logged_at = now
 
     def read_ready(self) -> bool:
