@@ -112,13 +112,19 @@ class MediaClock:
             now = loop.time()
             slot = tick_time(scheduled, now, self.interval)
             if slot != scheduled:
-                self._late_ticks += 1
+                if self._ticks_here():
+                    self._late_ticks += 1
                 scheduled = slot
             self._tick_all()
             ticks += 1
             if ticks % TIMEOUT_CHECK_TICKS == 0:
                 self._check_timeouts(now)
             scheduled += self.interval
+
+    def _ticks_here(self) -> bool:
+        """Whether this clock sends anything: a late tick that sends nothing (every
+        stream on a pump with its own media thread) delays no packet, and is not one."""
+        return bool(self._streams) or any(not pump.threaded for pump in self._pumps.values())
 
     def _tick_all(self) -> None:
         for pump in tuple(self._pumps.values()):
