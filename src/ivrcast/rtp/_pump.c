@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1325,7 +1326,12 @@ static PyObject *Pump_run(Pump *self, PyObject *args) {
         watch_fd(self, self->timer_fd, TAG_TIMER) < 0 || watch_fd(self, self->stop_fd, TAG_STOP) < 0)
         goto failed;
     self->interval_ns = (int64_t)(interval * 1e9);
+    /* Signals go to Python's thread: the media thread starts with all of them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&self->thread, NULL, media_thread, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         errno = rc;
         goto failed;

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import select
+import signal
 import socket
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -144,3 +147,19 @@ async def test_a_threaded_pump_refuses_a_second_clock_and_every_call_once_closed
     for call in (pump.native.take_events, pump.native.late_ticks, pump.native.events_fd):
         with pytest.raises(ValueError, match="closed"):
             call()
+
+
+def threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
+async def test_the_thread_leaves_signals_to_python_and_is_joined_on_close() -> None:
+    before = threads()
+    pump = StreamPump(interval=0.02)
+    (media_thread,) = threads() - before
+    status = Path(f"/proc/self/task/{media_thread}/status").read_text()
+    blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:"))[7:], 16)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        assert blocked & (1 << (number - 1))
+    pump.close()
+    assert threads() == before  # joined: gone, not left running
