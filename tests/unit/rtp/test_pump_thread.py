@@ -10,8 +10,8 @@ import select
 import signal
 import socket
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -153,12 +153,16 @@ def threads() -> set[str]:
     return set(os.listdir("/proc/self/task"))
 
 
+def blocked_signals(thread: str) -> int:
+    status = Path(f"/proc/self/task/{thread}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("SigBlk:"))[7:], 16)
+
+
 async def test_the_thread_leaves_signals_to_python_and_is_joined_on_close() -> None:
     before = threads()
     pump = StreamPump(interval=0.02)
     (media_thread,) = threads() - before
-    status = Path(f"/proc/self/task/{media_thread}/status").read_text()
-    blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:"))[7:], 16)
+    blocked = blocked_signals(media_thread)
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         assert blocked & (1 << (number - 1))
     pump.close()
