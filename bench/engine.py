@@ -43,6 +43,11 @@ for `engine_load.MEDIA_HOLD` s, plain and then with a recording and answering-ma
 detection on each: failed calls, CPU per call and RSS growth per call, each variant in
 a fresh process.
 
+`--stall MS` blocks each engine's event loop for MS ms every `engine_load.STALL_PERIOD`
+(200 ms) through the window, as a garbage-collector pass, a burst of SIP or a slow store
+call would: what the media clock's pacing owes to the loop (the pump's media thread
+should not notice). The loops are not stalled; they stay the reference.
+
 With `--planes default,python --c-floor` the whole bench took 11-12 minutes on a shared
 2-core machine (three runs); with one plane and no C loop, fewer than half the subjects.
 """
@@ -104,6 +109,7 @@ class Subject:
     name: str
     kind: Literal["loop", "engine", "c"]
     env: dict[str, str] = field(default_factory=dict)
+    stall_ms: float = 0.0  # an engine's loop blocked this long every `STALL_PERIOD`
 
     def environment(self) -> dict[str, str]:
         """This process's environment, with `IVRCAST_MEDIA` only when the subject sets it."""
@@ -138,7 +144,8 @@ def command_for(
     to_echo, to_sink = streams_for(setup, n)
     if subject.kind == "engine":
         return [sys.executable, LOAD, "engine", str(to_echo), str(peers.echo.port),
-                str(to_sink), str(peers.sink_uas.port), str(LAUNCH_RATE)]  # fmt: skip
+                str(to_sink), str(peers.sink_uas.port), str(LAUNCH_RATE),
+                str(subject.stall_ms)]  # fmt: skip
     if subject.kind == "c":
         assert c_floor is not None
         return [str(c_floor), str(to_echo), str(peers.echo.media_port), str(to_sink),
@@ -289,10 +296,15 @@ def main() -> None:
     options = parse_options()
     counters = enter_private_network()
     open_files = raise_open_files(2 * max([*options.calls, *options.media_calls]) + 1000)
-    planes = [Subject("engine", "engine")]
+    planes = [Subject("engine", "engine", stall_ms=options.stall)]
     if "python" in options.planes:
         planes.append(
-            Subject("engine, IVRCAST_MEDIA=python", "engine", {"IVRCAST_MEDIA": "python"})
+            Subject(
+                "engine, IVRCAST_MEDIA=python",
+                "engine",
+                {"IVRCAST_MEDIA": "python"},
+                stall_ms=options.stall,
+            )
         )
     if "default" not in options.planes:
         planes.pop(0)
@@ -381,6 +393,8 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--media-calls", type=numbers, default=[500, 1000, 2000])
     parser.add_argument("--rates", action="store_true", help="only the set-up rate vs SIPp's UAC")
     parser.add_argument("--quick", action="store_true", help="100 and 200 calls, a 4 s window")
+    parser.add_argument("--stall", type=float, default=0.0, metavar="MS",
+                        help="block each engine's event loop MS ms every 200 ms")  # fmt: skip
     options = parser.parse_args()
     if options.quick:
         options.calls, options.media_calls, options.window = [100, 200], [50, 100], 4.0

@@ -3,6 +3,7 @@ CPU and memory are its alone (and so that `IVRCAST_MEDIA` picks the media plane)
 
     python bench/engine_load.py floor ECHO_STREAMS ECHO_PORT SINK_STREAMS SINK_PORT
     python bench/engine_load.py engine ECHO_CALLS ECHO_SIP_PORT SINK_CALLS SINK_SIP_PORT RATE
+        [STALL_MS]
     python bench/engine_load.py media CALLS VARIANT ECHO_SIP_PORT RATE RECORDINGS_DIR
 
 Each writes one JSON object per line to stdout: the first, `{"rss_mb": …}`, before it
@@ -37,6 +38,7 @@ from ivrcast.sip.outcome import CallEvent
 ANSWER_LIMIT = 60.0  # seconds after the last INVITE for every call to be answered
 STOP_GRACE = 15.0  # for thousands of BYEs answered on a busy machine
 MEDIA_HOLD = 8.0  # `media`: seconds every call of a step plays together
+STALL_PERIOD = 0.2  # `engine` with STALL_MS: seconds between two stalls of its loop
 
 
 def report(**fields: object) -> None:
@@ -141,10 +143,24 @@ async def launch(
     return tasks
 
 
+async def stall_loop(stall_ms: float) -> None:
+    """Block the event loop for `stall_ms` every `STALL_PERIOD`, on purpose: what a long
+    iteration does (a garbage-collector pass, a burst of SIP, a slow store call)."""
+    while True:
+        await asyncio.sleep(STALL_PERIOD)
+        time.sleep(stall_ms / 1000)  # noqa: ASYNC251 -- blocking the loop is the point
+
+
 async def engine_step(
-    echo_calls: int, echo_sip_port: int, sink_calls: int, sink_sip_port: int, rate: float
+    echo_calls: int,
+    echo_sip_port: int,
+    sink_calls: int,
+    sink_sip_port: int,
+    rate: float,
+    stall_ms: float,
 ) -> None:
-    """Hold the calls (to the echoing UAS and to the sink's UAS) until told to stop."""
+    """Hold the calls (to the echoing UAS and to the sink's UAS) until told to stop,
+    the loop stalled `stall_ms` every `STALL_PERIOD` while they are all up."""
     n = echo_calls + sink_calls
     samples = tone(n / rate + ANSWER_LIMIT + 60)  # outlasts the step, for windows up to ~50 s
     audio = EncodedAudio(encode_ulaw(samples), encode_alaw(samples))
@@ -161,9 +177,12 @@ async def engine_step(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(counter.all_answered.wait(), ANSWER_LIMIT)
     late_before = engine.media_clock.late_ticks
+    stalls = asyncio.create_task(stall_loop(stall_ms), name="stalls") if stall_ms > 0 else None
     report(up=counter.answered, seconds_to_all_up=round(time.monotonic() - started, 1))
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     late_ticks = engine.media_clock.late_ticks - late_before
+    if stalls is not None:
+        stalls.cancel()
     await engine.stop()
     outcomes = await asyncio.gather(*tasks)
     report(
@@ -171,6 +190,7 @@ async def engine_step(
         statuses=dict(collections.Counter(o.status for o in outcomes)),
         late_ticks=late_ticks,
         rtp_lost=sum(o.rtp_lost for o in outcomes),
+        stall_ms=stall_ms,
     )
 
 
@@ -220,7 +240,10 @@ def main(argv: list[str]) -> None:
         run_python_floor(*(int(a) for a in args))
     elif kind == "engine":
         echo_calls, echo_port, sink_calls, sink_port = (int(a) for a in args[:4])
-        asyncio.run(engine_step(echo_calls, echo_port, sink_calls, sink_port, float(args[4])))
+        stall_ms = float(args[5]) if len(args) > 5 else 0.0
+        asyncio.run(
+            engine_step(echo_calls, echo_port, sink_calls, sink_port, float(args[4]), stall_ms)
+        )
     elif kind == "media":
         n, variant, port, rate, folder = args
         asyncio.run(media_step(int(n), variant, int(port), float(rate), Path(folder)))

@@ -11,7 +11,8 @@ it takes little of the machine) and reading every echoed packet back:
   that at 2,000 streams on a busy machine it still reads its echoes;
 - *python*: the engine's pure-Python media plane (`RtpStream`s on `SocketReaders`, ticked
   by `MediaClock`), as with `IVRCAST_MEDIA=python`;
-- *native*: the native pump (`PumpStream`s on `StreamPump`), the default.
+- *native*: the native pump (`PumpStream`s on `StreamPump`, whose media thread ticks and
+  reads them off the event loop), the default.
 The streams play a voice longer than the run, with receive statistics, RFC 4733 decoding
 and source latching on, as in a call; no SIP. Echoes missing are told apart: `lost`
 (sequence gaps the streams saw), `dropped` (the kernel dropped them at the sender's own

@@ -3,11 +3,25 @@
  * One `Pump` holds, per stream, a slot with the hot state that `rtp/stream.py` keeps in
  * Python attributes: the socket, where to send, the header fields, the position in the
  * shared frames (held by reference, never copied), the receive statistics of RFC 3550
- * A.1, the latched source, the RFC 4733 de-duplication and the counters. Python calls
- * it twice per 20 ms for all streams together: `tick()` sends one packet per ticking
- * slot, and `drain()` reads every ready socket of the pump's epoll set. Both hand back
- * only what Python has to act on (a voice that ended, a key, a rejected source, audio
- * for a tap), so a call with nothing to report costs no Python object per packet.
+ * A.1, the latched source, the RFC 4733 de-duplication and the counters.
+ *
+ * The pump runs in one of two modes. With `run()`, a media thread of its own ticks every
+ * slot on absolute CLOCK_MONOTONIC times and drains the sockets between ticks; it never
+ * takes the GIL, so neither the event loop nor the garbage collector can hold a tick
+ * back. Without it, Python drives the same code synchronously: `tick()` from the media
+ * clock and `drain()` when the epoll set is readable (the unit tests use this mode, as
+ * it is deterministic). Either way only what Python has to act on (a voice that ended, a
+ * key, a rejected source, audio for a tap) goes up, as plain C records that Python turns
+ * into event tuples, so a call with nothing to report costs no Python object per packet.
+ *
+ * Locking: one mutex guards the slot table. The media thread holds it for a batch of
+ * slots at a time and never touches a Python object: frame bytes are read through
+ * buffers taken (with the GIL) when a voice is started, and kept while a slot uses them.
+ * Python-side calls hold the GIL and take the mutex for the fields the thread reads or
+ * writes; they drop references only after releasing it, since a deallocation can run
+ * Python code that calls the pump again. Fields only Python writes (`in_use`, `owner`,
+ * `generation`, the voice and silence references, the table itself) are written under
+ * both, so Python may read them with the GIL alone.
  *
  * The rules are those of `rtp/stream.py`, `rtp/stats.py` and `rtp/dtmf.py`, which stay
  * the reference and the fallback; the unit tests run against both.
@@ -18,11 +32,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HEADER_SIZE 12      /* RFC 3550 §5.1, no CSRC or extension */
@@ -31,22 +50,67 @@
 #define RECV_SIZE 2048
 #define RECV_BATCH 16       /* datagrams read from one socket per recvmmsg */
 #define MAX_BATCHES 4       /* so at most 64 datagrams per socket and drain */
-/* Ready sockets per drain; level-triggered, the rest wait for the next. Small, because
- * asyncio runs an iteration's I/O callbacks before its timers: a drain of 1,024 sockets
- * held the media clock's tick back, and with 2,000 echoed streams the receiver's p99
- * pacing error was 8.5-8.9 ms against 3.7-4.6 ms with 128 (bench/engine.py). */
+/* Ready sockets per epoll_wait. In the synchronous mode a drain runs as an I/O callback
+ * before the loop's timers, and a drain of 1,024 sockets held the media clock's tick
+ * back (bench/engine.py, 2,000 echoed streams: p99 pacing 8.5-8.9 ms against 3.7-4.6
+ * ms with 128). The media thread ticks first whenever both are due. */
 #define MAX_EVENTS 128
+/* Slots ticked, and sockets drained, per hold of the lock: a Python call waits at most
+ * one batch (some 100 us of sendmsg/recvmmsg), never a whole tick. */
+#define TICK_BATCH 64
+#define DRAIN_BATCH 32
 #define MAX_DROPOUT 3000    /* RFC 3550 A.1 */
 #define MAX_MISORDER 100    /* RFC 3550 A.1 */
 #define SEQ_MOD 65536
+/* The queue of records for Python. Bounded, so a stalled loop cannot make the thread
+ * eat memory: at the bounds a record is dropped and counted by kind (`dropped()`). Bulk
+ * records (tap frames and audio, rejections) stop at three quarters of it, so the rest
+ * stays for those that change a call's course (a voice's end, a key, a latch). With
+ * 4,000 tapped calls (8,000 records and 1.3 MB each 20 ms) that is some 120 ms of a
+ * loop that does not come back. */
+#define QUEUE_RECORDS_MAX (1 << 18)
+#define QUEUE_BYTES_MAX ((size_t)64 << 20)
+#define TAG_TIMER UINT64_MAX        /* epoll data of the media thread's timerfd */
+#define TAG_STOP (UINT64_MAX - 1)   /* ... and of its stop eventfd */
 
 static const char DTMF_KEYS[] = "0123456789*#ABCD"; /* RFC 4733 §3.2 */
 
 /* What tick() and drain() report, the first item of each event tuple. */
-enum { EV_SENT = 0, EV_VOICE_DONE = 1, EV_KEY = 2, EV_AUDIO = 3, EV_REJECTED = 4, EV_LATCHED = 5 };
+enum { EV_SENT = 0, EV_VOICE_DONE = 1, EV_KEY = 2, EV_AUDIO = 3, EV_REJECTED = 4, EV_LATCHED = 5,
+       EV_KINDS = 6 };
+
+/* One event for Python; its bytes (a frame, a payload, an address) are in the queue's. */
+typedef struct {
+    uint8_t kind;
+    char key;
+    uint32_t slot;
+    uint32_t generation; /* of the slot when recorded: a slot reused since is not it */
+    uint32_t ssrc, ts;
+    uint32_t length;
+    size_t offset;
+} Record;
+
+typedef struct {
+    Record *records;
+    size_t count, records_cap;
+    unsigned char *bytes;
+    size_t used, bytes_cap;
+} Queue;
+
+/* A voice's frames, shared by every slot that plays it: the buffers are taken once with
+ * the GIL, so the media thread reads bytes and memoryviews alike through plain pointers,
+ * and a memoryview cannot be released while a slot may still send from it. */
+typedef struct Voice {
+    PyObject *frames; /* the tuple */
+    Py_ssize_t count;
+    Py_ssize_t users; /* slots holding it, as their voice or their held voice */
+    Py_buffer *views;
+    struct Voice *next;
+} Voice;
 
 typedef struct {
     int in_use;
+    uint32_t generation;
     int fd;
     int family;           /* the socket's */
     PyObject *owner;      /* handed back in events; a strong reference while in use */
@@ -59,8 +123,8 @@ typedef struct {
     int remote_port;
     struct sockaddr_storage remote;
     socklen_t remote_len;
-    PyObject *frames;     /* tuple of bytes/memoryview, or NULL */
-    PyObject *held;       /* the voice held back until release_voice(), or NULL */
+    Voice *voice;         /* or NULL */
+    Voice *held;          /* the voice held back until release_voice(), or NULL */
     Py_ssize_t next_frame;
     PyObject *silence;    /* bytes, or NULL */
     uint16_t seq;
@@ -95,32 +159,178 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     int epfd;
+    pthread_mutex_t lock;
     Slot *slots;
     Py_ssize_t capacity;
     Py_ssize_t used;      /* slots in use */
-    /* Set while tick() or drain() walk the slots: Python code that runs meanwhile (a
-     * finaliser, when an allocation collects garbage) must not grow or free them. */
-    int busy;
+    uint32_t generations;
+    Voice *voices;
+    /* the media thread */
+    int threaded;
+    pthread_t thread;
+    int timer_fd, stop_fd;
+    int events_fd;        /* signalled when records wait in `pending` */
+    int signalled;        /* ... and not taken since */
+    int64_t interval_ns;
+    size_t records_max;   /* the queue's bound, QUEUE_RECORDS_MAX unless a test says */
+    Queue pending;
+    unsigned long long late_ticks;
+    unsigned long long dropped[EV_KINDS];
+    /* receive buffers, used under the lock */
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iovs[RECV_BATCH];
     struct sockaddr_storage addrs[RECV_BATCH];
     unsigned char bufs[RECV_BATCH][RECV_SIZE];
 } Pump;
 
-static void slot_release(Slot *s) {
-    Py_CLEAR(s->owner);
-    Py_CLEAR(s->frames);
-    Py_CLEAR(s->held);
-    Py_CLEAR(s->silence);
+/* References a Python-side call let go of, dropped once the lock is released. */
+typedef struct {
+    PyObject *objects[2];
+    Voice *voices[2];
+} Garbage;
+
+#define LOCK(p) pthread_mutex_lock(&(p)->lock)
+#define UNLOCK(p) pthread_mutex_unlock(&(p)->lock)
+
+/* ---- the queue of records --------------------------------------------------------- */
+
+static int is_bulk(int kind) {
+    return kind == EV_SENT || kind == EV_AUDIO || kind == EV_REJECTED;
 }
+
+/* Append a record (and `size` bytes) to `q`; at its bounds, or out of memory, the record
+ * is dropped and counted. Plain malloc: the media thread holds no GIL. */
+static void push(Pump *self, Queue *q, Record r, const void *data, size_t size) {
+    size_t records_max = self->records_max, bytes_max = QUEUE_BYTES_MAX;
+    if (is_bulk(r.kind)) {
+        records_max = records_max / 4 * 3;
+        bytes_max = bytes_max / 4 * 3;
+    }
+    if (q->count >= records_max || q->used + size > bytes_max)
+        goto dropped;
+    if (q->count == q->records_cap) {
+        size_t cap = q->records_cap ? q->records_cap * 2 : 256;
+        Record *records = realloc(q->records, cap * sizeof *records);
+        if (records == NULL)
+            goto dropped;
+        q->records = records;
+        q->records_cap = cap;
+    }
+    if (q->used + size > q->bytes_cap) {
+        size_t cap = q->bytes_cap ? q->bytes_cap : 16384;
+        while (q->used + size > cap)
+            cap *= 2;
+        unsigned char *bytes = realloc(q->bytes, cap);
+        if (bytes == NULL)
+            goto dropped;
+        q->bytes = bytes;
+        q->bytes_cap = cap;
+    }
+    r.offset = q->used;
+    r.length = (uint32_t)size;
+    if (size)
+        memcpy(q->bytes + q->used, data, size);
+    q->used += size;
+    q->records[q->count++] = r;
+    return;
+dropped:
+    self->dropped[r.kind]++;
+}
+
+static void queue_free(Queue *q) {
+    free(q->records);
+    free(q->bytes);
+    memset(q, 0, sizeof *q);
+}
+
+static Record record(int kind, Py_ssize_t index, const Slot *s) {
+    Record r = {0};
+    r.kind = (uint8_t)kind;
+    r.slot = (uint32_t)index;
+    r.generation = s->generation;
+    return r;
+}
+
+/* ---- voices -------------------------------------------------------------------------- */
+
+static Voice *voice_get(Pump *self, PyObject *frames) {
+    for (Voice *v = self->voices; v != NULL; v = v->next) {
+        if (v->frames == frames) {
+            v->users++;
+            return v;
+        }
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(frames);
+    Voice *v = PyMem_Calloc(1, sizeof *v);
+    Py_buffer *views = PyMem_Calloc(count ? (size_t)count : 1, sizeof *views);
+    if (v == NULL || views == NULL) {
+        PyMem_Free(v);
+        PyMem_Free(views);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *f = PyTuple_GET_ITEM(frames, i);
+        if ((!PyBytes_CheckExact(f) && !PyMemoryView_Check(f)) ||
+            PyObject_GetBuffer(f, &views[i], PyBUF_SIMPLE) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "frames must be bytes or memoryview");
+            while (i-- > 0)
+                PyBuffer_Release(&views[i]);
+            PyMem_Free(views);
+            PyMem_Free(v);
+            return NULL;
+        }
+    }
+    Py_INCREF(frames);
+    v->frames = frames;
+    v->count = count;
+    v->users = 1;
+    v->views = views;
+    v->next = self->voices;
+    self->voices = v;
+    return v;
+}
+
+/* With the GIL and without the lock: no slot points to `v` any more. */
+static void voice_put(Pump *self, Voice *v) {
+    if (v == NULL || --v->users > 0)
+        return;
+    for (Voice **at = &self->voices; *at != NULL; at = &(*at)->next) {
+        if (*at == v) {
+            *at = v->next;
+            break;
+        }
+    }
+    for (Py_ssize_t i = 0; i < v->count; i++)
+        PyBuffer_Release(&v->views[i]);
+    PyMem_Free(v->views);
+    Py_DECREF(v->frames);
+    PyMem_Free(v);
+}
+
+static void garbage_drop(Pump *self, Garbage *g) {
+    for (int i = 0; i < 2; i++) {
+        Py_XDECREF(g->objects[i]);
+        voice_put(self, g->voices[i]);
+    }
+}
+
+/* Under the lock: the slot lets go of its references, into `g`. */
+static void slot_release(Slot *s, Garbage *g) {
+    g->objects[0] = s->owner;
+    g->objects[1] = s->silence;
+    g->voices[0] = s->voice;
+    g->voices[1] = s->held;
+    s->owner = s->silence = NULL;
+    s->voice = s->held = NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
 
 static int usable(Pump *self) {
     if (self->epfd < 0) {
         PyErr_SetString(PyExc_ValueError, "the pump is closed");
-        return 0;
-    }
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the pump is busy");
         return 0;
     }
     return 1;
@@ -136,20 +346,6 @@ static Slot *get_slot(Pump *self, Py_ssize_t index) {
     return &self->slots[index];
 }
 
-static int frames_ok(PyObject *frames) {
-    Py_ssize_t n = PyTuple_GET_SIZE(frames);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyTuple_GET_ITEM(frames, i);
-        if (!PyBytes_CheckExact(f) && !PyMemoryView_Check(f)) {
-            PyErr_SetString(PyExc_TypeError, "frames must be bytes or memoryview");
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* ---- lifecycle ------------------------------------------------------------------ */
-
 static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Pump", kwlist))
@@ -157,11 +353,14 @@ static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     Pump *self = (Pump *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
+    self->timer_fd = self->stop_fd = self->events_fd = -1;
+    self->records_max = QUEUE_RECORDS_MAX;
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (self->epfd < 0) {
         Py_DECREF(self);
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    pthread_mutex_init(&self->lock, NULL);
     for (int i = 0; i < RECV_BATCH; i++) {
         self->iovs[i].iov_base = self->bufs[i];
         self->iovs[i].iov_len = RECV_SIZE;
@@ -171,18 +370,26 @@ static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static int Pump_traverse(Pump *self, visitproc visit, void *arg) {
     for (Py_ssize_t i = 0; i < self->capacity; i++) {
-        Slot *s = &self->slots[i];
-        Py_VISIT(s->owner);
-        Py_VISIT(s->frames);
-        Py_VISIT(s->held);
-        Py_VISIT(s->silence);
+        Py_VISIT(self->slots[i].owner);
+        Py_VISIT(self->slots[i].silence);
     }
+    for (Voice *v = self->voices; v != NULL; v = v->next)
+        Py_VISIT(v->frames);
     return 0;
 }
 
+static void pump_stop(Pump *self);
+
 static int Pump_clear(Pump *self) {
-    for (Py_ssize_t i = 0; i < self->capacity; i++)
-        slot_release(&self->slots[i]);
+    /* The thread reads the slots' buffers: it stops before they go. */
+    pump_stop(self);
+    for (Py_ssize_t i = 0; i < self->capacity; i++) {
+        Garbage g = {{NULL}};
+        LOCK(self);
+        slot_release(&self->slots[i], &g);
+        UNLOCK(self);
+        garbage_drop(self, &g);
+    }
     return 0;
 }
 
@@ -192,9 +399,15 @@ static void pump_close(Pump *self) {
     self->slots = NULL;
     self->capacity = 0;
     self->used = 0;
+    queue_free(&self->pending);
+    if (self->events_fd >= 0) {
+        close(self->events_fd);
+        self->events_fd = -1;
+    }
     if (self->epfd >= 0) {
         close(self->epfd);
         self->epfd = -1;
+        pthread_mutex_destroy(&self->lock);
     }
 }
 
@@ -205,19 +418,13 @@ static void Pump_dealloc(Pump *self) {
 }
 
 static PyObject *Pump_close(Pump *self, PyObject *unused) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the pump is busy");
-        return NULL;
-    }
     pump_close(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *Pump_fileno(Pump *self, PyObject *unused) {
-    if (self->epfd < 0) {
-        PyErr_SetString(PyExc_ValueError, "the pump is closed");
+    if (!usable(self))
         return NULL;
-    }
     return PyLong_FromLong(self->epfd);
 }
 
@@ -236,28 +443,44 @@ static PyObject *Pump_add(Pump *self, PyObject *args) {
         index++;
     if (index == self->capacity) {
         Py_ssize_t capacity = self->capacity ? self->capacity * 2 : 64;
-        Slot *slots = PyMem_Realloc(self->slots, (size_t)capacity * sizeof(Slot));
+        /* Allocated and copied outside the lock; only the swap is under it. */
+        Slot *slots = PyMem_Calloc((size_t)capacity, sizeof(Slot));
         if (slots == NULL)
             return PyErr_NoMemory();
-        memset(slots + self->capacity, 0, (size_t)(capacity - self->capacity) * sizeof(Slot));
+        LOCK(self);
+        if (self->capacity)
+            memcpy(slots, self->slots, (size_t)self->capacity * sizeof(Slot));
+        Slot *old = self->slots;
         self->slots = slots;
         self->capacity = capacity;
+        UNLOCK(self);
+        PyMem_Free(old);
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)index};
-    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_INCREF(owner);
+    LOCK(self);
     Slot *s = &self->slots[index];
     memset(s, 0, sizeof *s);
     s->in_use = 1;
+    s->generation = ++self->generations;
     s->fd = fd;
     s->family = local.ss_family;
-    Py_INCREF(owner);
     s->owner = owner;
     s->ssrc = ssrc;
     s->seq = (uint16_t)seq;
     s->ts = ts;
     s->dtmf_payload_type = -1;
     s->timeout = -1.0;
+    UNLOCK(self);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)index};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        LOCK(self);
+        s->in_use = 0;
+        s->owner = NULL;
+        UNLOCK(self);
+        Py_DECREF(owner);
+        return NULL;
+    }
     self->used++;
     return PyLong_FromSsize_t(index);
 }
@@ -269,11 +492,15 @@ static PyObject *Pump_remove(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    Garbage g = {{NULL}};
+    LOCK(self);
     /* The caller closes the socket after this; a failure here means it already did. */
     epoll_ctl(self->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     s->in_use = 0;
+    slot_release(s, &g);
+    UNLOCK(self);
     self->used--;
-    slot_release(s);
+    garbage_drop(self, &g);
     Py_RETURN_NONE;
 }
 
@@ -291,27 +518,35 @@ static PyObject *Pump_start(Pump *self, PyObject *args) {
                           &silence, &payload_type, &dtmf_payload_type, &hold))
         return NULL;
     Slot *s = get_slot(self, index);
-    if (s == NULL || !frames_ok(frames))
+    if (s == NULL)
         return NULL;
     if (payload_type < 0 || payload_type > 127 || dtmf_payload_type < -1 ||
         dtmf_payload_type > 127) {
         PyErr_SetString(PyExc_ValueError, "payload types are 0-127");
         return NULL;
     }
-    Py_INCREF(frames);
+    Voice *voice = voice_get(self, frames);
+    if (voice == NULL)
+        return NULL;
     Py_INCREF(silence);
-    Py_CLEAR(s->frames);
-    Py_CLEAR(s->held);
-    Py_CLEAR(s->silence);
+    Garbage g = {{NULL}};
+    LOCK(self);
+    g.objects[0] = s->silence;
+    g.voices[0] = s->voice;
+    g.voices[1] = s->held;
+    s->voice = s->held = NULL;
     if (hold)
-        s->held = frames;
+        s->held = voice;
     else
-        s->frames = frames;
+        s->voice = voice;
+    s->next_frame = 0;
     s->silence = silence;
     s->payload_type = (uint8_t)payload_type;
     s->second_byte = (uint8_t)(payload_type | 0x80); /* RFC 3550 §5.1: talkspurt start */
     s->dtmf_payload_type = dtmf_payload_type;
     s->started = 1;
+    UNLOCK(self);
+    garbage_drop(self, &g);
     Py_RETURN_NONE;
 }
 
@@ -322,11 +557,16 @@ static PyObject *Pump_release_voice(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    Garbage g = {{NULL}};
+    LOCK(self);
     if (s->held != NULL) {
-        Py_XSETREF(s->frames, s->held);
+        g.voices[0] = s->voice;
+        s->voice = s->held;
         s->held = NULL;
         s->next_frame = 0;
     }
+    UNLOCK(self);
+    garbage_drop(self, &g);
     Py_RETURN_NONE;
 }
 
@@ -346,6 +586,47 @@ static int comparable(const struct sockaddr_storage *addr, unsigned char out[16]
     return 16;
 }
 
+static void set_remote(Slot *s, const unsigned char *ip, Py_ssize_t ip_len, int port) {
+    s->latched = 0;
+    s->remote_set = 1;
+    s->remote_port = port;
+    s->has_remote = 0;
+    memset(&s->remote, 0, sizeof s->remote);
+    if (ip_len == 0) {
+        /* A host name in the SDP: nothing to send to or hold packets to. */
+        s->expect_any = 1;
+        return;
+    }
+    s->expect_any = 0;
+    if (ip_len == 4 && s->family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&s->remote;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        memcpy(&a->sin_addr, ip, 4);
+        s->remote_len = sizeof *a;
+        s->has_remote = 1;
+    } else if (s->family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->remote;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (ip_len == 4) {
+            a->sin6_addr.s6_addr[10] = 0xff;
+            a->sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&a->sin6_addr.s6_addr[12], ip, 4);
+        } else {
+            memcpy(a->sin6_addr.s6_addr, ip, 16);
+        }
+        s->remote_len = sizeof *a;
+        s->has_remote = 1;
+    }
+    /* An IPv6 far end on an IPv4 socket: unreachable, every send counts an error. */
+    s->expected_len = comparable(&s->remote, s->expected);
+    if (!s->has_remote) {
+        memcpy(s->expected, ip, (size_t)ip_len);
+        s->expected_len = (int)ip_len;
+    }
+}
+
 static PyObject *Pump_set_remote(Pump *self, PyObject *args) {
     Py_ssize_t index;
     Py_buffer ip;
@@ -359,44 +640,9 @@ static PyObject *Pump_set_remote(Pump *self, PyObject *args) {
         PyBuffer_Release(&ip);
         return NULL;
     }
-    s->latched = 0;
-    s->remote_set = 1;
-    s->remote_port = port;
-    s->has_remote = 0;
-    memset(&s->remote, 0, sizeof s->remote);
-    if (ip.len == 0) {
-        /* A host name in the SDP: nothing to send to or hold packets to. */
-        s->expect_any = 1;
-    } else {
-        s->expect_any = 0;
-        if (ip.len == 4 && s->family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&s->remote;
-            a->sin_family = AF_INET;
-            a->sin_port = htons((uint16_t)port);
-            memcpy(&a->sin_addr, ip.buf, 4);
-            s->remote_len = sizeof *a;
-            s->has_remote = 1;
-        } else if (s->family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->remote;
-            a->sin6_family = AF_INET6;
-            a->sin6_port = htons((uint16_t)port);
-            if (ip.len == 4) {
-                a->sin6_addr.s6_addr[10] = 0xff;
-                a->sin6_addr.s6_addr[11] = 0xff;
-                memcpy(&a->sin6_addr.s6_addr[12], ip.buf, 4);
-            } else {
-                memcpy(a->sin6_addr.s6_addr, ip.buf, 16);
-            }
-            s->remote_len = sizeof *a;
-            s->has_remote = 1;
-        }
-        /* An IPv6 far end on an IPv4 socket: unreachable, every send counts an error. */
-        s->expected_len = comparable(&s->remote, s->expected);
-        if (!s->has_remote) {
-            memcpy(s->expected, ip.buf, (size_t)ip.len);
-            s->expected_len = (int)ip.len;
-        }
-    }
+    LOCK(self);
+    set_remote(s, ip.buf, ip.len, port);
+    UNLOCK(self);
     PyBuffer_Release(&ip);
     Py_RETURN_NONE;
 }
@@ -409,7 +655,9 @@ static PyObject *Pump_set_ticking(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    LOCK(self);
     s->ticking = on;
+    UNLOCK(self);
     Py_RETURN_NONE;
 }
 
@@ -421,7 +669,9 @@ static PyObject *Pump_set_tapped(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    LOCK(self);
     s->tapped = on;
+    UNLOCK(self);
     Py_RETURN_NONE;
 }
 
@@ -433,9 +683,11 @@ static PyObject *Pump_watch(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    LOCK(self);
     s->timeout = timeout;
     s->last_received = now;
     s->timed_out = 0;
+    UNLOCK(self);
     Py_RETURN_NONE;
 }
 
@@ -447,11 +699,13 @@ static PyObject *Pump_skip(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
+    LOCK(self);
     s->ts += samples;
+    UNLOCK(self);
     Py_RETURN_NONE;
 }
 
-/* ---- sending --------------------------------------------------------------------- */
+/* ---- sending (under the lock) ------------------------------------------------------ */
 
 static void pack_header(unsigned char *h, uint8_t second, uint16_t seq, uint32_t ts,
                         uint32_t ssrc) {
@@ -469,107 +723,60 @@ static void pack_header(unsigned char *h, uint8_t second, uint16_t seq, uint32_t
     h[11] = (unsigned char)ssrc;
 }
 
-static void send_packet(Slot *s, unsigned char *header, const void *payload, Py_ssize_t size) {
+static void send_packet(Slot *s, unsigned char *header, const void *payload, size_t size) {
     if (!s->has_remote) {
         s->send_errors++;
         return;
     }
-    struct iovec iov[2] = {{header, HEADER_SIZE}, {(void *)payload, (size_t)size}};
+    struct iovec iov[2] = {{header, HEADER_SIZE}, {(void *)payload, size}};
     struct msghdr msg = {0};
     msg.msg_name = &s->remote;
     msg.msg_namelen = s->remote_len;
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
     /* UDP: a full buffer or an ICMP error from an earlier packet. RTP tolerates loss;
-     * the count shows in the outcome and the no-RTP timer ends dead calls. */
+     * the count shows in the outcome and the no-RTP timer ends dead calls. (Each slot
+     * has a socket of its own, so sendmmsg, which batches on one socket, has nothing to
+     * batch here.) */
     if (sendmsg(s->fd, &msg, MSG_DONTWAIT) < 0)
         s->send_errors++;
     else
         s->packets_sent++;
 }
 
-static int append_event(PyObject *events, int kind, PyObject *owner, PyObject *value) {
-    PyObject *event = Py_BuildValue("(iOO)", kind, owner, value);
-    if (event == NULL)
-        return -1;
-    int rc = PyList_Append(events, event);
-    Py_DECREF(event);
-    return rc;
-}
-
-/* One frame of `s` (a stream with a remote), events appended for its tap and its voice. */
-static int tick_slot(Slot *s, PyObject *events) {
-    PyObject *frames = s->frames;
-    Py_ssize_t count = frames ? PyTuple_GET_SIZE(frames) : 0;
-    Py_ssize_t index = s->next_frame;
-    PyObject *frame;
-    if (index < count) {
-        frame = PyTuple_GET_ITEM(frames, index);
-        s->next_frame = index + 1;
-    } else {
-        frame = s->silence;
+/* One frame of slot `index` (a stream with a remote), records for its tap and voice. */
+static void tick_slot(Pump *self, Py_ssize_t index, Queue *q) {
+    Slot *s = &self->slots[index];
+    Voice *voice = s->voice;
+    Py_ssize_t count = voice ? voice->count : 0;
+    Py_ssize_t at = s->next_frame;
+    const void *data = NULL;
+    size_t size = 0;
+    if (at < count) {
+        data = voice->views[at].buf;
+        size = (size_t)voice->views[at].len;
+        s->next_frame = at + 1;
+    } else if (s->silence != NULL) {
+        data = PyBytes_AS_STRING(s->silence);
+        size = (size_t)PyBytes_GET_SIZE(s->silence);
     }
     unsigned char header[HEADER_SIZE];
     pack_header(header, s->second_byte, s->seq, s->ts, s->ssrc);
     s->second_byte = s->payload_type;
     s->seq++;
     s->ts += FRAME_SAMPLES;
-    if (frame == NULL) {
+    if (data == NULL)
         s->send_errors++;
-    } else {
-        /* A view's buffer is taken for the send only: a released view raises here. */
-        Py_buffer view;
-        if (PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE) < 0) {
-            PyErr_Clear();
-            s->send_errors++;
-        } else {
-            send_packet(s, header, view.buf, view.len);
-            PyBuffer_Release(&view);
-        }
-    }
-    /* The owner and frames stay referenced by the event, whatever Python does next. */
-    PyObject *owner = s->owner;
-    int done = index + 1 == count;
-    if (s->tapped && frame != NULL && append_event(events, EV_SENT, owner, frame) < 0)
-        return -1;
-    if (done && append_event(events, EV_VOICE_DONE, owner, Py_None) < 0)
-        return -1;
-    return 0;
+    else
+        send_packet(s, header, data, size);
+    if (s->tapped && data != NULL)
+        push(self, q, record(EV_SENT, index, s), data, size);
+    if (at + 1 == count)
+        push(self, q, record(EV_VOICE_DONE, index, s), NULL, 0);
 }
 
-static PyObject *Pump_tick(Pump *self, PyObject *unused) {
-    if (!usable(self))
-        return NULL;
-    PyObject *events = PyList_New(0);
-    if (events == NULL)
-        return NULL;
-    self->busy = 1;
-    for (Py_ssize_t i = 0; i < self->capacity; i++) {
-        Slot *s = &self->slots[i];
-        if (s->in_use && s->ticking && s->remote_set && tick_slot(s, events) < 0) {
-            Py_CLEAR(events);
-            break;
-        }
-    }
-    self->busy = 0;
-    return events;
-}
-
-static PyObject *Pump_tick_one(Pump *self, PyObject *args) {
-    Py_ssize_t index;
-    if (!PyArg_ParseTuple(args, "n:tick_one", &index))
-        return NULL;
-    Slot *s = get_slot(self, index);
-    if (s == NULL)
-        return NULL;
-    PyObject *events = PyList_New(0);
-    if (events == NULL)
-        return NULL;
-    self->busy = 1;
-    if (s->remote_set && tick_slot(s, events) < 0)
-        Py_CLEAR(events);
-    self->busy = 0;
-    return events;
+static int ticks(const Slot *s) {
+    return s->in_use && s->ticking && s->remote_set;
 }
 
 static PyObject *Pump_send_event(Pump *self, PyObject *args) {
@@ -584,13 +791,15 @@ static PyObject *Pump_send_event(Pump *self, PyObject *args) {
         PyBuffer_Release(&payload);
         return NULL;
     }
+    LOCK(self);
     if (s->remote_set && s->dtmf_payload_type >= 0) {
         unsigned char header[HEADER_SIZE];
         uint8_t second = (uint8_t)(s->dtmf_payload_type | (marker ? 0x80 : 0));
         pack_header(header, second, s->seq, timestamp, s->ssrc);
         s->seq++;
-        send_packet(s, header, payload.buf, payload.len);
+        send_packet(s, header, payload.buf, (size_t)payload.len);
     }
+    UNLOCK(self);
     PyBuffer_Release(&payload);
     Py_RETURN_NONE;
 }
@@ -613,18 +822,25 @@ static PyObject *Pump_check_timeouts(Pump *self, PyObject *args) {
     double now;
     if (!PyArg_ParseTuple(args, "d:check_timeouts", &now) || !usable(self))
         return NULL;
-    PyObject *owners = PyList_New(0);
-    if (owners == NULL)
-        return NULL;
-    self->busy = 1;
+    Py_ssize_t *found = PyMem_Malloc((self->capacity ? (size_t)self->capacity : 1) * sizeof *found);
+    if (found == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t n = 0;
+    LOCK(self);
     for (Py_ssize_t i = 0; i < self->capacity; i++) {
         Slot *s = &self->slots[i];
-        if (s->in_use && s->ticking && timed_out(s, now) && PyList_Append(owners, s->owner) < 0) {
-            Py_CLEAR(owners);
-            break;
-        }
+        if (s->in_use && s->ticking && timed_out(s, now))
+            found[n++] = i;
     }
-    self->busy = 0;
+    UNLOCK(self);
+    PyObject *owners = PyList_New(0);
+    for (Py_ssize_t i = 0; i < n && owners != NULL; i++) {
+        /* Building the list may run Python code that closes a stream: check each. */
+        Slot *s = found[i] < self->capacity ? &self->slots[found[i]] : NULL;
+        if (s != NULL && s->in_use && PyList_Append(owners, s->owner) < 0)
+            Py_CLEAR(owners);
+    }
+    PyMem_Free(found);
     return owners;
 }
 
@@ -636,10 +852,13 @@ static PyObject *Pump_check_timeout(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
-    return PyBool_FromLong(timed_out(s, now));
+    LOCK(self);
+    int expired = timed_out(s, now);
+    UNLOCK(self);
+    return PyBool_FromLong(expired);
 }
 
-/* ---- receiving ------------------------------------------------------------------- */
+/* ---- receiving (under the lock) ----------------------------------------------------- */
 
 static PyObject *address_tuple(const struct sockaddr_storage *addr) {
     char host[INET6_ADDRSTRLEN];
@@ -685,8 +904,10 @@ static int port_of(const struct sockaddr_storage *addr) {
 
 /* A packet from a source other than the latched one: latch it if nothing is latched
  * and it comes from the SDP's address; otherwise count it and tell Python (which
- * throttles the log line). 1: accepted, 0: dropped, -1: error. */
-static int latch(Slot *s, const struct sockaddr_storage *source, socklen_t len, PyObject *events) {
+ * throttles the log line). 1: accepted, 0: dropped. */
+static int latch(Pump *self, Py_ssize_t index, const struct sockaddr_storage *source,
+                 socklen_t len, Queue *q) {
+    Slot *s = &self->slots[index];
     if (!s->latched && (source->ss_family == AF_INET || source->ss_family == AF_INET6)) {
         unsigned char ip[16];
         int ip_len = comparable(source, ip);
@@ -694,25 +915,14 @@ static int latch(Slot *s, const struct sockaddr_storage *source, socklen_t len, 
             memcpy(&s->source, source, len);
             s->source_len = len;
             s->latched = 1;
-            if (port_of(source) != s->remote_port) {
-                PyObject *where = address_tuple(source);
-                if (where == NULL)
-                    return -1;
-                int rc = append_event(events, EV_LATCHED, s->owner, where);
-                Py_DECREF(where);
-                if (rc < 0)
-                    return -1;
-            }
+            if (port_of(source) != s->remote_port)
+                push(self, q, record(EV_LATCHED, index, s), source, sizeof *source);
             return 1;
         }
     }
     s->rejected++;
-    PyObject *where = address_tuple(source);
-    if (where == NULL)
-        return -1;
-    int rc = append_event(events, EV_REJECTED, s->owner, where);
-    Py_DECREF(where);
-    return rc < 0 ? -1 : 0;
+    push(self, q, record(EV_REJECTED, index, s), source, sizeof *source);
+    return 0;
 }
 
 static void count_packet(Slot *s, uint32_t ssrc, long seq) {
@@ -751,146 +961,448 @@ static unsigned long long packets_expected(const Slot *s) {
     return s->expected_before + s->cycles + (unsigned long long)(s->max_seq - s->base_seq + 1);
 }
 
-static int on_telephone_event(Slot *s, const unsigned char *data, Py_ssize_t size, uint32_t ts,
-                              PyObject *events) {
+static void on_telephone_event(Pump *self, Py_ssize_t index, const unsigned char *data,
+                               Py_ssize_t size, uint32_t ts, Queue *q) {
+    Slot *s = &self->slots[index];
     Py_ssize_t offset = HEADER_SIZE + 4 * (data[0] & 0x0F);
     if ((data[0] & 0x10) && size >= offset + 4)
         offset += 4 + 4 * (((Py_ssize_t)data[offset + 2] << 8) | data[offset + 3]);
     if (size - offset < 4)
-        return 0; /* too short to be an event (RFC 4733 §2.3) */
+        return; /* too short to be an event (RFC 4733 §2.3) */
     if (s->has_event_ts && ts == s->event_ts)
-        return 0; /* a repeat or an end retransmission of the last event */
+        return; /* a repeat or an end retransmission of the last event */
     s->has_event_ts = 1;
     s->event_ts = ts;
     unsigned event = data[offset];
     if (event >= sizeof DTMF_KEYS - 1)
-        return 0;
-    PyObject *key = PyUnicode_FromStringAndSize(&DTMF_KEYS[event], 1);
-    if (key == NULL)
-        return -1;
-    int rc = append_event(events, EV_KEY, s->owner, key);
-    Py_DECREF(key);
-    return rc;
+        return;
+    Record r = record(EV_KEY, index, s);
+    r.key = DTMF_KEYS[event];
+    push(self, q, r, NULL, 0);
 }
 
-static int on_datagram(Slot *s, const unsigned char *data, Py_ssize_t size,
-                       const struct sockaddr_storage *source, socklen_t source_len,
-                       PyObject *events) {
+static void on_datagram(Pump *self, Py_ssize_t index, const unsigned char *data, Py_ssize_t size,
+                        const struct sockaddr_storage *source, socklen_t source_len, Queue *q) {
+    Slot *s = &self->slots[index];
     /* Packets before start() (early media, a 183's stream) are read and dropped so the
      * kernel buffer holds no stale audio when the call is answered. */
     if (!s->started || size < HEADER_SIZE)
-        return 0;
-    if (!(s->latched && same_source(source, &s->source))) {
-        int accepted = latch(s, source, source_len, events);
-        if (accepted <= 0)
-            return accepted;
-    }
+        return;
+    if (!(s->latched && same_source(source, &s->source)) &&
+        !latch(self, index, source, source_len, q))
+        return;
     if (data[0] >> 6 != 2)
-        return 0;
+        return;
     uint32_t ts = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
                   ((uint32_t)data[6] << 8) | data[7];
     uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
                     ((uint32_t)data[10] << 8) | data[11];
     count_packet(s, ssrc, ((long)data[2] << 8) | data[3]);
     int payload_type = data[1] & 0x7F;
-    if (payload_type == s->dtmf_payload_type)
-        return on_telephone_event(s, data, size, ts, events);
-    if (s->tapped && payload_type == s->payload_type) {
+    if (payload_type == s->dtmf_payload_type) {
+        on_telephone_event(self, index, data, size, ts, q);
+    } else if (s->tapped && payload_type == s->payload_type) {
         Py_ssize_t offset = HEADER_SIZE + 4 * (data[0] & 0x0F);
         Py_ssize_t length = size > offset ? size - offset : 0;
-        PyObject *audio = Py_BuildValue("(kky#)", (unsigned long)ssrc, (unsigned long)ts,
-                                        (const char *)data + (length ? offset : 0), length);
-        if (audio == NULL)
-            return -1;
-        int rc = append_event(events, EV_AUDIO, s->owner, audio);
-        Py_DECREF(audio);
-        return rc;
+        Record r = record(EV_AUDIO, index, s);
+        r.ssrc = ssrc;
+        r.ts = ts;
+        push(self, q, r, data + (length ? offset : 0), (size_t)length);
     }
-    return 0;
 }
 
 #ifdef PUMP_EXACT_COPIES
 /* The sanitized build of the tests: each datagram is parsed from a heap copy of exactly
  * its size, so AddressSanitizer reports a read past its end; in the shared receive
  * buffer that read would return stale bytes and go unnoticed. */
-static int parse_datagram(Slot *s, const unsigned char *data, Py_ssize_t size,
-                          const struct sockaddr_storage *source, socklen_t source_len,
-                          PyObject *events) {
+static void parse_datagram(Pump *self, Py_ssize_t index, const unsigned char *data,
+                           Py_ssize_t size, const struct sockaddr_storage *source,
+                           socklen_t source_len, Queue *q) {
     unsigned char *copy = malloc(size > 0 ? (size_t)size : 1);
-    if (copy == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (copy == NULL)
+        return;
     memcpy(copy, data, (size_t)size);
-    int rc = on_datagram(s, copy, size, source, source_len, events);
+    on_datagram(self, index, copy, size, source, source_len, q);
     free(copy);
-    return rc;
 }
 #else
 #define parse_datagram on_datagram
 #endif
 
+/* Read at most `reads` datagrams from slot `index`'s socket; how many came. */
+static long drain_slot(Pump *self, Py_ssize_t index, int reads, Queue *q) {
+    long datagrams = 0;
+    for (int left = reads; left > 0;) {
+        int want = left < RECV_BATCH ? left : RECV_BATCH;
+        for (int j = 0; j < want; j++) {
+            struct msghdr *h = &self->msgs[j].msg_hdr;
+            memset(h, 0, sizeof *h);
+            h->msg_name = &self->addrs[j];
+            h->msg_namelen = sizeof self->addrs[j];
+            h->msg_iov = &self->iovs[j];
+            h->msg_iovlen = 1;
+        }
+        int got = recvmmsg(self->slots[index].fd, self->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
+        /* < 0: nothing after all, or an ICMP error for an earlier send: not a packet. */
+        for (int j = 0; j < got; j++) {
+            Py_ssize_t size = (Py_ssize_t)self->msgs[j].msg_len;
+            if (size > RECV_SIZE)
+                size = RECV_SIZE;
+            datagrams++;
+            parse_datagram(self, index, self->bufs[j], size, &self->addrs[j],
+                           self->msgs[j].msg_hdr.msg_namelen, q);
+        }
+        if (got < want)
+            break;
+        left -= got;
+    }
+    return datagrams;
+}
+
+static int clamp_reads(long reads) {
+    if (reads < 1)
+        return 1;
+    return reads > RECV_BATCH * MAX_BATCHES ? RECV_BATCH * MAX_BATCHES : (int)reads;
+}
+
+/* ---- records into Python events (with the GIL, without the lock) -------------------- */
+
+static PyObject *event_value(const Record *r, const unsigned char *bytes) {
+    /* An empty payload may have no bytes behind it at all: y# would make it None. */
+    const unsigned char *data = r->length ? bytes + r->offset : (const unsigned char *)"";
+    switch (r->kind) {
+    case EV_SENT:
+        return PyBytes_FromStringAndSize((const char *)data, r->length);
+    case EV_KEY:
+        return PyUnicode_FromStringAndSize(&r->key, 1);
+    case EV_AUDIO:
+        return Py_BuildValue("(kky#)", (unsigned long)r->ssrc, (unsigned long)r->ts,
+                             (const char *)data, (Py_ssize_t)r->length);
+    case EV_REJECTED:
+    case EV_LATCHED: {
+        struct sockaddr_storage where;
+        memcpy(&where, data, sizeof where);
+        return address_tuple(&where);
+    }
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+/* The events of `q`, in order, for the slots still holding the stream they were for;
+ * frees `q`, which belongs to this call alone (Python code run meanwhile, a finaliser,
+ * may call the pump again). */
+static PyObject *events_from(Pump *self, Queue *q) {
+    PyObject *events = PyList_New(0);
+    for (size_t i = 0; i < q->count && events != NULL; i++) {
+        const Record *r = &q->records[i];
+        Slot *s = (Py_ssize_t)r->slot < self->capacity ? &self->slots[r->slot] : NULL;
+        if (s == NULL || !s->in_use || s->generation != r->generation)
+            continue; /* removed since: its stream has closed */
+        PyObject *owner = s->owner;
+        Py_INCREF(owner);
+        PyObject *value = event_value(r, q->bytes);
+        PyObject *event = value ? Py_BuildValue("(iON)", r->kind, owner, value) : NULL;
+        Py_DECREF(owner);
+        if (event == NULL || PyList_Append(events, event) < 0)
+            Py_CLEAR(events);
+        Py_XDECREF(event);
+    }
+    queue_free(q);
+    return events;
+}
+
+/* Under the lock: take what waits for Python. */
+static Queue take_pending(Pump *self) {
+    Queue taken = self->pending;
+    memset(&self->pending, 0, sizeof self->pending);
+    self->signalled = 0;
+    return taken;
+}
+
+/* Under the lock, from the media thread: wake Python's reader once per batch taken. */
+static void signal_pending(Pump *self) {
+    if (self->pending.count && !self->signalled) {
+        uint64_t one = 1;
+        if (write(self->events_fd, &one, sizeof one) == sizeof one)
+            self->signalled = 1;
+    }
+}
+
+/* ---- the synchronous mode (Python drives) ------------------------------------------ */
+
+static PyObject *Pump_tick(Pump *self, PyObject *unused) {
+    if (!usable(self))
+        return NULL;
+    if (self->threaded) {
+        PyErr_SetString(PyExc_RuntimeError, "the pump's media thread ticks it");
+        return NULL;
+    }
+    Queue q = {0};
+    LOCK(self);
+    for (Py_ssize_t i = 0; i < self->capacity; i++)
+        if (ticks(&self->slots[i]))
+            tick_slot(self, i, &q);
+    UNLOCK(self);
+    return events_from(self, &q);
+}
+
+/* A Python-side batch goes through `pending` when the thread runs, so that one stream's
+ * events stay in the order they happened whoever read them. */
+static PyObject *take_with(Pump *self, Queue *q) {
+    if (self->threaded) {
+        *q = take_pending(self);
+    }
+    UNLOCK(self);
+    return events_from(self, q);
+}
+
+static PyObject *Pump_tick_one(Pump *self, PyObject *args) {
+    Py_ssize_t index;
+    if (!PyArg_ParseTuple(args, "n:tick_one", &index))
+        return NULL;
+    Slot *s = get_slot(self, index);
+    if (s == NULL)
+        return NULL;
+    Queue q = {0};
+    LOCK(self);
+    if (s->remote_set)
+        tick_slot(self, index, self->threaded ? &self->pending : &q);
+    return take_with(self, &q);
+}
+
 /* drain(reads): read every ready socket, at most `reads` datagrams from each (the
  * intervals the loop was away: one when it is on time, so the common case is a single
- * datagram per socket and a recvmmsg that does not try for a second). */
+ * datagram per socket and a recvmmsg that does not try for a second). With the media
+ * thread running, this also hands back what the thread read before. */
 static PyObject *Pump_drain(Pump *self, PyObject *args) {
     int reads;
     if (!PyArg_ParseTuple(args, "i:drain", &reads) || !usable(self))
         return NULL;
-    if (reads < 1)
-        reads = 1;
-    if (reads > RECV_BATCH * MAX_BATCHES)
-        reads = RECV_BATCH * MAX_BATCHES;
+    reads = clamp_reads(reads);
     struct epoll_event ready[MAX_EVENTS];
     int n = epoll_wait(self->epfd, ready, MAX_EVENTS, 0);
     if (n < 0) {
-        if (errno == EINTR)
-            return Py_BuildValue("(iN)", 0, PyList_New(0));
-        return PyErr_SetFromErrno(PyExc_OSError);
+        if (errno != EINTR)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        n = 0;
     }
-    PyObject *events = PyList_New(0);
+    Queue q = {0};
+    Queue *into = self->threaded ? &self->pending : &q;
+    long datagrams = 0;
+    LOCK(self);
+    for (int i = 0; i < n; i++) {
+        uint64_t index = ready[i].data.u64;
+        if (index < (uint64_t)self->capacity && self->slots[index].in_use)
+            datagrams += drain_slot(self, (Py_ssize_t)index, reads, into);
+    }
+    PyObject *events = take_with(self, &q);
     if (events == NULL)
         return NULL;
-    self->busy = 1;
-    long datagrams = 0;
-    for (int i = 0; i < n && events != NULL; i++) {
-        Py_ssize_t index = (Py_ssize_t)ready[i].data.u64;
-        if (index >= self->capacity || !self->slots[index].in_use)
-            continue;
-        Slot *s = &self->slots[index];
-        for (int left = reads; left > 0 && events != NULL;) {
-            int want = left < RECV_BATCH ? left : RECV_BATCH;
-            for (int j = 0; j < want; j++) {
-                struct msghdr *h = &self->msgs[j].msg_hdr;
-                memset(h, 0, sizeof *h);
-                h->msg_name = &self->addrs[j];
-                h->msg_namelen = sizeof self->addrs[j];
-                h->msg_iov = &self->iovs[j];
-                h->msg_iovlen = 1;
+    return Py_BuildValue("(lN)", datagrams, events);
+}
+
+/* ---- the media thread -------------------------------------------------------------- */
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void arm(int timer_fd, int64_t at) {
+    struct itimerspec spec = {{0, 0}, {(time_t)(at / 1000000000), (long)(at % 1000000000)}};
+    timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &spec, NULL);
+}
+
+static void tick_all(Pump *self) {
+    for (Py_ssize_t i = 0;;) {
+        LOCK(self);
+        if (i >= self->capacity) {
+            signal_pending(self);
+            UNLOCK(self);
+            return;
+        }
+        Py_ssize_t end = i + TICK_BATCH < self->capacity ? i + TICK_BATCH : self->capacity;
+        for (; i < end; i++)
+            if (ticks(&self->slots[i]))
+                tick_slot(self, i, &self->pending);
+        signal_pending(self);
+        UNLOCK(self);
+    }
+}
+
+static void drain_ready(Pump *self, const uint64_t *ready, int n, int reads) {
+    for (int i = 0; i < n;) {
+        int end = i + DRAIN_BATCH < n ? i + DRAIN_BATCH : n;
+        LOCK(self);
+        for (; i < end; i++)
+            if (ready[i] < (uint64_t)self->capacity && self->slots[ready[i]].in_use)
+                drain_slot(self, (Py_ssize_t)ready[i], reads, &self->pending);
+        signal_pending(self);
+        UNLOCK(self);
+    }
+}
+
+/* Ticks on absolute times, start + n x interval, with the late-tick rule of
+ * `clock.tick_time`: a tick a whole interval late sends one frame and restarts the
+ * schedule from now, no burst. Between ticks it waits in epoll_wait on the sockets, the
+ * timerfd and the stop eventfd, and drains what is ready. */
+static void *media_thread(void *arg) {
+    Pump *self = arg;
+    const int64_t interval = self->interval_ns;
+    struct epoll_event ready[MAX_EVENTS];
+    uint64_t sockets[MAX_EVENTS];
+    int64_t scheduled = now_ns() + interval;
+    int64_t last_read = now_ns();
+    arm(self->timer_fd, scheduled);
+    for (;;) {
+        int n = epoll_wait(self->epfd, ready, MAX_EVENTS, -1);
+        if (n < 0)
+            continue; /* EINTR: the descriptors stay open until this thread is joined */
+        int due = 0, count = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = ready[i].data.u64;
+            if (tag == TAG_STOP)
+                return NULL;
+            if (tag == TAG_TIMER) {
+                uint64_t expirations;
+                due = read(self->timer_fd, &expirations, sizeof expirations) > 0;
+            } else {
+                sockets[count++] = tag;
             }
-            int got = recvmmsg(s->fd, self->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
-            /* < 0: nothing after all, or an ICMP error for an earlier send: not a packet. */
-            for (int j = 0; j < got; j++) {
-                Py_ssize_t size = (Py_ssize_t)self->msgs[j].msg_len;
-                if (size > RECV_SIZE)
-                    size = RECV_SIZE;
-                datagrams++;
-                if (parse_datagram(s, self->bufs[j], size, &self->addrs[j],
-                                   self->msgs[j].msg_hdr.msg_namelen, events) < 0) {
-                    Py_CLEAR(events);
-                    break;
-                }
+        }
+        if (due) {
+            int64_t now = now_ns();
+            if (now - scheduled >= interval) {
+                LOCK(self);
+                self->late_ticks++;
+                UNLOCK(self);
+                scheduled = now;
             }
-            if (got < want)
-                break;
-            left -= got;
+            tick_all(self);
+            scheduled += interval;
+            arm(self->timer_fd, scheduled);
+        }
+        if (count) {
+            int64_t now = now_ns();
+            drain_ready(self, sockets, count, clamp_reads(1 + (now - last_read) / interval));
+            last_read = now;
         }
     }
-    self->busy = 0;
-    if (events == NULL)
+}
+
+static int watch_fd(Pump *self, int fd, uint64_t tag) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    return epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static PyObject *Pump_run(Pump *self, PyObject *args) {
+    double interval;
+    Py_ssize_t records = QUEUE_RECORDS_MAX;
+    if (!PyArg_ParseTuple(args, "d|n:run", &interval, &records) || !usable(self))
         return NULL;
-    PyObject *result = Py_BuildValue("(lN)", datagrams, events);
-    return result;
+    if (self->threaded) {
+        PyErr_SetString(PyExc_RuntimeError, "the pump's media thread runs already");
+        return NULL;
+    }
+    if (!(interval >= 0.001 && interval <= 1.0) || records < 4 || records > QUEUE_RECORDS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the interval is 0.001-1 s, the records 4-262144");
+        return NULL;
+    }
+    self->records_max = (size_t)records;
+    if (self->events_fd < 0)
+        self->events_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    self->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    self->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->events_fd < 0 || self->timer_fd < 0 || self->stop_fd < 0 ||
+        watch_fd(self, self->timer_fd, TAG_TIMER) < 0 || watch_fd(self, self->stop_fd, TAG_STOP) < 0)
+        goto failed;
+    self->interval_ns = (int64_t)(interval * 1e9);
+    /* Signals go to Python's thread: the media thread starts with all of them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&self->thread, NULL, media_thread, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        goto failed;
+    }
+    self->threaded = 1;
+    Py_RETURN_NONE;
+failed:
+    PyErr_SetFromErrno(PyExc_OSError);
+    close_fd(&self->timer_fd); /* closing removes them from the epoll set */
+    close_fd(&self->stop_fd);
+    return NULL;
+}
+
+static void pump_stop(Pump *self) {
+    if (!self->threaded)
+        return;
+    uint64_t one = 1;
+    /* Cannot fail short of a closed descriptor, which only this function closes. */
+    if (write(self->stop_fd, &one, sizeof one) == sizeof one)
+        pthread_join(self->thread, NULL);
+    self->threaded = 0;
+    close_fd(&self->timer_fd);
+    close_fd(&self->stop_fd);
+}
+
+static PyObject *Pump_stop(Pump *self, PyObject *unused) {
+    pump_stop(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pump_events_fd(Pump *self, PyObject *unused) {
+    if (!usable(self))
+        return NULL;
+    if (self->events_fd < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "the media thread was never run");
+        return NULL;
+    }
+    return PyLong_FromLong(self->events_fd);
+}
+
+static PyObject *Pump_take_events(Pump *self, PyObject *unused) {
+    if (!usable(self))
+        return NULL;
+    uint64_t count;
+    /* Reset the eventfd before taking: a record pushed after the take signals again. */
+    if (self->events_fd >= 0 && read(self->events_fd, &count, sizeof count) < 0 &&
+        errno != EAGAIN)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    LOCK(self);
+    Queue q = take_pending(self);
+    UNLOCK(self);
+    return events_from(self, &q);
+}
+
+static PyObject *Pump_late_ticks(Pump *self, PyObject *unused) {
+    if (!usable(self))
+        return NULL;
+    LOCK(self);
+    unsigned long long late = self->late_ticks;
+    UNLOCK(self);
+    return PyLong_FromUnsignedLongLong(late);
+}
+
+static PyObject *Pump_dropped(Pump *self, PyObject *unused) {
+    unsigned long long d[EV_KINDS];
+    if (!usable(self))
+        return NULL;
+    LOCK(self);
+    memcpy(d, self->dropped, sizeof d);
+    UNLOCK(self);
+    return Py_BuildValue("(KKKKKK)", d[0], d[1], d[2], d[3], d[4], d[5]);
 }
 
 /* ---- what Python reads back ------------------------------------------------------ */
@@ -902,8 +1414,11 @@ static PyObject *Pump_counters(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
-    return Py_BuildValue("(KKKKK)", s->packets_sent, s->send_errors, s->received,
-                         packets_expected(s), s->rejected);
+    LOCK(self);
+    unsigned long long c[5] = {s->packets_sent, s->send_errors, s->received, packets_expected(s),
+                               s->rejected};
+    UNLOCK(self);
+    return Py_BuildValue("(KKKKK)", c[0], c[1], c[2], c[3], c[4]);
 }
 
 static PyObject *Pump_source(Pump *self, PyObject *args) {
@@ -913,9 +1428,13 @@ static PyObject *Pump_source(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
-    if (!s->latched)
+    LOCK(self);
+    int latched = s->latched;
+    struct sockaddr_storage source = s->source;
+    UNLOCK(self);
+    if (!latched)
         Py_RETURN_NONE;
-    return address_tuple(&s->source);
+    return address_tuple(&source);
 }
 
 static PyObject *Pump_timestamp(Pump *self, PyObject *args) {
@@ -925,12 +1444,16 @@ static PyObject *Pump_timestamp(Pump *self, PyObject *args) {
     Slot *s = get_slot(self, index);
     if (s == NULL)
         return NULL;
-    return PyLong_FromUnsignedLong(s->ts);
+    LOCK(self);
+    uint32_t ts = s->ts;
+    UNLOCK(self);
+    return PyLong_FromUnsignedLong(ts);
 }
 
 static PyMethodDef Pump_methods[] = {
     {"fileno", (PyCFunction)Pump_fileno, METH_NOARGS, "The epoll descriptor to wait on."},
-    {"close", (PyCFunction)Pump_close, METH_NOARGS, "Release every slot and the epoll set."},
+    {"close", (PyCFunction)Pump_close, METH_NOARGS,
+     "Stop the media thread; release every slot and the epoll set."},
     {"add", (PyCFunction)Pump_add, METH_VARARGS, "add(fd, owner, ssrc, seq, ts) -> slot"},
     {"remove", (PyCFunction)Pump_remove, METH_VARARGS, "remove(slot): before closing its fd"},
     {"size", (PyCFunction)Pump_len, METH_NOARGS, "Slots in use."},
@@ -950,6 +1473,18 @@ static PyMethodDef Pump_methods[] = {
     {"check_timeout", (PyCFunction)Pump_check_timeout, METH_VARARGS, "check_timeout(slot, now)"},
     {"drain", (PyCFunction)Pump_drain, METH_VARARGS,
      "drain(reads): read every ready socket -> (datagrams, events)."},
+    {"run", (PyCFunction)Pump_run, METH_VARARGS,
+     "run(interval, records=262144): start the media thread, which ticks and drains on "
+     "its own; `records` bounds the queue of events for Python."},
+    {"stop", (PyCFunction)Pump_stop, METH_NOARGS, "Stop and join the media thread."},
+    {"events_fd", (PyCFunction)Pump_events_fd, METH_NOARGS,
+     "The eventfd the media thread signals when events wait."},
+    {"take_events", (PyCFunction)Pump_take_events, METH_NOARGS,
+     "The events the media thread recorded since the last take."},
+    {"late_ticks", (PyCFunction)Pump_late_ticks, METH_NOARGS,
+     "Media thread ticks a whole interval late (each restarted the schedule)."},
+    {"dropped", (PyCFunction)Pump_dropped, METH_NOARGS,
+     "Events dropped at the queue's bounds, by kind (SENT, VOICE_DONE, ...)."},
     {"counters", (PyCFunction)Pump_counters, METH_VARARGS,
      "counters(slot) -> (sent, send_errors, received, expected, rejected)"},
     {"source", (PyCFunction)Pump_source, METH_VARARGS, "source(slot) -> latched address"},

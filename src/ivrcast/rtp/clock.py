@@ -45,7 +45,9 @@ def tick_time(scheduled: float, now: float, interval: float) -> float:
 
 class MediaClock:
     """Ticks Python streams (`RtpStream`, `KeyPress`) one by one, and the streams of a
-    native pump (`PumpStream`) with one call to their pump."""
+    native pump (`PumpStream`) with one call to their pump, unless the pump runs its own
+    media thread (the engine's), which ticks them on the same rule (`tick_time`) off the
+    event loop. The no-RTP timeouts of every stream are checked here either way."""
 
     def __init__(self, *, interval: float = PTIME) -> None:
         self.interval = interval
@@ -53,7 +55,13 @@ class MediaClock:
         self._pumped: dict[int, PumpStream] = {}
         self._pumps: dict[int, StreamPump] = {}
         self._task: asyncio.Task[None] | None = None
-        self.late_ticks = 0  # ticks a frame late or more, which restarted the schedule
+        self._late_ticks = 0
+
+    @property
+    def late_ticks(self) -> int:
+        """Ticks a frame late or more, which restarted the schedule: this clock's and
+        those of the pumps that tick on their own media thread."""
+        return self._late_ticks + sum(pump.late_ticks for pump in self._pumps.values())
 
     def add(self, stream: Ticking) -> None:
         if isinstance(stream, PumpStream):
@@ -104,13 +112,19 @@ class MediaClock:
             now = loop.time()
             slot = tick_time(scheduled, now, self.interval)
             if slot != scheduled:
-                self.late_ticks += 1
+                if self._ticks_here():
+                    self._late_ticks += 1
                 scheduled = slot
             self._tick_all()
             ticks += 1
             if ticks % TIMEOUT_CHECK_TICKS == 0:
                 self._check_timeouts(now)
             scheduled += self.interval
+
+    def _ticks_here(self) -> bool:
+        """Whether this clock sends anything: a late tick that sends nothing (every
+        stream on a pump with its own media thread) delays no packet, and is not one."""
+        return bool(self._streams) or any(not pump.threaded for pump in self._pumps.values())
 
     def _tick_all(self) -> None:
         for pump in tuple(self._pumps.values()):

@@ -150,9 +150,13 @@ def choose_backend(environ: Mapping[str, str]) -> Backend:
     return "native" if NATIVE else "python"
 
 
-def open_media_plane(*, interval: float, backend: Backend | None = None) -> MediaPlane:
-    """A media plane on the running event loop; `backend` None: `choose_backend`."""
+def open_media_plane(
+    *, interval: float, backend: Backend | None = None, threaded: bool = True
+) -> MediaPlane:
+    """A media plane on the running event loop; `backend` None: `choose_backend`.
+    `threaded`: the pump runs its own media thread (always, but in unit tests that
+    drive it step by step)."""
     chosen = backend or choose_backend(os.environ)
     if chosen == "native":
-        return NativeMedia(interval=interval)
+        return NativeMedia(interval=interval, threaded=threaded)
     return PythonMedia(interval=interval)

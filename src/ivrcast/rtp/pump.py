@@ -1,10 +1,11 @@
 """RTP streams on the native media pump (`_pump.c`, docs/media.md).
 
 `PumpStream` has the surface of `RtpStream` and keeps its state in a slot of the C pump;
-`StreamPump` owns the pump, watches its epoll set on the event loop and hands what the
-pump reports to the streams' callbacks and taps. Per packet, Python runs only for what it
-has to act on: a voice that ended, a key, a rejected source, and the audio of a stream
-with a tap (a recording, a detector). `MediaClock` ticks a pump once for all its streams.
+`StreamPump` owns the pump and hands what it reports to the streams' callbacks and taps.
+In the engine the pump's own media thread ticks the streams and reads their sockets, off
+the event loop, and the loop is woken only for events; per packet, Python runs only for
+what it has to act on: a voice that ended, a key, a rejected source, and the audio of a
+stream with a tap (a recording, a detector).
 
 The rules (latching, statistics, RFC 4733 de-duplication, the no-RTP timer) are those of
 `stream.py`, which stays the reference and the fallback when the extension is missing.
@@ -31,6 +32,11 @@ else:
     NATIVE = True
 
 logger = logging.getLogger(__name__)
+
+# How often, at most, a warning says the media thread dropped events because the event
+# loop did not take them (docs/media.md): once a loop is that far behind, a line per
+# batch would only make it worse.
+DROPPED_LOG_INTERVAL = 10.0
 
 
 class PumpStats:
@@ -242,20 +248,42 @@ class PumpStream:
 
 
 class StreamPump:
-    """The native pump of many `PumpStream`s, read whenever its epoll set is readable."""
+    """The native pump of many `PumpStream`s.
+
+    `threaded` (the engine's mode): the pump's media thread ticks the streams on the
+    media clock and reads their sockets, off the event loop and the GIL; the loop is
+    woken only when the thread has events for Python. Otherwise Python drives it: the
+    `MediaClock` calls `tick()` and the loop calls `read_ready()` whenever the pump's
+    epoll set is readable (deterministic, for the unit tests)."""
 
     label = "media-pump"  # for the media clock's logs
 
-    def __init__(self, *, interval: float) -> None:
-        """`interval`: how often each socket is expected to receive a datagram."""
+    def __init__(
+        self, *, interval: float, threaded: bool = True, queue_records: int | None = None
+    ) -> None:
+        """`interval`: the media clock's, how often each socket is expected to receive
+        a datagram. `queue_records`: the bound of the thread's queue of events, if not
+        the pump's own (a test fills it)."""
         self._loop = asyncio.get_running_loop()
         self._interval = interval
         self._last_read = self._loop.time()
         self.native = _pump.Pump()
-        self._fd = self.native.fileno()
+        self.threaded = threaded
         self._streams = 0
         self.closed = False
-        self._loop.add_reader(self._fd, self.read_ready)
+        # Events the thread dropped at its queue's bounds, by kind, as last logged.
+        self._dropped: tuple[int, ...] = self.native.dropped()
+        self._dropped_logged_at = -DROPPED_LOG_INTERVAL
+        if threaded:
+            if queue_records is None:
+                self.native.run(interval)
+            else:
+                self.native.run(interval, queue_records)
+            self._fd = self.native.events_fd()
+            self._loop.add_reader(self._fd, self.take_events)
+        else:
+            self._fd = self.native.fileno()
+            self._loop.add_reader(self._fd, self.read_ready)
 
     def stream(
         self, sock: socket.socket, *, label: str = "", monotonic: Callable[[], float]
@@ -272,6 +300,7 @@ class StreamPump:
         return self._streams
 
     def close(self) -> None:
+        """Stop and join the media thread, then let go of every slot."""
         if self.closed:
             return
         self.closed = True
@@ -279,10 +308,42 @@ class StreamPump:
             self._loop.remove_reader(self._fd)
         self.native.close()
 
+    @property
+    def late_ticks(self) -> int:
+        """The media thread's ticks a whole interval late (0 when Python ticks)."""
+        return 0 if self.closed else self.native.late_ticks()
+
+    def take_events(self) -> None:
+        """What the media thread recorded since the last take, for the callbacks."""
+        self.deliver(self.native.take_events())
+        self._check_dropped()
+
+    def _check_dropped(self) -> None:
+        dropped = self.native.dropped()
+        if dropped == self._dropped:
+            return
+        now = self._loop.time()
+        if now - self._dropped_logged_at < DROPPED_LOG_INTERVAL:
+            return
+        since = [count - before for count, before in zip(dropped, self._dropped, strict=True)]
+        logger.warning(
+            "the event loop fell behind the media thread: %d event(s) dropped, %d of them "
+            "tap audio (frames sent %d, received %d)",
+            sum(since),
+            since[_pump.SENT] + since[_pump.AUDIO],
+            since[_pump.SENT],
+            since[_pump.AUDIO],
+            extra={"event": "rtp.pump_events_dropped", "dropped": sum(dropped)},
+        )
+        self._dropped = dropped
+        self._dropped_logged_at = now
+
     def read_ready(self) -> bool:
         """Read every socket with datagrams waiting; False if none had any. As many
         datagrams per socket as intervals went by since the last read (see `readers.py`):
-        one when the loop is on time, the cheapest read."""
+        one when the loop is on time, the cheapest read. With the media thread running,
+        what it read before comes first, so after this every datagram that was waiting
+        has been handed to its stream."""
         now = self._loop.time()
         reads = 1 + int((now - self._last_read) / self._interval)
         self._last_read = now
@@ -291,8 +352,10 @@ class StreamPump:
         return datagrams > 0
 
     def tick(self) -> None:
-        """Send one frame on every stream on the media clock."""
-        self.deliver(self.native.tick())
+        """Send one frame on every stream on the media clock (the media thread does it
+        when it runs)."""
+        if not self.threaded:
+            self.deliver(self.native.tick())
 
     def check_rtp_timeout(self, now: float) -> None:
         for stream in self.native.check_timeouts(now):

@@ -1,7 +1,11 @@
-"""Stress the native media pump with hostile input: `python pump_stress.py PUMP.so SEED`.
+"""Stress the native media pump with hostile input:
+`python pump_stress.py PUMP.so SEED threaded|stepped`.
 
 `test_pump_sanitized.py` runs this against a build of `_pump.c` with AddressSanitizer and
-UBSan; any overflow, use after free or undefined behaviour aborts the process. Over a few
+UBSan; any overflow, use after free or undefined behaviour aborts the process. *threaded*
+runs the pump's media thread on a 2 ms clock, so it ticks and drains the streams while
+Python opens, closes, re-points and taps them and the loop takes its events; *stepped*
+drives the pump from Python alone, as the unit tests do. Over a few
 hundred rounds it opens and closes streams while datagrams are on the way to them, sends
 random and malformed datagrams (truncated headers, CSRC counts and extension lengths that
 point past the end, huge datagrams, telephone-events too short to parse) from the far end
@@ -84,12 +88,16 @@ def datagram(rng: random.Random) -> bytes:
     return header + rng.randbytes(rng.choice([0, 1, 160, rng.randrange(2100)]))
 
 
-async def run(seed: int) -> dict[str, int]:
+# The threaded stress's clock: ten times the real one, for more ticks racing Python.
+STRESS_INTERVAL = 0.002
+
+
+async def run(seed: int, threaded: bool) -> dict[str, int]:
     from ivrcast.rtp.pump import PumpStream, StreamPump
     from ivrcast.rtp.stream import open_rtp_socket
 
     rng = random.Random(seed)
-    pump = StreamPump(interval=0.02)
+    pump = StreamPump(interval=STRESS_INTERVAL if threaded else 0.02, threaded=threaded)
     tap = Tap()
     far_end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     far_end.bind(("127.0.0.1", 0))
@@ -164,13 +172,21 @@ async def run(seed: int) -> dict[str, int]:
             except OSError:
                 break
         await asyncio.sleep(0)
+    late_ticks = pump.late_ticks
+    dropped = sum(pump.native.dropped())
     for stream in streams:
         stream.close()
     pump.close()
     closed_pump_misuse(pump)
     far_end.close()
     forger.close()
-    return {"sent": sent, "keys": len(keys), "tap_bytes": tap.sent + tap.received}
+    return {
+        "sent": sent,
+        "keys": len(keys),
+        "tap_bytes": tap.sent + tap.received,
+        "late_ticks": late_ticks,
+        "dropped": dropped,
+    }
 
 
 def misuse(pump: StreamPump, rng: random.Random) -> None:
@@ -186,9 +202,13 @@ def misuse(pump: StreamPump, rng: random.Random) -> None:
         partial(native.set_remote, 0, b"\x01\x02\x03", 5),
         partial(native.set_remote, 0, b"\x7f\x00\x00\x01", 70000),
         partial(native.add, -1, None, 0, 0, 0),
+        partial(native.run, 0.0),
+        partial(native.run, 0.02, 1),
     ]
+    if pump.threaded:
+        calls += [partial(native.run, 0.02), native.tick]  # one clock only
     for call in calls:
-        with contextlib.suppress(KeyError, TypeError, ValueError, OSError):
+        with contextlib.suppress(KeyError, TypeError, ValueError, OSError, RuntimeError):
             call()
 
 
@@ -199,6 +219,11 @@ def closed_pump_misuse(pump: StreamPump) -> None:
         partial(native.drain, 1),
         native.fileno,
         partial(native.counters, 0),
+        native.take_events,
+        native.events_fd,
+        native.late_ticks,
+        native.dropped,
+        partial(native.run, 0.02),
     ]
     for call in calls:
         try:
@@ -224,7 +249,7 @@ def main() -> None:
     logging.getLogger("ivrcast").addHandler(failures)
     logging.getLogger("ivrcast").setLevel(logging.ERROR)
     load_pump(sys.argv[1])
-    result = asyncio.run(run(int(sys.argv[2])))
+    result = asyncio.run(run(int(sys.argv[2]), threaded=sys.argv[3] == "threaded"))
     print(result)
     if failures.count:
         raise SystemExit(f"{failures.count} error record(s) logged")

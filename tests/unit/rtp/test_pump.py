@@ -1,6 +1,7 @@
 """The native pump against its reference: the same datagrams, sent over loopback to a
 pump stream and to a pure-Python stream, must give the same keys, the same audio to the
-tap, the same statistics, the same latched source and the same rejections."""
+tap, the same statistics, the same latched source and the same rejections, whether the
+pump's media thread reads them or Python drives it step by step."""
 
 from __future__ import annotations
 
@@ -58,12 +59,15 @@ def started(plane: MediaPlane, far_end: tuple[str, int]) -> tuple[MediaStream, S
     return stream, seen
 
 
+@pytest.mark.parametrize("threaded", [True, False], ids=["thread", "stepped"])
 @pytest.mark.parametrize("seed", range(4))
 async def test_the_pump_reads_as_the_python_streams_do(
-    seed: int, peers: tuple[socket.socket, socket.socket]
+    seed: int, threaded: bool, peers: tuple[socket.socket, socket.socket]
 ) -> None:
     far_end, forger = peers
-    planes = [open_media_plane(interval=0.02, backend=b) for b in ("native", "python")]
+    planes = [
+        open_media_plane(interval=0.02, backend=b, threaded=threaded) for b in ("native", "python")
+    ]
     opened = [started(plane, far_end.getsockname()) for plane in planes]
     rng = random.Random(seed)
     seq = rng.randrange(1 << 16)
