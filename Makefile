@@ -15,7 +15,8 @@ SUBFOLDER_CONFTESTS := $(wildcard tests/*/conftest.py tests/*/*/conftest.py)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The editable install builds the pump in place: a changed source is rebuilt by reinstalling.
+$(STAMP): pyproject.toml src/ivrcast/rtp/_pump.c
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
