@@ -16,9 +16,10 @@ nation's region:
 * numbers with an extension (`...ext 12`) are rejected: an IVR call cannot dial it, and
   calling the main line instead would reach the wrong person.
 
-`fastpath.FastParser` decides the common digit-only shapes in about a microsecond and
-returns the same E.164; everything it does not accept goes to `parse_with_phonenumbers`,
-which also words every rejection.
+`fastpath.FastParser` decides the common digit-only shapes in about a microsecond (the
+commonest three with one regular expression, `common_shapes`) and returns the same
+E.164; everything it does not accept goes to `parse_with_phonenumbers`, which also words
+every rejection.
 """
 
 from __future__ import annotations
@@ -195,14 +196,17 @@ def parse_destnumbers(raw: str, nation: Nation, *, limit: int = DEFAULT_LIMIT) -
         raise NoNumbers()
     if len(items) > limit:
         raise TooManyNumbers(len(items), limit)
-    fast = fast_parser(nation.region).normalize
+    parser = fast_parser(nation.region)
+    plus_country_code = parser.plus_country_code
     seen: set[str] = set()
     valid: list[E164] = []
     submitted: list[str] = []
     invalid: list[InvalidEntry] = []
-    for item in items:
-        number = fast(item)
-        # The fast path takes only `+`? and ASCII digits: the item is its submitted form.
+    # The common shapes are matched in one C-level pass; the rest take the fast path,
+    # then phonenumbers. Both fast paths take only `+`? and ASCII digits, so there the
+    # item is its own submitted form.
+    for item, common in zip(items, map(parser.common_shapes.fullmatch, items), strict=True):
+        number = plus_country_code + common["nsn"] if common else parser.normalize(item)
         written = item
         if number is None:
             try:
