@@ -55,6 +55,5 @@ def time_ordered_uuids(count: int, at: datetime) -> list[str]:
     head = f"{unix_ms[:8]}-{unix_ms[8:]}-7"
     entropy = os.urandom(6 * count).hex()
     return [
-        head + counter + entropy[12 * i : 12 * i + 12]
-        for i, counter in enumerate(_counters(count))
+        head + counter + entropy[12 * i : 12 * i + 12] for i, counter in enumerate(_counters(count))
     ]
