@@ -99,8 +99,11 @@ def _valid_number_patterns(
             f"(?:{desc.national_number_pattern})" for desc in descs if _accepts_length(desc, length)
         ]
         if alternatives and _accepts_length(general, length):
+            # Only ever given ASCII digits (the callers check), so `\d` may be ASCII's:
+            # a range test instead of a Unicode category lookup, twice as fast.
             patterns[length] = re.compile(
-                rf"(?=(?:{general.national_number_pattern})\Z)(?:{'|'.join(alternatives)})"
+                rf"(?=(?:{general.national_number_pattern})\Z)(?:{'|'.join(alternatives)})",
+                re.ASCII,
             )
     return patterns
 
@@ -141,7 +144,7 @@ def _common_shapes_pattern(
     if national_prefix and national_prefix.isascii() and national_prefix.isdigit():
         shapes.append(f"{no_idd}(?!{country_code}){national_prefix}")
     numbers = "|".join(rf"(?=[0-9]{{{n}}}\Z){pattern.pattern}" for n, pattern in valid.items())
-    return re.compile(f"(?:{'|'.join(shapes)})(?P<nsn>{numbers})")
+    return re.compile(f"(?:{'|'.join(shapes)})(?P<nsn>{numbers})", re.ASCII)
 
 
 class FastParser:
@@ -187,7 +190,7 @@ class FastParser:
         )
         self._idd = re.compile(metadata.international_prefix or "(?!)")
         self._national_prefix = re.compile(metadata.national_prefix_for_parsing or "(?!)")
-        self._general = re.compile(general.national_number_pattern)
+        self._general = re.compile(general.national_number_pattern, re.ASCII)
         self._possible_lengths = frozenset(general.possible_length)
         self._local_only_lengths = frozenset(general.possible_length_local_only)
         self._max_length = max(general.possible_length)

@@ -198,14 +198,22 @@ def parse_destnumbers(raw: str, nation: Nation, *, limit: int = DEFAULT_LIMIT) -
         raise TooManyNumbers(len(items), limit)
     parser = fast_parser(nation.region)
     plus_country_code = parser.plus_country_code
+    # The common shapes are matched in one C-level pass. When every item is one of them
+    # and none repeats, which is what a client's list usually is, that is all there is
+    # to do; both fast paths take only `+`? and ASCII digits, so an item accepted there
+    # is its own submitted form.
+    matches = list(map(parser.common_shapes.fullmatch, items))
+    if None not in matches:
+        numbers = [E164(plus_country_code + match["nsn"]) for match in matches if match]
+        if len(set(numbers)) == len(numbers):
+            return ParsedNumbers(
+                valid=numbers, submitted=items, duplicates=0, invalid=[], total=len(items)
+            )
     seen: set[str] = set()
     valid: list[E164] = []
     submitted: list[str] = []
     invalid: list[InvalidEntry] = []
-    # The common shapes are matched in one C-level pass; the rest take the fast path,
-    # then phonenumbers. Both fast paths take only `+`? and ASCII digits, so there the
-    # item is its own submitted form.
-    for item, common in zip(items, map(parser.common_shapes.fullmatch, items), strict=True):
+    for item, common in zip(items, matches, strict=True):
         number = plus_country_code + common["nsn"] if common else parser.normalize(item)
         written = item
         if number is None:
