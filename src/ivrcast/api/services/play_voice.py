@@ -21,7 +21,7 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
-from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
+from ivrcast.numbers import InvalidEntry, Nation, ParsedNumbers, get_nation, parse_destnumbers
 from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import IntegrityViolation
@@ -190,10 +190,47 @@ def default_conntime(ctx: ApiContext, voice: VoiceInfo, request: PlayVoiceReques
 
 
 async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    if _voicetype_sent(form) == 1:
+        # Everything is blocking work (lookups, parsing, the write), so it runs in one
+        # worker thread rather than hopping between it and the loop: each hop is a
+        # wake-up that waits for a core when the machine is busy.
+        return await ctx.in_thread(lambda: _play_stored_voice(ctx, form, client_ip))
     account = await ctx.in_thread(lambda: ctx.account_from(form, client_ip))
+    checked = _checked(ctx, account, form)
+    if isinstance(checked, dict):
+        return checked
+    request, parsed, invalid = checked
+    voice = await resolve_voice(ctx, account, request)
+    return await ctx.in_thread(lambda: _store(ctx, account, request, parsed, invalid, voice))
+
+
+def _voicetype_sent(form: params.Params) -> int | None:
+    """`voicetype` if it is a well-formed 1 or 2; `read_request` words any other value."""
+    raw = form.get("voicetype", "").strip()
+    return int(raw) if raw in ("1", "2") else None
+
+
+def _play_stored_voice(
+    ctx: ApiContext, form: params.Params, client_ip: str | None
+) -> dict[str, Any]:
+    """`play_voice` for a voice from the library (`voicetype=1`), in the worker thread."""
+    account = ctx.account_from(form, client_ip)
+    checked = _checked(ctx, account, form)
+    if isinstance(checked, dict):
+        return checked
+    request, parsed, invalid = checked
+    voice = find_named_voice(ctx, account, request.voicefile)
+    return _store(ctx, account, request, parsed, invalid, voice)
+
+
+def _checked(
+    ctx: ApiContext, account: Account, form: params.Params
+) -> dict[str, Any] | tuple[PlayVoiceRequest, ParsedNumbers, list[dict[str, str]]]:
+    """The request read and its numbers parsed, or the answer of the task an earlier
+    request with the same `requestid` made. Blocking (the `requestid` lookup)."""
     request = read_request(ctx, account, form)
     if request.requestid is not None:
-        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
+        earlier = _earlier_task(ctx, account, request)
         if earlier is not None:
             return earlier
     parsed = parse_destnumbers(
@@ -202,7 +239,18 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
     invalid = listed_invalid(ctx, parsed.invalid)
     if not parsed.valid:
         raise NoCallableNumbers(invalid, len(parsed.invalid))
-    voice = await resolve_voice(ctx, account, request)
+    return request, parsed, invalid
+
+
+def _store(
+    ctx: ApiContext,
+    account: Account,
+    request: PlayVoiceRequest,
+    parsed: ParsedNumbers,
+    invalid: list[dict[str, str]],
+    voice: VoiceInfo,
+) -> dict[str, Any]:
+    """Write the task and its calls and answer; blocking."""
     now = ctx.clock.now()
     new_task = NewTask(
         account_id=account.id,
@@ -227,8 +275,7 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         amdaction=request.amdaction,
         retry=request.retry,
     )
-
-    def store() -> dict[str, Any]:
+    try:
         with ctx.db.write() as conn:
             # Checked again in the writing transaction: a retry may have raced us here.
             if request.requestid is not None:
@@ -238,31 +285,28 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
             # In the writing transaction: a number listed before this commits is not queued.
             queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
             task_id = create_task(conn, queued, now=now)
-        # One line per task, not per number: the dialer logs each call with its task_id.
-        logger.info(
-            "task created: %d numbers",
-            len(queued.numbers),
-            extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
-        )
-        return {
-            "desc": "Play command sent successfully",
-            "taskid": task_id,
-            "accepted": len(queued.numbers),
-            "duplicates": parsed.duplicates,
-            "suppressed": queued.suppressed,
-            "invalid": invalid,
-            "invalidcount": len(parsed.invalid),
-            "replayed": False,
-        }
-
-    try:
-        return await ctx.in_thread(store)
     except IntegrityViolation:
         # PostgreSQL lets two transactions check at once; the unique key decides.
-        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
+        earlier = _earlier_task(ctx, account, request)
         if earlier is None:
             raise
         return earlier
+    # One line per task, not per number: the dialer logs each call with its task_id.
+    logger.info(
+        "task created: %d numbers",
+        len(queued.numbers),
+        extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
+    )
+    return {
+        "desc": "Play command sent successfully",
+        "taskid": task_id,
+        "accepted": len(queued.numbers),
+        "duplicates": parsed.duplicates,
+        "suppressed": queued.suppressed,
+        "invalid": invalid,
+        "invalidcount": len(parsed.invalid),
+        "replayed": False,
+    }
 
 
 def without_listed(task: NewTask, listed: set[str]) -> NewTask:
@@ -299,18 +343,16 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
                 url=request.voicefile,
                 now=ctx.clock.now(),
             )
+    return await ctx.in_thread(lambda: find_named_voice(ctx, account, request.voicefile))
 
-    def find() -> VoiceInfo | None:
-        for name in voice_names(request.voicefile):
-            voice = named_voice(ctx.db, account.id, name)
-            if voice is not None:
-                return voice
-        return None
 
-    voice = await ctx.in_thread(find)
-    if voice is None:
-        raise VoiceNotFound(f"voicefile: no voice named {request.voicefile!r}; upload it first")
-    return voice
+def find_named_voice(ctx: ApiContext, account: Account, voicefile: str) -> VoiceInfo:
+    """The library voice `voicefile` names (see `voice_names`); blocking."""
+    for name in voice_names(voicefile):
+        voice = named_voice(ctx.db, account.id, name)
+        if voice is not None:
+            return voice
+    raise VoiceNotFound(f"voicefile: no voice named {voicefile!r}; upload it first")
 
 
 def voice_names(voicefile: str) -> list[str]:
