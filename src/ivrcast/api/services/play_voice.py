@@ -24,7 +24,7 @@ from ivrcast.errors import ValidationError
 from ivrcast.numbers import InvalidEntry, Nation, ParsedNumbers, get_nation, parse_destnumbers
 from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
-from ivrcast.store.engine import IntegrityViolation
+from ivrcast.store.engine import Connection, IntegrityViolation
 from ivrcast.store.tables import RETRYABLE_STATES
 from ivrcast.store.tasks import (
     RETRIES_MAX,
@@ -33,8 +33,8 @@ from ivrcast.store.tasks import (
     create_task,
     find_task_by_request_id,
 )
-from ivrcast.store.voices import VoiceInfo, VoiceNotFound
-from ivrcast.voices.library import named_voice, voice_from_url
+from ivrcast.store.voices import VoiceInfo, VoiceNotFound, find_voice_by_name
+from ivrcast.voices.library import voice_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +219,7 @@ def _play_stored_voice(
     if isinstance(checked, dict):
         return checked
     request, parsed, invalid = checked
-    voice = find_named_voice(ctx, account, request.voicefile)
-    return _store(ctx, account, request, parsed, invalid, voice)
+    return _store(ctx, account, request, parsed, invalid, None)
 
 
 def _checked(
@@ -248,9 +247,45 @@ def _store(
     request: PlayVoiceRequest,
     parsed: ParsedNumbers,
     invalid: list[dict[str, str]],
+    voice: VoiceInfo | None,
+) -> dict[str, Any]:
+    """Write the task and its calls and answer; blocking. `voice` None: the library voice
+    `voicefile` names, looked up in the writing transaction (on PostgreSQL a transaction
+    of its own costs two more round trips)."""
+    try:
+        with ctx.db.write() as conn:
+            if voice is None:
+                voice = find_named_voice(conn, account.id, request.voicefile)
+            stored = _store_task(ctx, conn, account, request, parsed, invalid, voice)
+    except IntegrityViolation:
+        # PostgreSQL lets two transactions check at once; the unique key decides.
+        earlier = _earlier_task(ctx, account, request)
+        if earlier is None:
+            raise
+        return earlier
+    if not stored["replayed"]:
+        # One line per task, not per number: the dialer logs each call with its task_id.
+        logger.info(
+            "task created: %d numbers",
+            stored["accepted"],
+            extra={
+                "event": "api.task_created",
+                "task_id": stored["taskid"],
+                "account_id": account.id,
+            },
+        )
+    return stored
+
+
+def _store_task(
+    ctx: ApiContext,
+    conn: Connection,
+    account: Account,
+    request: PlayVoiceRequest,
+    parsed: ParsedNumbers,
+    invalid: list[dict[str, str]],
     voice: VoiceInfo,
 ) -> dict[str, Any]:
-    """Write the task and its calls and answer; blocking."""
     now = ctx.clock.now()
     new_task = NewTask(
         account_id=account.id,
@@ -275,28 +310,14 @@ def _store(
         amdaction=request.amdaction,
         retry=request.retry,
     )
-    try:
-        with ctx.db.write() as conn:
-            # Checked again in the writing transaction: a retry may have raced us here.
-            if request.requestid is not None:
-                task = find_task_by_request_id(conn, account.id, request.requestid)
-                if task is not None:
-                    return answer(task, replayed=True)
-            # In the writing transaction: a number listed before this commits is not queued.
-            queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
-            task_id = create_task(conn, queued, now=now)
-    except IntegrityViolation:
-        # PostgreSQL lets two transactions check at once; the unique key decides.
-        earlier = _earlier_task(ctx, account, request)
-        if earlier is None:
-            raise
-        return earlier
-    # One line per task, not per number: the dialer logs each call with its task_id.
-    logger.info(
-        "task created: %d numbers",
-        len(queued.numbers),
-        extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
-    )
+    # Checked again in the writing transaction: a retry may have raced us here.
+    if request.requestid is not None:
+        task = find_task_by_request_id(conn, account.id, request.requestid)
+        if task is not None:
+            return answer(task, replayed=True)
+    # In the writing transaction: a number listed before this commits is not queued.
+    queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
+    task_id = create_task(conn, queued, now=now)
     return {
         "desc": "Play command sent successfully",
         "taskid": task_id,
@@ -343,13 +364,18 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
                 url=request.voicefile,
                 now=ctx.clock.now(),
             )
-    return await ctx.in_thread(lambda: find_named_voice(ctx, account, request.voicefile))
+
+    def find() -> VoiceInfo:
+        with ctx.db.read() as conn:
+            return find_named_voice(conn, account.id, request.voicefile)
+
+    return await ctx.in_thread(find)
 
 
-def find_named_voice(ctx: ApiContext, account: Account, voicefile: str) -> VoiceInfo:
-    """The library voice `voicefile` names (see `voice_names`); blocking."""
+def find_named_voice(conn: Connection, account_id: int, voicefile: str) -> VoiceInfo:
+    """The library voice `voicefile` names (see `voice_names`)."""
     for name in voice_names(voicefile):
-        voice = named_voice(ctx.db, account.id, name)
+        voice = find_voice_by_name(conn, account_id, name)
         if voice is not None:
             return voice
     raise VoiceNotFound(f"voicefile: no voice named {voicefile!r}; upload it first")
