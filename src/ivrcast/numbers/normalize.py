@@ -34,7 +34,6 @@ from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat,
 from ivrcast.errors import ConfigError, ValidationError
 from ivrcast.numbers.fastpath import double_zero_is_international, fast_parser
 from ivrcast.numbers.nations import Nation
-from ivrcast.numbers.split import split_numbers
 
 E164 = NewType("E164", str)
 """`+`, the country calling code and the national significant number: `+6281234567890`."""
@@ -182,58 +181,6 @@ def normalize_number(raw: str, nation: Nation) -> E164:
     if fast is not None:
         return E164(fast)
     return parse_with_phonenumbers(raw, nation)
-
-
-def parse_destnumbers(raw: str, nation: Nation, *, limit: int = DEFAULT_LIMIT) -> ParsedNumbers:
-    """Split, normalise and deduplicate a `destnumber` parameter.
-
-    Raises `NoNumbers` when there is no item and `TooManyNumbers` when there are more
-    than `limit` (counted before deduplication, as the customer counts them). Invalid
-    items do not fail the submission; they are returned in `invalid`.
-    """
-    items = split_numbers(raw)
-    if not items:
-        raise NoNumbers()
-    if len(items) > limit:
-        raise TooManyNumbers(len(items), limit)
-    parser = fast_parser(nation.region)
-    plus_country_code = parser.plus_country_code
-    # The common shapes are matched in one C-level pass. When every item is one of them
-    # and none repeats, which is what a client's list usually is, that is all there is
-    # to do; both fast paths take only `+`? and ASCII digits, so an item accepted there
-    # is its own submitted form.
-    matches = list(map(parser.common_shapes.fullmatch, items))
-    if None not in matches:
-        numbers = [E164(plus_country_code + match["nsn"]) for match in matches if match]
-        if len(set(numbers)) == len(numbers):
-            return ParsedNumbers(
-                valid=numbers, submitted=items, duplicates=0, invalid=[], total=len(items)
-            )
-    seen: set[str] = set()
-    valid: list[E164] = []
-    submitted: list[str] = []
-    invalid: list[InvalidEntry] = []
-    for item, common in zip(items, matches, strict=True):
-        number = plus_country_code + common["nsn"] if common else parser.normalize(item)
-        written = item
-        if number is None:
-            try:
-                number = parse_with_phonenumbers(item, nation)
-            except InvalidNumber as error:
-                invalid.append(InvalidEntry(item, error.reason))
-                continue
-            written = submitted_form(item)
-        if number not in seen:
-            seen.add(number)
-            valid.append(E164(number))
-            submitted.append(written)
-    return ParsedNumbers(
-        valid=valid,
-        submitted=submitted,
-        duplicates=len(items) - len(valid) - len(invalid),
-        invalid=invalid,
-        total=len(items),
-    )
 
 
 def submitted_form(raw: str) -> str:

@@ -22,19 +22,19 @@ _counter_texts: list[str] = []
 """Item i is counter i as it appears in a UUID (`xxx-8xxx-`), built on first need."""
 
 
-def _counters(count: int) -> list[str]:
-    """The texts of counters 0 to count - 1: formatting each costs more than the rest
-    of a UUID, and they are the same in every batch, so they are kept."""
+def _counters(first: int, stop: int) -> list[str]:
+    """The texts of counters `first` to `stop - 1`: formatting each costs more than the
+    rest of a UUID, and they are the same in every batch, so they are kept."""
     global _counter_texts
     known = _counter_texts
-    if len(known) < min(count, _CACHED_COUNTERS):
+    if len(known) < min(stop, _CACHED_COUNTERS):
         # A new list replaces the old in one assignment: a thread reading the old one
         # meanwhile sees correct texts, only fewer of them.
-        known = known + _counter_range(len(known), min(count, _CACHED_COUNTERS))
+        known = known + _counter_range(len(known), min(stop, _CACHED_COUNTERS))
         _counter_texts = known
-    if count <= len(known):
-        return known[:count]
-    return known + _counter_range(len(known), count)
+    if stop <= len(known):
+        return known[first:stop]
+    return known[first:] + _counter_range(max(first, len(known)), stop)
 
 
 def _counter_range(start: int, stop: int) -> list[str]:
@@ -42,18 +42,22 @@ def _counter_range(start: int, stop: int) -> list[str]:
     return [f"{i >> _LOW_BITS:03x}-{0x8000 | (i & mask):04x}-" for i in range(start, stop)]
 
 
-def time_ordered_uuids(count: int, at: datetime) -> list[str]:
+def time_ordered_uuids(count: int, at: datetime, *, first: int = 0) -> list[str]:
     """`count` UUIDv7 strings for instant `at`, in increasing order.
+
+    `first` is the counter of the first: a batch made in parts (`first` 0, then the
+    count of the first part, ...) is the batch made at once, but for its random bits.
 
     Layout: 48-bit Unix milliseconds, version 7, the counter's high 12 bits (rand_a),
     variant 0b10, its low 14 bits, then 48 random bits (one `os.urandom` for the batch).
     Built as hex text directly, since this runs 5000 times per submission.
     """
-    if count >= 1 << _COUNTER_BITS:
+    if first + count >= 1 << _COUNTER_BITS:
         raise ValueError(f"at most {(1 << _COUNTER_BITS) - 1} uuids per batch")
     unix_ms = f"{int(at.timestamp() * 1000) & ((1 << 48) - 1):012x}"
     head = f"{unix_ms[:8]}-{unix_ms[8:]}-7"
     entropy = os.urandom(6 * count).hex()
     return [
-        head + counter + entropy[12 * i : 12 * i + 12] for i, counter in enumerate(_counters(count))
+        head + counter + entropy[12 * i : 12 * i + 12]
+        for i, counter in enumerate(_counters(first, first + count))
     ]

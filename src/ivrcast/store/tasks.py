@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from ivrcast.errors import NotFoundError
 from ivrcast.store.bulk import insert_rows
@@ -94,7 +94,76 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
 
     The caller's transaction makes the two one unit: a task never exists without its calls.
     """
+    task_id = _insert_task(conn, new, now=now)
+    if new.numbers:
+        submitted = (
+            new.submitted_numbers
+            if new.submitted_numbers is not None
+            else [number.lstrip("+") for number in new.numbers]
+        )
+        rows = zip(time_ordered_uuids(len(new.numbers), now), new.numbers, submitted, strict=True)
+        _insert_calls(conn, task_id, new, rows, now=now)
+    return task_id
+
+
+ID_BLOCK = 512
+"""Call ids made at a time while the numbers of `create_task_streamed` arrive."""
+
+
+def create_task_streamed(
+    conn: Connection, new: NewTask, numbers: Iterable[tuple[str, str]], *, now: datetime
+) -> str:
+    """`create_task` for numbers decided while they are written; returns the task id.
+
+    `numbers` yields (E.164, as submitted) pairs, each number once, as a
+    `NumberStream` does; `new.numbers` and its counts are not read. The task row goes
+    first (the calls' key needs it) with no counts; the caller sets them with
+    `set_task_counts` once `numbers` is exhausted, in the same transaction, so no one
+    ever sees the row without them.
+    """
+    task_id = _insert_task(conn, new, now=now, active=True)
+
+    def rows() -> Iterator[tuple[str, str, str]]:
+        ids: list[str] = []
+        for index, (number, submitted) in enumerate(numbers):
+            if index % ID_BLOCK == 0:
+                ids = time_ordered_uuids(ID_BLOCK, now, first=index)
+            yield ids[index % ID_BLOCK], number, submitted
+
+    _insert_calls(conn, task_id, new, rows(), now=now)
+    return task_id
+
+
+def set_task_counts(conn: Connection, task_id: str, new: NewTask, *, now: datetime) -> None:
+    """Give a task of `create_task_streamed` the counts `create_task` writes from `new`:
+    its numbers (the calls written), duplicates, invalid and suppressed items."""
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id)
+        .values(
+            status="active" if new.numbers else "finished",
+            ended_at=None if new.numbers else now,
+            **_counts(new),
+        )
+    )
+
+
+def _counts(new: NewTask) -> dict[str, Any]:
+    return {
+        "total": len(new.numbers),
+        "duplicates": new.duplicates,
+        "invalid": new.invalid,
+        "suppressed": new.suppressed,
+        "invalid_entries": json.dumps(list(new.invalid_entries), ensure_ascii=False),
+    }
+
+
+def _insert_task(conn: Connection, new: NewTask, *, now: datetime, active: bool = False) -> str:
+    """The task row of `new` (`active`: whatever its numbers); returns its id."""
     task_id = uuid.uuid4().hex
+    # A task without numbers has nothing to do (PlayVoice refuses such a batch with
+    # 1021 before it gets here).
+    active = active or bool(new.numbers)
     conn.execute(
         tasks.insert().values(
             id=task_id,
@@ -108,49 +177,46 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             disnumber=new.disnumber,
             chengshudu=new.chengshudu,
             customuuid=new.customuuid,
-            # A task without numbers has nothing to do (PlayVoice refuses such a batch
-            # with 1021 before it gets here).
-            status="active" if new.numbers else "finished",
-            total=len(new.numbers),
-            duplicates=new.duplicates,
-            invalid=new.invalid,
-            suppressed=new.suppressed,
-            invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
+            status="active" if active else "finished",
             request_id=new.request_id,
             local_day=new.local_day,
             retries=new.retry.retries,
             retry_interval=new.retry.interval_minutes,
             retry_on=",".join(new.retry.on),
             created_at=now,
-            ended_at=None if new.numbers else now,
+            ended_at=None if active else now,
             record=new.record,
             amd=new.amd,
             amdaction=new.amdaction,
+            **_counts(new),
         )
     )
-    if new.numbers:
-        submitted = (
-            new.submitted_numbers
-            if new.submitted_numbers is not None
-            else [number.lstrip("+") for number in new.numbers]
-        )
-        insert_rows(
-            conn,
-            calls,
-            constant={
-                "task_id": task_id,
-                "account_id": new.account_id,
-                "nationcode": new.nationcode,
-                "status": "queued",
-                "round": 1,
-                "queued_at": now,
-            },
-            varying=("uuid", "number", "submitted_number"),
-            rows=zip(
-                time_ordered_uuids(len(new.numbers), now), new.numbers, submitted, strict=True
-            ),
-        )
     return task_id
+
+
+def _insert_calls(
+    conn: Connection,
+    task_id: str,
+    new: NewTask,
+    rows: Iterable[tuple[str, str, str]],
+    *,
+    now: datetime,
+) -> None:
+    """One queued call per (id, E.164, as submitted) row."""
+    insert_rows(
+        conn,
+        calls,
+        constant={
+            "task_id": task_id,
+            "account_id": new.account_id,
+            "nationcode": new.nationcode,
+            "status": "queued",
+            "round": 1,
+            "queued_at": now,
+        },
+        varying=("uuid", "number", "submitted_number"),
+        rows=rows,
+    )
 
 
 def find_task_by_request_id(

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
-from ivrcast.numbers import InvalidEntry, Nation, ParsedNumbers, get_nation, parse_destnumbers
+from ivrcast.numbers import InvalidEntry, Nation, NumberStream, ParsedNumbers, get_nation
 from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import Connection, IntegrityViolation
@@ -31,7 +32,9 @@ from ivrcast.store.tasks import (
     NewTask,
     RetryPolicy,
     create_task,
+    create_task_streamed,
     find_task_by_request_id,
+    set_task_counts,
 )
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound, find_voice_by_name
 from ivrcast.voices.library import voice_from_url
@@ -199,9 +202,10 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
     checked = _checked(ctx, account, form)
     if isinstance(checked, dict):
         return checked
-    request, parsed, invalid = checked
+    request, numbers = checked
+    _decide_all(ctx, numbers)
     voice = await resolve_voice(ctx, account, request)
-    return await ctx.in_thread(lambda: _store(ctx, account, request, parsed, invalid, voice))
+    return await ctx.in_thread(lambda: _store(ctx, account, request, numbers, voice))
 
 
 def _voicetype_sent(form: params.Params) -> int | None:
@@ -213,40 +217,50 @@ def _voicetype_sent(form: params.Params) -> int | None:
 def _play_stored_voice(
     ctx: ApiContext, form: params.Params, client_ip: str | None
 ) -> dict[str, Any]:
-    """`play_voice` for a voice from the library (`voicetype=1`), in the worker thread."""
+    """`play_voice` for a voice from the library (`voicetype=1`), in the worker thread.
+    The numbers are decided while they are written (`_store_task`)."""
     account = ctx.account_from(form, client_ip)
     checked = _checked(ctx, account, form)
     if isinstance(checked, dict):
         return checked
-    request, parsed, invalid = checked
-    return _store(ctx, account, request, parsed, invalid, None)
+    request, numbers = checked
+    if request.requestid is not None:
+        # A retry racing this request is answered by the writing transaction, before
+        # any number is written: the refusal of a batch without a callable number
+        # must come first, as it always has.
+        _decide_all(ctx, numbers)
+    return _store(ctx, account, request, numbers, None)
 
 
 def _checked(
     ctx: ApiContext, account: Account, form: params.Params
-) -> dict[str, Any] | tuple[PlayVoiceRequest, ParsedNumbers, list[dict[str, str]]]:
-    """The request read and its numbers parsed, or the answer of the task an earlier
-    request with the same `requestid` made. Blocking (the `requestid` lookup)."""
+) -> dict[str, Any] | tuple[PlayVoiceRequest, NumberStream]:
+    """The request read and its numbers split (not yet decided), or the answer of the
+    task an earlier request with the same `requestid` made. Blocking (that lookup)."""
     request = read_request(ctx, account, form)
     if request.requestid is not None:
         earlier = _earlier_task(ctx, account, request)
         if earlier is not None:
             return earlier
-    parsed = parse_destnumbers(
+    numbers = NumberStream(
         request.destnumber, request.nation, limit=ctx.settings.limits.max_numbers
     )
-    invalid = listed_invalid(ctx, parsed.invalid)
+    return request, numbers
+
+
+def _decide_all(ctx: ApiContext, numbers: NumberStream) -> ParsedNumbers:
+    """Every number decided; raises `NoCallableNumbers` when none can be called."""
+    parsed = numbers.decide_all()
     if not parsed.valid:
-        raise NoCallableNumbers(invalid, len(parsed.invalid))
-    return request, parsed, invalid
+        raise NoCallableNumbers(listed_invalid(ctx, parsed.invalid), len(parsed.invalid))
+    return parsed
 
 
 def _store(
     ctx: ApiContext,
     account: Account,
     request: PlayVoiceRequest,
-    parsed: ParsedNumbers,
-    invalid: list[dict[str, str]],
+    numbers: NumberStream,
     voice: VoiceInfo | None,
 ) -> dict[str, Any]:
     """Write the task and its calls and answer; blocking. `voice` None: the library voice
@@ -255,8 +269,8 @@ def _store(
     try:
         with ctx.db.write() as conn:
             if voice is None:
-                voice = find_named_voice(conn, account.id, request.voicefile)
-            stored = _store_task(ctx, conn, account, request, parsed, invalid, voice)
+                voice = _library_voice(ctx, conn, account, request, numbers)
+            stored = _store_task(ctx, conn, account, request, numbers, voice)
     except IntegrityViolation:
         # PostgreSQL lets two transactions check at once; the unique key decides.
         earlier = _earlier_task(ctx, account, request)
@@ -277,22 +291,82 @@ def _store(
     return stored
 
 
+def _library_voice(
+    ctx: ApiContext,
+    conn: Connection,
+    account: Account,
+    request: PlayVoiceRequest,
+    numbers: NumberStream,
+) -> VoiceInfo:
+    try:
+        return find_named_voice(conn, account.id, request.voicefile)
+    except VoiceNotFound:
+        # A batch without a callable number is refused as such, whatever its voice.
+        _decide_all(ctx, numbers)
+        raise
+
+
 def _store_task(
     ctx: ApiContext,
     conn: Connection,
     account: Account,
     request: PlayVoiceRequest,
-    parsed: ParsedNumbers,
-    invalid: list[dict[str, str]],
+    numbers: NumberStream,
     voice: VoiceInfo,
 ) -> dict[str, Any]:
     now = ctx.clock.now()
-    new_task = NewTask(
+    # Checked again in the writing transaction: a retry may have raced us here.
+    if request.requestid is not None:
+        task = find_task_by_request_id(conn, account.id, request.requestid)
+        if task is not None:
+            return answer(task, replayed=True)
+    if numbers.undecided and not dnc.any_listed(conn, account.id):
+        # No list can hold any of them, so the numbers are decided while the calls are
+        # written: the server stores one chunk while the next is parsed. The task row
+        # goes first and gets its counts at the end; a batch without a callable number
+        # is refused then, and the transaction leaves nothing behind.
+        task_id = create_task_streamed(
+            conn, _new_task(ctx, account, request, voice, None, now=now), numbers, now=now
+        )
+        parsed = numbers.parsed()
+        if not parsed.valid:
+            raise NoCallableNumbers(listed_invalid(ctx, parsed.invalid), len(parsed.invalid))
+        queued = _new_task(ctx, account, request, voice, parsed, now=now)
+        set_task_counts(conn, task_id, queued, now=now)
+    else:
+        parsed = _decide_all(ctx, numbers)
+        new_task = _new_task(ctx, account, request, voice, parsed, now=now)
+        # In the writing transaction: a number listed before this commits is not queued.
+        queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
+        task_id = create_task(conn, queued, now=now)
+    return {
+        "desc": "Play command sent successfully",
+        "taskid": task_id,
+        "accepted": len(queued.numbers),
+        "duplicates": parsed.duplicates,
+        "suppressed": queued.suppressed,
+        "invalid": listed_invalid(ctx, parsed.invalid),
+        "invalidcount": len(parsed.invalid),
+        "replayed": False,
+    }
+
+
+def _new_task(
+    ctx: ApiContext,
+    account: Account,
+    request: PlayVoiceRequest,
+    voice: VoiceInfo,
+    parsed: ParsedNumbers | None,
+    *,
+    now: datetime,
+) -> NewTask:
+    """The task `request` asks for; `parsed` None: its numbers not decided yet."""
+    return NewTask(
         account_id=account.id,
         nationcode=request.nation.code,
         voice_id=voice.id,
-        numbers=parsed.valid,
-        submitted_numbers=parsed.submitted,
+        numbers=parsed.valid if parsed else (),
+        submitted_numbers=parsed.submitted if parsed else None,
         userkey=request.userkey,
         todayonly=request.todayonly,
         waittime=request.waittime,
@@ -300,34 +374,16 @@ def _store_task(
         disnumber=request.disnumber,
         chengshudu=request.chengshudu,
         customuuid=request.customuuid,
-        duplicates=parsed.duplicates,
-        invalid=len(parsed.invalid),
+        duplicates=parsed.duplicates if parsed else 0,
+        invalid=len(parsed.invalid) if parsed else 0,
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
-        invalid_entries=invalid,
+        invalid_entries=listed_invalid(ctx, parsed.invalid) if parsed else (),
         request_id=request.requestid,
         record=request.record,
         amd=request.amd,
         amdaction=request.amdaction,
         retry=request.retry,
     )
-    # Checked again in the writing transaction: a retry may have raced us here.
-    if request.requestid is not None:
-        task = find_task_by_request_id(conn, account.id, request.requestid)
-        if task is not None:
-            return answer(task, replayed=True)
-    # In the writing transaction: a number listed before this commits is not queued.
-    queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
-    task_id = create_task(conn, queued, now=now)
-    return {
-        "desc": "Play command sent successfully",
-        "taskid": task_id,
-        "accepted": len(queued.numbers),
-        "duplicates": parsed.duplicates,
-        "suppressed": queued.suppressed,
-        "invalid": invalid,
-        "invalidcount": len(parsed.invalid),
-        "replayed": False,
-    }
 
 
 def without_listed(task: NewTask, listed: set[str]) -> NewTask:
