@@ -40,6 +40,17 @@ def test_each_uuid_carries_its_index_as_counter(counts: tuple[int, ...]) -> None
         )
 
 
+def test_a_batch_made_in_parts_continues_its_counter() -> None:
+    """`create_task_streamed` makes its ids a block at a time, as the numbers arrive."""
+    parts = [time_ordered_uuids(512, NOW, first=first) for first in (0, 512, 1024)]
+    batch = [text for part in parts for text in part]
+    assert batch == sorted(batch)
+    assert len(set(batch)) == len(batch)
+    high = [(uuid.UUID(text).int >> 64) & ((1 << 12) - 1) for text in batch]
+    low = [(uuid.UUID(text).int >> 48) & ((1 << 14) - 1) for text in batch]
+    assert [(h << 14) | rest for h, rest in zip(high, low, strict=True)] == list(range(1536))
+
+
 def test_create_task_writes_every_call_with_its_values(database: Database) -> None:
     with database.write() as conn:
         account = add_account(conn, "a", now=NOW)
