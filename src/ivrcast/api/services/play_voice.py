@@ -4,10 +4,10 @@ Cheap parameters are checked first and the voice (a lookup, or a download for
 `voicetype=2`) last, so a bad request is refused before any expensive work, and the error
 names the first parameter at fault in the seed's order of importance.
 
-A library voice (`voicetype=1`) is looked up in the writing transaction, and unless a
-do-not-call list could hold them the numbers are decided while their calls are written
-(see `_store_task`): a 5000-number batch then costs little more than its COPY on
-PostgreSQL. Every refusal is the one the order above gives, and leaves nothing written.
+A library voice (`voicetype=1`) is looked up in the writing transaction, and on
+PostgreSQL, unless a do-not-call list could hold them, the numbers are decided while
+their calls are written (see `_store_task`). Every refusal is the one the order above
+gives, and leaves nothing written.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ivrcast.store.tasks import (
     create_task_streamed,
     find_task_by_request_id,
     set_task_counts,
+    streams_calls,
 )
 from ivrcast.store.voices import VoiceInfo, VoiceNotFound, find_voice_by_name
 from ivrcast.voices.library import voice_from_url
@@ -325,7 +326,7 @@ def _store_task(
         task = find_task_by_request_id(conn, account.id, request.requestid)
         if task is not None:
             return answer(task, replayed=True)
-    if numbers.undecided and not dnc.any_listed(conn, account.id):
+    if numbers.undecided and streams_calls(conn) and not dnc.any_listed(conn, account.id):
         # No list can hold any of them, so the numbers are decided while the calls are
         # written: the server stores one chunk while the next is parsed. The task row
         # goes first and gets its counts at the end; a batch without a callable number
