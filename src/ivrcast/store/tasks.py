@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select, update
 
 from ivrcast.errors import NotFoundError
 from ivrcast.store.bulk import insert_rows, streams_rows
+from ivrcast.store.engine import Database
 from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder
 from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks, voices
@@ -110,11 +111,11 @@ ID_BLOCK = 512
 """Call ids made at a time while the numbers of `create_task_streamed` arrive."""
 
 
-def streams_calls(conn: Connection) -> bool:
+def streams_calls(db: Database) -> bool:
     """Whether `create_task_streamed` writes calls as their numbers arrive, so deciding
     numbers while it runs overlaps the database's work (PostgreSQL); elsewhere deciding
-    them first costs less."""
-    return streams_rows(conn)
+    them first, outside the writing transaction, costs less."""
+    return streams_rows(db.engine.dialect)
 
 
 def create_task_streamed(

@@ -230,10 +230,12 @@ def _play_stored_voice(
     if isinstance(checked, dict):
         return checked
     request, numbers = checked
-    if request.requestid is not None:
+    if request.requestid is not None or not streams_calls(ctx.db):
         # A retry racing this request is answered by the writing transaction, before
         # any number is written: the refusal of a batch without a callable number
-        # must come first, as it always has.
+        # must come first, as it always has. And where calls are not written as their
+        # numbers come (SQLite), deciding them in the transaction would only hold the
+        # database's one write lock longer.
         _decide_all(ctx, numbers)
     return _store(ctx, account, request, numbers, None)
 
@@ -326,9 +328,10 @@ def _store_task(
         task = find_task_by_request_id(conn, account.id, request.requestid)
         if task is not None:
             return answer(task, replayed=True)
-    if numbers.undecided and streams_calls(conn) and not dnc.any_listed(conn, account.id):
-        # No list can hold any of them, so the numbers are decided while the calls are
-        # written: the server stores one chunk while the next is parsed. The task row
+    if numbers.undecided and not dnc.any_listed(conn, account.id):
+        # Still undecided only where calls stream to the server (`_play_stored_voice`),
+        # and no list can hold any of them, so the numbers are decided while the calls
+        # are written: the server stores one chunk while the next is parsed. The task row
         # goes first and gets its counts at the end; a batch without a callable number
         # is refused then, and the transaction leaves nothing behind.
         task_id = create_task_streamed(
