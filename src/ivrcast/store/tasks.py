@@ -119,17 +119,22 @@ def streams_calls(db: Database) -> bool:
 
 
 def create_task_streamed(
-    conn: Connection, new: NewTask, numbers: Iterable[tuple[str, str]], *, now: datetime
+    conn: Connection,
+    new: NewTask,
+    numbers: Iterable[tuple[str, str]],
+    *,
+    now: datetime,
+    total: int,
 ) -> str:
     """`create_task` for numbers decided while they are written; returns the task id.
 
     `numbers` yields (E.164, as submitted) pairs, each number once, as a
-    `NumberStream` does; `new.numbers` and its counts are not read. The task row goes
-    first (the calls' key needs it) with no counts; the caller sets them with
-    `set_task_counts` once `numbers` is exhausted, in the same transaction, so no one
-    ever sees the row without them.
+    `NumberStream` does; `new.numbers` is not read. The task row goes first (the
+    calls' key needs it), with `total` and `new`'s other counts as the caller expects
+    them to end; if they end otherwise, the caller corrects them with `set_task_counts`
+    in the same transaction, so no one ever sees the row with the wrong ones.
     """
-    task_id = _insert_task(conn, new, now=now, active=True)
+    task_id = _insert_task(conn, new, now=now, total=total)
 
     def rows() -> Iterator[tuple[str, str, str]]:
         ids: list[str] = []
@@ -156,9 +161,9 @@ def set_task_counts(conn: Connection, task_id: str, new: NewTask, *, now: dateti
     )
 
 
-def _counts(new: NewTask) -> dict[str, Any]:
+def _counts(new: NewTask, total: int | None = None) -> dict[str, Any]:
     return {
-        "total": len(new.numbers),
+        "total": len(new.numbers) if total is None else total,
         "duplicates": new.duplicates,
         "invalid": new.invalid,
         "suppressed": new.suppressed,
@@ -166,12 +171,12 @@ def _counts(new: NewTask) -> dict[str, Any]:
     }
 
 
-def _insert_task(conn: Connection, new: NewTask, *, now: datetime, active: bool = False) -> str:
-    """The task row of `new` (`active`: whatever its numbers); returns its id."""
+def _insert_task(conn: Connection, new: NewTask, *, now: datetime, total: int | None = None) -> str:
+    """The task row of `new` (`total`: its count instead of `new.numbers`'); returns its id."""
     task_id = uuid.uuid4().hex
     # A task without numbers has nothing to do (PlayVoice refuses such a batch with
     # 1021 before it gets here).
-    active = active or bool(new.numbers)
+    active = bool(new.numbers if total is None else total)
     conn.execute(
         tasks.insert().values(
             id=task_id,
@@ -196,7 +201,7 @@ def _insert_task(conn: Connection, new: NewTask, *, now: datetime, active: bool 
             record=new.record,
             amd=new.amd,
             amdaction=new.amdaction,
-            **_counts(new),
+            **_counts(new, total),
         )
     )
     return task_id

@@ -269,3 +269,15 @@ async def test_without_the_voice_a_batch_without_callable_numbers_is_still_refus
 ) -> None:
     body = await play(service, destnumber=destnumber, voicefile="absent", requestid=requestid)
     assert body["data"]["errors"]["codemsg"].startswith(f"{param}: ")
+
+
+async def test_a_clean_long_batch_is_counted_in_its_task(service: Service) -> None:
+    """Every item accepted: the task row keeps the counts it was first written with."""
+    items = [f"0812{i:08d}" for i in range(1200)]
+    data = (await play(service, destnumber=",".join(items)))["data"]
+    with service.db.read() as conn:
+        task = conn.execute(select(tasks).where(tasks.c.id == data["taskid"])).one()
+        written = conn.execute(select(calls.c.id).where(calls.c.task_id == task.id)).all()
+    assert (data["accepted"], data["duplicates"], data["invalidcount"]) == (1200, 0, 0)
+    assert (task.total, task.duplicates, task.invalid, task.suppressed) == (1200, 0, 0, 0)
+    assert (task.status, task.invalid_entries, len(written)) == ("active", "[]", 1200)

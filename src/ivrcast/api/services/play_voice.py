@@ -332,16 +332,17 @@ def _store_task(
         # Still undecided only where calls stream to the server (`_play_stored_voice`),
         # and no list can hold any of them, so the numbers are decided while the calls
         # are written: the server stores one chunk while the next is parsed. The task row
-        # goes first and gets its counts at the end; a batch without a callable number
-        # is refused then, and the transaction leaves nothing behind.
-        task_id = create_task_streamed(
-            conn, _new_task(ctx, account, request, voice, None, now=now), numbers, now=now
-        )
+        # goes first, counted as a clean list ends (every item accepted), and is
+        # corrected when the list ends otherwise; a batch without a callable number is
+        # refused then, and the transaction leaves nothing behind.
+        expected = _new_task(ctx, account, request, voice, None, now=now)
+        task_id = create_task_streamed(conn, expected, numbers, now=now, total=len(numbers.items))
         parsed = numbers.parsed()
         if not parsed.valid:
             raise NoCallableNumbers(listed_invalid(ctx, parsed.invalid), len(parsed.invalid))
         queued = _new_task(ctx, account, request, voice, parsed, now=now)
-        set_task_counts(conn, task_id, queued, now=now)
+        if len(parsed.valid) != len(numbers.items):
+            set_task_counts(conn, task_id, queued, now=now)
     else:
         parsed = _decide_all(ctx, numbers)
         new_task = _new_task(ctx, account, request, voice, parsed, now=now)
