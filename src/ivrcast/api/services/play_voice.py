@@ -205,11 +205,17 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         # wake-up that waits for a core when the machine is busy.
         return await ctx.in_thread(lambda: _play_stored_voice(ctx, form, client_ip))
     account = await ctx.in_thread(lambda: ctx.account_from(form, client_ip))
-    checked = _checked(ctx, account, form)
+
+    def check() -> dict[str, Any] | tuple[PlayVoiceRequest, NumberStream]:
+        checked = _checked(ctx, account, form)
+        if not isinstance(checked, dict):
+            _decide_all(ctx, checked[1])  # before the voice, which may be a download
+        return checked
+
+    checked = await ctx.in_thread(check)
     if isinstance(checked, dict):
         return checked
     request, numbers = checked
-    _decide_all(ctx, numbers)
     voice = await resolve_voice(ctx, account, request)
     return await ctx.in_thread(lambda: _store(ctx, account, request, numbers, voice))
 
@@ -224,7 +230,7 @@ def _play_stored_voice(
     ctx: ApiContext, form: params.Params, client_ip: str | None
 ) -> dict[str, Any]:
     """`play_voice` for a voice from the library (`voicetype=1`), in the worker thread.
-    The numbers are decided while they are written (`_store_task`)."""
+    On PostgreSQL the numbers may be decided while they are written (`_store_task`)."""
     account = ctx.account_from(form, client_ip)
     checked = _checked(ctx, account, form)
     if isinstance(checked, dict):
