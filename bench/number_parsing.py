@@ -4,10 +4,15 @@ For each nation, 5000 realistic destination numbers (mobile and fixed-line numbe
 grown from phonenumbers' examples, written the ways customers write them, a few
 percent invalid) are normalised three ways:
 
+* common: `FastParser.common_shapes` alone (one regular expression for the three usual
+  shapes; the share of the numbers it decides, and its cost per number);
 * fast: `FastParser.normalize` alone, the per-number cost of the fast path;
 * full: `parse_with_phonenumbers`, i.e. phonenumbers' parse + validate + format;
 * request: `parse_destnumbers` on the comma-joined list, i.e. what PlayVoice pays:
-  splitting, the fast path, the fallback for the invalid few, and deduplication.
+  splitting, the fast path, the fallback for the invalid few, and deduplication;
+* clean: `parse_destnumbers` of only the distinct numbers `common_shapes` takes, the
+  list a client that sends valid numbers in the usual shapes sends (as `bench/ingest.py`
+  does).
 
 Each figure is the median of several rounds. Run: `.venv/bin/python bench/number_parsing.py`.
 This is a measurement, not a test: it never asserts.
@@ -89,7 +94,8 @@ def main() -> None:
     rng = random.Random(20240601)
     print(f"{COUNT} numbers per nation, median of {ROUNDS} rounds")
     header = (
-        f"{'nation':<7}{'valid':>7}{'fast µs/n':>11}{'full µs/n':>11}{'ratio':>8}{'request ms':>12}"
+        f"{'nation':<7}{'valid':>7}{'common':>8}{'common µs/n':>13}{'fast µs/n':>11}"
+        f"{'full µs/n':>11}{'ratio':>8}{'request ms':>12}{'clean ms':>10}"
     )
     print(header)
     fast_total = full_total = 0.0
@@ -98,6 +104,11 @@ def main() -> None:
         raw = ", ".join(items)
         parser = fast_parser(nation.region)
         parse_destnumbers(raw, nation)  # compile the nation's patterns outside the timing
+        taken = [item for item in items if parser.common_shapes.fullmatch(item)]
+        common_items = list(dict.fromkeys(taken))
+        common = median_seconds(lambda: list(map(parser.common_shapes.fullmatch, items)))  # noqa: B023
+        clean_raw = ",".join(common_items)
+        clean = median_seconds(lambda: parse_destnumbers(clean_raw, nation))  # noqa: B023
         fast = median_seconds(lambda: [parser.normalize(item) for item in items])  # noqa: B023
         full = median_seconds(lambda: full_path(items, nation))  # noqa: B023
         request = median_seconds(lambda: parse_destnumbers(raw, nation))  # noqa: B023
@@ -105,12 +116,14 @@ def main() -> None:
         fast_total += fast
         full_total += full
         print(
-            f"{nation.code:<7}{valid / COUNT:>7.1%}{fast / COUNT * 1e6:>11.2f}"
+            f"{nation.code:<7}{valid / COUNT:>7.1%}{len(taken) / COUNT:>8.1%}"
+            f"{common / COUNT * 1e6:>13.2f}{fast / COUNT * 1e6:>11.2f}"
             f"{full / COUNT * 1e6:>11.2f}{full / fast:>7.1f}x{request * 1e3:>12.2f}"
+            f"{clean * 1e3:>10.2f}"
         )
     per_number = len(NATIONS) * COUNT
     print(
-        f"{'all':<7}{'':>7}{fast_total / per_number * 1e6:>11.2f}"
+        f"{'all':<7}{'':>28}{fast_total / per_number * 1e6:>11.2f}"
         f"{full_total / per_number * 1e6:>11.2f}{full_total / fast_total:>7.1f}x"
     )
 

@@ -5,6 +5,7 @@ Pure functions over phonenumbers' metadata; nothing here knows HTTP or the datab
 
 from __future__ import annotations
 
+from ivrcast.numbers.destnumbers import NumberStream, parse_destnumbers
 from ivrcast.numbers.nations import NATIONS, Nation, UnknownNation, get_nation
 from ivrcast.numbers.normalize import (
     E164,
@@ -17,7 +18,6 @@ from ivrcast.numbers.normalize import (
     check_number_format,
     format_for_trunk,
     normalize_number,
-    parse_destnumbers,
     submitted_form,
 )
 from ivrcast.numbers.split import split_numbers
@@ -30,6 +30,7 @@ __all__ = [
     "InvalidNumberFormat",
     "Nation",
     "NoNumbers",
+    "NumberStream",
     "ParsedNumbers",
     "TooManyNumbers",
     "UnknownNation",

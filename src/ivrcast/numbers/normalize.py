@@ -16,9 +16,10 @@ nation's region:
 * numbers with an extension (`...ext 12`) are rejected: an IVR call cannot dial it, and
   calling the main line instead would reach the wrong person.
 
-`fastpath.FastParser` decides the common digit-only shapes in about a microsecond and
-returns the same E.164; everything it does not accept goes to `parse_with_phonenumbers`,
-which also words every rejection.
+`fastpath.FastParser` decides the common digit-only shapes in about a microsecond (the
+commonest three with one regular expression, `common_shapes`) and returns the same
+E.164; everything it does not accept goes to `parse_with_phonenumbers`, which also words
+every rejection.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat,
 from ivrcast.errors import ConfigError, ValidationError
 from ivrcast.numbers.fastpath import double_zero_is_international, fast_parser
 from ivrcast.numbers.nations import Nation
-from ivrcast.numbers.split import split_numbers
 
 E164 = NewType("E164", str)
 """`+`, the country calling code and the national significant number: `+6281234567890`."""
@@ -181,47 +181,6 @@ def normalize_number(raw: str, nation: Nation) -> E164:
     if fast is not None:
         return E164(fast)
     return parse_with_phonenumbers(raw, nation)
-
-
-def parse_destnumbers(raw: str, nation: Nation, *, limit: int = DEFAULT_LIMIT) -> ParsedNumbers:
-    """Split, normalise and deduplicate a `destnumber` parameter.
-
-    Raises `NoNumbers` when there is no item and `TooManyNumbers` when there are more
-    than `limit` (counted before deduplication, as the customer counts them). Invalid
-    items do not fail the submission; they are returned in `invalid`.
-    """
-    items = split_numbers(raw)
-    if not items:
-        raise NoNumbers()
-    if len(items) > limit:
-        raise TooManyNumbers(len(items), limit)
-    fast = fast_parser(nation.region).normalize
-    seen: set[str] = set()
-    valid: list[E164] = []
-    submitted: list[str] = []
-    invalid: list[InvalidEntry] = []
-    for item in items:
-        number = fast(item)
-        # The fast path takes only `+`? and ASCII digits: the item is its submitted form.
-        written = item
-        if number is None:
-            try:
-                number = parse_with_phonenumbers(item, nation)
-            except InvalidNumber as error:
-                invalid.append(InvalidEntry(item, error.reason))
-                continue
-            written = submitted_form(item)
-        if number not in seen:
-            seen.add(number)
-            valid.append(E164(number))
-            submitted.append(written)
-    return ParsedNumbers(
-        valid=valid,
-        submitted=submitted,
-        duplicates=len(items) - len(valid) - len(invalid),
-        invalid=invalid,
-        total=len(items),
-    )
 
 
 def submitted_form(raw: str) -> str:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Dialect, Table
 
 
 def insert_rows(
@@ -37,11 +37,15 @@ def insert_rows(
 ) -> None:
     """Insert `rows` (values of the `varying` columns, already in the driver's form: str,
     int or None) with the `constant` columns' values on every row."""
-    dialect = conn.dialect
-    insert = (
-        copy_rows if dialect.name == "postgresql" and dialect.driver == "psycopg" else execute_rows
-    )
+    insert = copy_rows if streams_rows(conn.dialect) else execute_rows
     insert(conn, table, constant=constant, varying=varying, rows=rows)
+
+
+def streams_rows(dialect: Dialect) -> bool:
+    """Whether `insert_rows` sends rows to the server as it takes them (PostgreSQL's
+    COPY), so that making the next rows overlaps the server's work on the last ones;
+    elsewhere it gathers them all first, and making them lazily only adds overhead."""
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
 
 def execute_rows(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, any_, func, select, text
+from sqlalchemy import Connection, any_, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivrcast.store.tables import dnc
@@ -89,21 +89,36 @@ def count_numbers(conn: Connection, list_id: int) -> int:
     )
 
 
+def any_listed(conn: Connection, account_id: int) -> bool:
+    """Whether the account's list or the global one holds any number (one probe of the
+    primary key): when neither does, no number needs looking up."""
+    on_a_list = dnc.c.account_id.in_((GLOBAL, account_id))
+    return bool(conn.execute(select(exists().where(on_a_list))).scalar())
+
+
 def listed(conn: Connection, account_id: int, numbers: Sequence[str]) -> set[str]:
     """Which of E.164 `numbers` the account may not call: on its list or the global one.
     Each chunk is a lookup by primary key, so a 5000-number submission costs the same
-    against a list of a million numbers as against an empty one."""
+    against a list of a million numbers as against an empty one. Most accounts have no
+    list and the global one is empty, so the numbers are only looked up when either
+    list holds a number at all (one probe of the primary key)."""
     on_a_list = dnc.c.account_id.in_((GLOBAL, account_id))
     if conn.dialect.name == "postgresql":
         # The numbers as one parameter, split by the server: as chunks of IN lists, the
         # thousand parameters of each took longer to send and plan than the lookups
         # (50-65 ms of a 5000-number submission, against 7-10 ms as an array), and even
         # an array parameter costs psycopg a regular-expression match per number.
-        # E.164 numbers hold no comma.
+        # E.164 numbers hold no comma. The EXISTS is uncorrelated, so the server runs
+        # it once as a one-time filter and, when both lists are empty, neither splits
+        # nor looks up the numbers (0.1-0.2 ms instead of 3-5 ms).
         every = func.string_to_array(",".join(numbers), ",")
-        query = select(dnc.c.number).where(on_a_list, dnc.c.number == any_(every))
+        either = dnc.alias("either_list")
+        either_holds = exists().where(either.c.account_id.in_((GLOBAL, account_id)))
+        query = select(dnc.c.number).where(either_holds, on_a_list, dnc.c.number == any_(every))
         return set(conn.execute(query).scalars())
     found: set[str] = set()
+    if not numbers or not any_listed(conn, account_id):
+        return found
     for chunk in _chunks(numbers):
         found.update(
             conn.execute(

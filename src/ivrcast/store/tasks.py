@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from ivrcast.errors import NotFoundError
-from ivrcast.store.bulk import insert_rows
+from ivrcast.store.bulk import insert_rows, streams_rows
+from ivrcast.store.engine import Database
 from ivrcast.store.ids import time_ordered_uuids
 from ivrcast.store.records import RecordBuilder
 from ivrcast.store.tables import CALL_STATES, FINAL_STATES, calls, tasks, voices
@@ -94,7 +95,88 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
 
     The caller's transaction makes the two one unit: a task never exists without its calls.
     """
+    task_id = _insert_task(conn, new, now=now)
+    if new.numbers:
+        submitted = (
+            new.submitted_numbers
+            if new.submitted_numbers is not None
+            else [number.lstrip("+") for number in new.numbers]
+        )
+        rows = zip(time_ordered_uuids(len(new.numbers), now), new.numbers, submitted, strict=True)
+        _insert_calls(conn, task_id, new, rows, now=now)
+    return task_id
+
+
+ID_BLOCK = 512
+"""Call ids made at a time while the numbers of `create_task_streamed` arrive."""
+
+
+def streams_calls(db: Database) -> bool:
+    """Whether `create_task_streamed` writes calls as their numbers arrive, so deciding
+    numbers while it runs overlaps the database's work (PostgreSQL); elsewhere deciding
+    them first, outside the writing transaction, costs less."""
+    return streams_rows(db.engine.dialect)
+
+
+def create_task_streamed(
+    conn: Connection,
+    new: NewTask,
+    numbers: Iterable[tuple[str, str]],
+    *,
+    now: datetime,
+    total: int,
+) -> str:
+    """`create_task` for numbers decided while they are written; returns the task id.
+
+    `numbers` yields (E.164, as submitted) pairs, each number once, as a
+    `NumberStream` does; `new.numbers` is not read. The task row goes first (the
+    calls' key needs it), with `total` and `new`'s other counts as the caller expects
+    them to end; if they end otherwise, the caller corrects them with `set_task_counts`
+    in the same transaction, so no one ever sees the row with the wrong ones.
+    """
+    task_id = _insert_task(conn, new, now=now, total=total)
+
+    def rows() -> Iterator[tuple[str, str, str]]:
+        ids: list[str] = []
+        for index, (number, submitted) in enumerate(numbers):
+            if index % ID_BLOCK == 0:
+                ids = time_ordered_uuids(ID_BLOCK, now, first=index)
+            yield ids[index % ID_BLOCK], number, submitted
+
+    _insert_calls(conn, task_id, new, rows(), now=now)
+    return task_id
+
+
+def set_task_counts(conn: Connection, task_id: str, new: NewTask, *, now: datetime) -> None:
+    """Give a task of `create_task_streamed` the counts `create_task` writes from `new`:
+    its numbers (the calls written), duplicates, invalid and suppressed items."""
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id)
+        .values(
+            status="active" if new.numbers else "finished",
+            ended_at=None if new.numbers else now,
+            **_counts(new),
+        )
+    )
+
+
+def _counts(new: NewTask, total: int | None = None) -> dict[str, Any]:
+    return {
+        "total": len(new.numbers) if total is None else total,
+        "duplicates": new.duplicates,
+        "invalid": new.invalid,
+        "suppressed": new.suppressed,
+        "invalid_entries": json.dumps(list(new.invalid_entries), ensure_ascii=False),
+    }
+
+
+def _insert_task(conn: Connection, new: NewTask, *, now: datetime, total: int | None = None) -> str:
+    """The task row of `new` (`total`: its count instead of `new.numbers`'); returns its id."""
     task_id = uuid.uuid4().hex
+    # A task without numbers has nothing to do (PlayVoice refuses such a batch with
+    # 1021 before it gets here).
+    active = bool(new.numbers if total is None else total)
     conn.execute(
         tasks.insert().values(
             id=task_id,
@@ -108,49 +190,46 @@ def create_task(conn: Connection, new: NewTask, *, now: datetime) -> str:
             disnumber=new.disnumber,
             chengshudu=new.chengshudu,
             customuuid=new.customuuid,
-            # A task without numbers has nothing to do (PlayVoice refuses such a batch
-            # with 1021 before it gets here).
-            status="active" if new.numbers else "finished",
-            total=len(new.numbers),
-            duplicates=new.duplicates,
-            invalid=new.invalid,
-            suppressed=new.suppressed,
-            invalid_entries=json.dumps(list(new.invalid_entries), ensure_ascii=False),
+            status="active" if active else "finished",
             request_id=new.request_id,
             local_day=new.local_day,
             retries=new.retry.retries,
             retry_interval=new.retry.interval_minutes,
             retry_on=",".join(new.retry.on),
             created_at=now,
-            ended_at=None if new.numbers else now,
+            ended_at=None if active else now,
             record=new.record,
             amd=new.amd,
             amdaction=new.amdaction,
+            **_counts(new, total),
         )
     )
-    if new.numbers:
-        submitted = (
-            new.submitted_numbers
-            if new.submitted_numbers is not None
-            else [number.lstrip("+") for number in new.numbers]
-        )
-        insert_rows(
-            conn,
-            calls,
-            constant={
-                "task_id": task_id,
-                "account_id": new.account_id,
-                "nationcode": new.nationcode,
-                "status": "queued",
-                "round": 1,
-                "queued_at": now,
-            },
-            varying=("uuid", "number", "submitted_number"),
-            rows=zip(
-                time_ordered_uuids(len(new.numbers), now), new.numbers, submitted, strict=True
-            ),
-        )
     return task_id
+
+
+def _insert_calls(
+    conn: Connection,
+    task_id: str,
+    new: NewTask,
+    rows: Iterable[tuple[str, str, str]],
+    *,
+    now: datetime,
+) -> None:
+    """One queued call per (id, E.164, as submitted) row."""
+    insert_rows(
+        conn,
+        calls,
+        constant={
+            "task_id": task_id,
+            "account_id": new.account_id,
+            "nationcode": new.nationcode,
+            "status": "queued",
+            "round": 1,
+            "queued_at": now,
+        },
+        varying=("uuid", "number", "submitted_number"),
+        rows=rows,
+    )
 
 
 def find_task_by_request_id(

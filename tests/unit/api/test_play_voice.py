@@ -199,3 +199,85 @@ async def test_a_retried_request_finds_its_task_instead_of_dialing_again(
         assert len(conn.execute(select(calls.c.id)).all()) == 2
     bad = await play(service, requestid="no spaces")
     assert bad["msg"].startswith("requestid: ")
+
+
+def _numbers_in_chunks() -> tuple[list[str], list[str]]:
+    """1500 items over three of the chunks the numbers are written in, and the E.164
+    numbers they come to: other shapes among them, invalid ones, and duplicates both
+    within a chunk and of a number an earlier chunk held."""
+    items: list[str] = []
+    expected: list[str] = []
+    for i in range(1500):
+        e164 = f"+6281234{i:06d}"
+        if i % 97 == 5:
+            items.append(f"133{i}")  # invalid
+        elif i % 89 == 7:
+            items.append(items[i // 3])  # an earlier item again, possibly chunks before
+        elif i % 3 == 0:
+            items.append(f"0812-34{i:06d}")  # a shape the one pattern leaves to the rest
+            expected.append(e164)
+        else:
+            items.append(e164 if i % 2 else "0" + e164[3:])
+            expected.append(e164)
+    return items, expected
+
+
+async def test_a_batch_decided_while_it_is_written_stores_what_the_parser_decides(
+    service: Service,
+) -> None:
+    items, expected = _numbers_in_chunks()
+    body = await play(service, destnumber=",".join(items))
+    data = body["data"]
+    invalid = [item for item in items if item.startswith("133")]
+    assert data["accepted"] == len(expected)
+    assert data["invalidcount"] == len(invalid)
+    assert data["duplicates"] == len(items) - len(expected) - len(invalid)
+    with service.db.read() as conn:
+        rows = conn.execute(
+            select(calls.c.uuid, calls.c.number).where(calls.c.task_id == data["taskid"])
+        ).all()
+        task = conn.execute(select(tasks).where(tasks.c.id == data["taskid"])).one()
+    # In submission order (the ids are time-ordered), each number once.
+    assert [number for _, number in sorted(rows)] == expected
+    assert (task.total, task.duplicates, task.invalid, task.status) == (
+        len(expected),
+        data["duplicates"],
+        len(invalid),
+        "active",
+    )
+
+
+async def test_a_long_batch_of_only_invalid_numbers_leaves_nothing_behind(
+    service: Service,
+) -> None:
+    """Decided while being written, the refusal comes after the task row and the COPY
+    began: the transaction must take both back."""
+    body = await play(service, destnumber=",".join(f"133{i}" for i in range(1500)))
+    assert body["data"]["errors"]["code"] == 1021
+    with service.db.read() as conn:
+        assert conn.execute(select(tasks)).all() == []
+        assert conn.execute(select(calls)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("destnumber", "param"),
+    [("133,134", "destnumber"), ("081234567890", "voicefile")],
+)
+@pytest.mark.parametrize("requestid", [None, "r-1"])
+async def test_without_the_voice_a_batch_without_callable_numbers_is_still_refused_as_such(
+    service: Service, destnumber: str, param: str, requestid: str | None
+) -> None:
+    body = await play(service, destnumber=destnumber, voicefile="absent", requestid=requestid)
+    assert body["data"]["errors"]["codemsg"].startswith(f"{param}: ")
+
+
+async def test_a_clean_long_batch_is_counted_in_its_task(service: Service) -> None:
+    """Every item accepted: the task row keeps the counts it was first written with."""
+    items = [f"0812{i:08d}" for i in range(1200)]
+    data = (await play(service, destnumber=",".join(items)))["data"]
+    with service.db.read() as conn:
+        task = conn.execute(select(tasks).where(tasks.c.id == data["taskid"])).one()
+        written = conn.execute(select(calls.c.id).where(calls.c.task_id == task.id)).all()
+    assert (data["accepted"], data["duplicates"], data["invalidcount"]) == (1200, 0, 0)
+    assert (task.total, task.duplicates, task.invalid, task.suppressed) == (1200, 0, 0, 0)
+    assert (task.status, task.invalid_entries, len(written)) == ("active", "[]", 1200)

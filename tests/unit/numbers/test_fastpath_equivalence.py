@@ -7,12 +7,13 @@ for every other string it must return None, leaving the decision to phonenumbers
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 
 import phonenumbers
 import pytest
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneMetadata, PhoneNumberType
 
 from ivrcast.numbers import NATIONS, InvalidNumber, Nation, normalize_number
 from ivrcast.numbers.fastpath import FastParser, fast_parser
@@ -154,3 +155,132 @@ def test_unknown_region_is_refused() -> None:
 def test_transform_rules_are_refused() -> None:
     with pytest.raises(ValueError, match="transform rule"):
         FastParser("AR")
+
+
+@pytest.mark.parametrize("nation", NATIONS.values(), ids=NATIONS.keys())
+def test_common_shapes_accept_only_what_phonenumbers_accepts(nation: Nation) -> None:
+    """A match of `common_shapes` is an acceptance: the E.164 it yields must be
+    phonenumbers' for every item it matches, and it must match a good share of the
+    valid sample (else it would prove nothing and speed nothing up)."""
+    parser = fast_parser(nation.region)
+    disagreements = []
+    matched = accepted = 0
+    for item in _sample(nation):
+        expected = _reference(item, nation)
+        accepted += expected is not None
+        common = parser.common_shapes.fullmatch(item)
+        if common is not None:
+            matched += 1
+            got = parser.plus_country_code + common["nsn"]
+            if got != expected:
+                disagreements.append((item, got, expected))
+    assert disagreements[:20] == []
+    assert matched > accepted // 3
+
+
+def _written_as_locals_write(nation: Nation, rng: random.Random) -> list[str]:
+    """Valid numbers in the three common shapes: national with the prefix locals put
+    before that kind of number, national without it, and `+` with the calling code."""
+    written = []
+    for number_type in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE):
+        example = phonenumbers.example_number_for_type(nation.region, number_type)
+        assert example is not None
+        nsn = phonenumbers.national_significant_number(example)
+        national = phonenumbers.normalize_digits_only(
+            phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+        )
+        for _ in range(300):
+            variant = nsn[:-4] + "".join(rng.choice(DIGITS) for _ in range(4))
+            trunk = national.removesuffix(nsn)
+            written += [trunk + variant, f"+{nation.calling_code}{variant}", variant]
+    return written
+
+
+@pytest.mark.parametrize("nation", NATIONS.values(), ids=NATIONS.keys())
+def test_common_shapes_take_the_usual_spellings(nation: Nation) -> None:
+    """Every valid number written the way customers usually write it is decided by the
+    one pattern, with phonenumbers' E.164; every one phonenumbers refuses is left to it."""
+    parser = fast_parser(nation.region)
+    taken = 0
+    for item in _written_as_locals_write(nation, random.Random(f"common-{nation.code}")):
+        expected = _reference(item, nation)
+        common = parser.common_shapes.fullmatch(item)
+        if expected is None:
+            assert common is None, item
+            continue
+        # Without the prefix locals write, a few numbers read as another shape
+        # (Indonesia's 62... fixed lines start with the calling code).
+        if common is not None:
+            taken += 1
+            assert parser.plus_country_code + common["nsn"] == expected, item
+    assert taken > 1200
+
+
+@pytest.mark.parametrize(
+    ("code", "item"),
+    [
+        # Indonesia's international prefix 008/009, then its own calling code.
+        ("id", "0086281234567890"),
+        ("id", "0096281234567890"),
+        # `00` and the calling code (ivrcast's own rule).
+        ("id", "006281234567890"),
+        # A trunk prefix after `+CC`, which phonenumbers strips.
+        ("id", "+62081234567890"),
+        # Colombia's prefix with a carrier code, and Mexico's old prefixes.
+        ("co", "0353211234567"),
+        ("mx", "0445512345678"),
+        # Another country's number with `+`.
+        ("id", "+6321234567"),
+        # Full-width and Arabic-Indic digits are digits to Python's `\d`, not here.
+        ("id", "０８１２３４５６７８９０"),
+        ("id", "٠٨١٢٣٤٥٦٧٨٩٠"),
+    ],
+)
+def test_common_shapes_leave_the_unusual_to_the_full_path(code: str, item: str) -> None:
+    """These take a branch of phonenumbers the pattern does not replay: it must not
+    match them, whatever phonenumbers then decides."""
+    assert fast_parser(NATIONS[code].region).common_shapes.fullmatch(item) is None
+
+
+def _every_region_the_fast_path_serves() -> list[tuple[str, FastParser]]:
+    parsers = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        with contextlib.suppress(ValueError):
+            parsers.append((region, FastParser(region)))
+    return parsers
+
+
+def test_common_shapes_agree_with_phonenumbers_in_every_region() -> None:
+    """The pattern's derivation is not specific to ivrcast's nations: in every region
+    the fast path serves (numbers starting with 0, prefixes other than 0, IDDs that
+    look like trunk prefixes), each match gives phonenumbers' E.164."""
+    disagreements = []
+    matched = 0
+    for region, parser in _every_region_the_fast_path_serves():
+        metadata = PhoneMetadata.metadata_for_region(region)
+        assert metadata is not None
+        assert metadata.country_code is not None
+        nation = Nation(region.lower(), region, metadata.country_code, "UTC", region)
+        examples = _national_examples(region)
+        rng = random.Random(f"common-{region}")
+        for _ in range(300 if examples else 0):
+            item = _prefix(rng, nation) + _mutated(rng, rng.choice(examples))
+            common = parser.common_shapes.fullmatch(item)
+            if common is None:
+                continue
+            matched += 1
+            got = parser.plus_country_code + common["nsn"]
+            if got != _reference(item, nation):
+                disagreements.append((region, item, got))
+    assert disagreements[:20] == []
+    assert matched > 10_000
+
+
+def test_no_length_is_both_possible_and_local_only() -> None:
+    """What the pattern's national-prefix shape relies on (see `_common_shapes_pattern`)."""
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        assert metadata is not None
+        assert metadata.general_desc is not None
+        general = metadata.general_desc
+        assert not set(general.possible_length) & set(general.possible_length_local_only), region

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
 
 from factories import add_account, add_task, add_voice
@@ -24,6 +25,30 @@ def test_uuids_are_version_7_in_order_and_distinct() -> None:
         assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, text)
         assert parsed.int >> 80 == int(NOW.timestamp() * 1000)
     assert time_ordered_uuids(3, NOW) != time_ordered_uuids(3, NOW)  # random tails
+
+
+@pytest.mark.parametrize("counts", [(3, 5000, 70_000, 2), (70_000, 5000)])
+def test_each_uuid_carries_its_index_as_counter(counts: tuple[int, ...]) -> None:
+    """The counter texts are kept between batches (and only so many of them): in
+    batches of any size, in any order, uuid i of a batch carries counter i."""
+    for count in counts:
+        batch = time_ordered_uuids(count, NOW)
+        counters = [(uuid.UUID(text).int >> 64) & ((1 << 12) - 1) for text in batch]
+        low = [(uuid.UUID(text).int >> 48) & ((1 << 14) - 1) for text in batch]
+        assert [(high << 14) | rest for high, rest in zip(counters, low, strict=True)] == list(
+            range(count)
+        )
+
+
+def test_a_batch_made_in_parts_continues_its_counter() -> None:
+    """`create_task_streamed` makes its ids a block at a time, as the numbers arrive."""
+    parts = [time_ordered_uuids(512, NOW, first=first) for first in (0, 512, 1024)]
+    batch = [text for part in parts for text in part]
+    assert batch == sorted(batch)
+    assert len(set(batch)) == len(batch)
+    high = [(uuid.UUID(text).int >> 64) & ((1 << 12) - 1) for text in batch]
+    low = [(uuid.UUID(text).int >> 48) & ((1 << 14) - 1) for text in batch]
+    assert [(h << 14) | rest for h, rest in zip(high, low, strict=True)] == list(range(1536))
 
 
 def test_create_task_writes_every_call_with_its_values(database: Database) -> None:

@@ -3,6 +3,11 @@
 Cheap parameters are checked first and the voice (a lookup, or a download for
 `voicetype=2`) last, so a bad request is refused before any expensive work, and the error
 names the first parameter at fault in the seed's order of importance.
+
+A library voice (`voicetype=1`) is looked up in the writing transaction, and on
+PostgreSQL, unless a do-not-call list could hold them, the numbers are decided while
+their calls are written (see `_store_task`). Every refusal is the one the order above
+gives, and leaves nothing written.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,20 +27,23 @@ from ivrcast.api.context import ApiContext
 from ivrcast.api.errors import NationNotAllowed, NoCallableNumbers
 from ivrcast.api.services.voice_errors import voice_errors_for
 from ivrcast.errors import ValidationError
-from ivrcast.numbers import InvalidEntry, Nation, get_nation, parse_destnumbers
+from ivrcast.numbers import InvalidEntry, Nation, NumberStream, ParsedNumbers, get_nation
 from ivrcast.store import dnc
 from ivrcast.store.accounts import Account
-from ivrcast.store.engine import IntegrityViolation
+from ivrcast.store.engine import Connection, IntegrityViolation
 from ivrcast.store.tables import RETRYABLE_STATES
 from ivrcast.store.tasks import (
     RETRIES_MAX,
     NewTask,
     RetryPolicy,
     create_task,
+    create_task_streamed,
     find_task_by_request_id,
+    set_task_counts,
+    streams_calls,
 )
-from ivrcast.store.voices import VoiceInfo, VoiceNotFound
-from ivrcast.voices.library import named_voice, voice_from_url
+from ivrcast.store.voices import VoiceInfo, VoiceNotFound, find_voice_by_name
+from ivrcast.voices.library import voice_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -190,26 +199,190 @@ def default_conntime(ctx: ApiContext, voice: VoiceInfo, request: PlayVoiceReques
 
 
 async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None) -> dict[str, Any]:
+    if _voicetype_sent(form) == 1:
+        # Everything is blocking work (lookups, parsing, the write), so it runs in one
+        # worker thread rather than hopping between it and the loop: each hop is a
+        # wake-up that waits for a core when the machine is busy.
+        return await ctx.in_thread(lambda: _play_stored_voice(ctx, form, client_ip))
     account = await ctx.in_thread(lambda: ctx.account_from(form, client_ip))
+
+    def check() -> dict[str, Any] | tuple[PlayVoiceRequest, NumberStream]:
+        checked = _checked(ctx, account, form)
+        if not isinstance(checked, dict):
+            _decide_all(ctx, checked[1])  # before the voice, which may be a download
+        return checked
+
+    checked = await ctx.in_thread(check)
+    if isinstance(checked, dict):
+        return checked
+    request, numbers = checked
+    voice = await resolve_voice(ctx, account, request)
+    return await ctx.in_thread(lambda: _store(ctx, account, request, numbers, voice))
+
+
+def _voicetype_sent(form: params.Params) -> int | None:
+    """`voicetype` if it is a well-formed 1 or 2; `read_request` words any other value."""
+    raw = form.get("voicetype", "").strip()
+    return int(raw) if raw in ("1", "2") else None
+
+
+def _play_stored_voice(
+    ctx: ApiContext, form: params.Params, client_ip: str | None
+) -> dict[str, Any]:
+    """`play_voice` for a voice from the library (`voicetype=1`), in the worker thread.
+    On PostgreSQL the numbers may be decided while they are written (`_store_task`)."""
+    account = ctx.account_from(form, client_ip)
+    checked = _checked(ctx, account, form)
+    if isinstance(checked, dict):
+        return checked
+    request, numbers = checked
+    if request.requestid is not None or not streams_calls(ctx.db):
+        # A retry racing this request is answered by the writing transaction, before
+        # any number is written: the refusal of a batch without a callable number
+        # must come first, as it always has. And where calls are not written as their
+        # numbers come (SQLite), deciding them in the transaction would only hold the
+        # database's one write lock longer.
+        _decide_all(ctx, numbers)
+    return _store(ctx, account, request, numbers, None)
+
+
+def _checked(
+    ctx: ApiContext, account: Account, form: params.Params
+) -> dict[str, Any] | tuple[PlayVoiceRequest, NumberStream]:
+    """The request read and its numbers split (not yet decided), or the answer of the
+    task an earlier request with the same `requestid` made. Blocking (that lookup)."""
     request = read_request(ctx, account, form)
     if request.requestid is not None:
-        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
+        earlier = _earlier_task(ctx, account, request)
         if earlier is not None:
             return earlier
-    parsed = parse_destnumbers(
+    numbers = NumberStream(
         request.destnumber, request.nation, limit=ctx.settings.limits.max_numbers
     )
-    invalid = listed_invalid(ctx, parsed.invalid)
+    return request, numbers
+
+
+def _decide_all(ctx: ApiContext, numbers: NumberStream) -> ParsedNumbers:
+    """Every number decided; raises `NoCallableNumbers` when none can be called."""
+    parsed = numbers.decide_all()
     if not parsed.valid:
-        raise NoCallableNumbers(invalid, len(parsed.invalid))
-    voice = await resolve_voice(ctx, account, request)
+        raise NoCallableNumbers(listed_invalid(ctx, parsed.invalid), len(parsed.invalid))
+    return parsed
+
+
+def _store(
+    ctx: ApiContext,
+    account: Account,
+    request: PlayVoiceRequest,
+    numbers: NumberStream,
+    voice: VoiceInfo | None,
+) -> dict[str, Any]:
+    """Write the task and its calls and answer; blocking. `voice` None: the library voice
+    `voicefile` names, looked up in the writing transaction (on PostgreSQL a transaction
+    of its own costs two more round trips)."""
+    try:
+        with ctx.db.write() as conn:
+            if voice is None:
+                voice = _library_voice(ctx, conn, account, request, numbers)
+            stored = _store_task(ctx, conn, account, request, numbers, voice)
+    except IntegrityViolation:
+        # PostgreSQL lets two transactions check at once; the unique key decides.
+        earlier = _earlier_task(ctx, account, request)
+        if earlier is None:
+            raise
+        return earlier
+    if not stored["replayed"]:
+        # One line per task, not per number: the dialer logs each call with its task_id.
+        logger.info(
+            "task created: %d numbers",
+            stored["accepted"],
+            extra={
+                "event": "api.task_created",
+                "task_id": stored["taskid"],
+                "account_id": account.id,
+            },
+        )
+    return stored
+
+
+def _library_voice(
+    ctx: ApiContext,
+    conn: Connection,
+    account: Account,
+    request: PlayVoiceRequest,
+    numbers: NumberStream,
+) -> VoiceInfo:
+    try:
+        return find_named_voice(conn, account.id, request.voicefile)
+    except VoiceNotFound:
+        # A batch without a callable number is refused as such, whatever its voice.
+        _decide_all(ctx, numbers)
+        raise
+
+
+def _store_task(
+    ctx: ApiContext,
+    conn: Connection,
+    account: Account,
+    request: PlayVoiceRequest,
+    numbers: NumberStream,
+    voice: VoiceInfo,
+) -> dict[str, Any]:
     now = ctx.clock.now()
-    new_task = NewTask(
+    # Checked again in the writing transaction: a retry may have raced us here.
+    if request.requestid is not None:
+        task = find_task_by_request_id(conn, account.id, request.requestid)
+        if task is not None:
+            return answer(task, replayed=True)
+    if numbers.undecided and not dnc.any_listed(conn, account.id):
+        # Still undecided only where calls stream to the server (`_play_stored_voice`),
+        # and no list can hold any of them, so the numbers are decided while the calls
+        # are written: the server stores one chunk while the next is parsed. The task row
+        # goes first, counted as a clean list ends (every item accepted), and is
+        # corrected when the list ends otherwise; a batch without a callable number is
+        # refused then, and the transaction leaves nothing behind.
+        expected = _new_task(ctx, account, request, voice, None, now=now)
+        task_id = create_task_streamed(conn, expected, numbers, now=now, total=len(numbers.items))
+        parsed = numbers.parsed()
+        if not parsed.valid:
+            raise NoCallableNumbers(listed_invalid(ctx, parsed.invalid), len(parsed.invalid))
+        queued = _new_task(ctx, account, request, voice, parsed, now=now)
+        if len(parsed.valid) != len(numbers.items):
+            set_task_counts(conn, task_id, queued, now=now)
+    else:
+        parsed = _decide_all(ctx, numbers)
+        new_task = _new_task(ctx, account, request, voice, parsed, now=now)
+        # In the writing transaction: a number listed before this commits is not queued.
+        queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
+        task_id = create_task(conn, queued, now=now)
+    return {
+        "desc": "Play command sent successfully",
+        "taskid": task_id,
+        "accepted": len(queued.numbers),
+        "duplicates": parsed.duplicates,
+        "suppressed": queued.suppressed,
+        "invalid": listed_invalid(ctx, parsed.invalid),
+        "invalidcount": len(parsed.invalid),
+        "replayed": False,
+    }
+
+
+def _new_task(
+    ctx: ApiContext,
+    account: Account,
+    request: PlayVoiceRequest,
+    voice: VoiceInfo,
+    parsed: ParsedNumbers | None,
+    *,
+    now: datetime,
+) -> NewTask:
+    """The task `request` asks for; `parsed` None: its numbers not decided yet."""
+    return NewTask(
         account_id=account.id,
         nationcode=request.nation.code,
         voice_id=voice.id,
-        numbers=parsed.valid,
-        submitted_numbers=parsed.submitted,
+        numbers=parsed.valid if parsed else (),
+        submitted_numbers=parsed.submitted if parsed else None,
         userkey=request.userkey,
         todayonly=request.todayonly,
         waittime=request.waittime,
@@ -217,52 +390,16 @@ async def play_voice(ctx: ApiContext, form: params.Params, client_ip: str | None
         disnumber=request.disnumber,
         chengshudu=request.chengshudu,
         customuuid=request.customuuid,
-        duplicates=parsed.duplicates,
-        invalid=len(parsed.invalid),
+        duplicates=parsed.duplicates if parsed else 0,
+        invalid=len(parsed.invalid) if parsed else 0,
         local_day=now.astimezone(ZoneInfo(local_zone(ctx, request.nation))).date(),
-        invalid_entries=invalid,
+        invalid_entries=listed_invalid(ctx, parsed.invalid) if parsed else (),
         request_id=request.requestid,
         record=request.record,
         amd=request.amd,
         amdaction=request.amdaction,
         retry=request.retry,
     )
-
-    def store() -> dict[str, Any]:
-        with ctx.db.write() as conn:
-            # Checked again in the writing transaction: a retry may have raced us here.
-            if request.requestid is not None:
-                task = find_task_by_request_id(conn, account.id, request.requestid)
-                if task is not None:
-                    return answer(task, replayed=True)
-            # In the writing transaction: a number listed before this commits is not queued.
-            queued = without_listed(new_task, dnc.listed(conn, account.id, new_task.numbers))
-            task_id = create_task(conn, queued, now=now)
-        # One line per task, not per number: the dialer logs each call with its task_id.
-        logger.info(
-            "task created: %d numbers",
-            len(queued.numbers),
-            extra={"event": "api.task_created", "task_id": task_id, "account_id": account.id},
-        )
-        return {
-            "desc": "Play command sent successfully",
-            "taskid": task_id,
-            "accepted": len(queued.numbers),
-            "duplicates": parsed.duplicates,
-            "suppressed": queued.suppressed,
-            "invalid": invalid,
-            "invalidcount": len(parsed.invalid),
-            "replayed": False,
-        }
-
-    try:
-        return await ctx.in_thread(store)
-    except IntegrityViolation:
-        # PostgreSQL lets two transactions check at once; the unique key decides.
-        earlier = await ctx.in_thread(lambda: _earlier_task(ctx, account, request))
-        if earlier is None:
-            raise
-        return earlier
 
 
 def without_listed(task: NewTask, listed: set[str]) -> NewTask:
@@ -300,17 +437,20 @@ async def resolve_voice(ctx: ApiContext, account: Account, request: PlayVoiceReq
                 now=ctx.clock.now(),
             )
 
-    def find() -> VoiceInfo | None:
-        for name in voice_names(request.voicefile):
-            voice = named_voice(ctx.db, account.id, name)
-            if voice is not None:
-                return voice
-        return None
+    def find() -> VoiceInfo:
+        with ctx.db.read() as conn:
+            return find_named_voice(conn, account.id, request.voicefile)
 
-    voice = await ctx.in_thread(find)
-    if voice is None:
-        raise VoiceNotFound(f"voicefile: no voice named {request.voicefile!r}; upload it first")
-    return voice
+    return await ctx.in_thread(find)
+
+
+def find_named_voice(conn: Connection, account_id: int, voicefile: str) -> VoiceInfo:
+    """The library voice `voicefile` names (see `voice_names`)."""
+    for name in voice_names(voicefile):
+        voice = find_voice_by_name(conn, account_id, name)
+        if voice is not None:
+            return voice
+    raise VoiceNotFound(f"voicefile: no voice named {voicefile!r}; upload it first")
 
 
 def voice_names(voicefile: str) -> list[str]:
