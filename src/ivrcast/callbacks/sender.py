@@ -41,6 +41,7 @@ from typing import NamedTuple
 from ivrcast.callbacks.backoff import Backoff, Uniform
 from ivrcast.callbacks.poster import Answer, CallbackPoster, PostFailed
 from ivrcast.callbacks.signing import HEADER, sign
+from ivrcast.callbacks.wakeup import SenderWakeup
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.credentials import SecretUnreadable, load_secret_key, open_secret
@@ -58,6 +59,7 @@ from ivrcast.store.outbox import (
     Delivery,
     Outcome,
     claim_due_deliveries,
+    next_due_after,
     record_outcomes,
     release_deliveries,
 )
@@ -147,6 +149,13 @@ class CallbackSender:
         """Claimed rows to release at the next pass, unattempted (`_shorten_queue`)."""
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._wake = asyncio.Event()
+        self.wakeup = SenderWakeup(db, self._wake.set)
+        self._next_due: datetime | None = None
+        """The earliest pending row not due at the last claim (a retry, a lease's end),
+        when that claim left nothing due behind: the sleep ends there at the latest."""
+        self.passes = 0
+        """Passes made so far (to see that wakeups coalesce)."""
+        self._sleeping = False
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -155,6 +164,8 @@ class CallbackSender:
         their results. Cancelling instead abandons them: their rows are retried when the
         lease ends."""
         logger.info("callback sender started", extra={"event": "callback_sender_started"})
+        stopped = asyncio.Event()
+        wakeup = asyncio.create_task(self.wakeup.run(stopped), name="callback-sender-wakeup")
         try:
             while not stop.is_set():
                 try:
@@ -189,6 +200,8 @@ class CallbackSender:
             await asyncio.gather(*self._tasks(), return_exceptions=True)
             raise
         finally:
+            stopped.set()
+            await asyncio.gather(wakeup, return_exceptions=True)
             await self.aclose()
             for target, count in self._retry_log.drain():
                 logger.info(
@@ -198,6 +211,11 @@ class CallbackSender:
                     extra={"event": "callback_retry", "suppressed": count},
                 )
             logger.info("callback sender stopped", extra={"event": "callback_sender_stopped"})
+
+    @property
+    def asleep(self) -> bool:
+        """Waiting for a wakeup or the poll, none yet come."""
+        return self._sleeping and not self._wake.is_set()
 
     async def deliver_due(self) -> int:
         """One pass: claim what is due (as much as the free slots can take), post it all,
@@ -221,16 +239,23 @@ class CallbackSender:
         await self._exchange(0, self._clock.now(), {})
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        """Until an attempt has finished since the last pass began, `poll_seconds` pass, or
-        `stop` is set. No pause to gather more: the attempts that finish while a pass runs
-        are all written down by the next one, so a busy sender's passes grow on their own,
-        and an idle one answers at once."""
+        """Until woken (an attempt finished, or rows were committed: `SenderWakeup`) since
+        the last pass began, `stop` is set, or the fallback poll: `poll_seconds`, or less
+        when a pending row comes due before (a retry, a lease's end). No pause to gather
+        more: what happens while a pass runs is all taken by the next one, so a busy
+        sender's passes grow on their own, and an idle one answers at once."""
         if self._wake.is_set():
             return
+        timeout = self._poll_seconds
+        if self._next_due is not None:
+            until_due = (self._next_due - self._clock.now()).total_seconds()
+            timeout = min(timeout, max(until_due, 0.0))
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        self._sleeping = True
         try:
-            await asyncio.wait(waiters, timeout=self._poll_seconds, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
+            self._sleeping = False
             for waiter in waiters:
                 waiter.cancel()
 
@@ -238,6 +263,7 @@ class CallbackSender:
         """Write down the finished attempts and claim what the free slots can take, in one
         transaction; start the claimed attempts. Returns how many were started or queued."""
         self._wake.clear()
+        self.passes += 1
         self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
@@ -281,6 +307,7 @@ class CallbackSender:
     ) -> list[Delivery]:
         """One transaction (`LoopWriter`): the finished attempts' outcomes, then the claim.
         One per pass, so a pass costs one commit however many attempts it writes down."""
+        self._next_due = None
         results, self._results = self._results, []
         given_back, self._given_back = self._given_back, []
         if not results and not given_back and limit == 0:
@@ -316,7 +343,7 @@ class CallbackSender:
             release_deliveries(conn, given_back, next_attempt_at=now)
         if limit == 0:
             return []
-        return claim_due_deliveries(
+        claimed = claim_due_deliveries(
             conn,
             now=now,
             lease_until=now + self._lease,
@@ -324,6 +351,10 @@ class CallbackSender:
             per_account=2 * self._per_host,
             account_limits=account_limits,
         )
+        # Caught up: the sleep may end before the poll. (Still behind, the attempts
+        # finishing wake the sender anyway.)
+        self._next_due = next_due_after(conn, now) if len(claimed) < limit else None
+        return claimed
 
     def _start(self, delivery: Delivery, origin: Origin | None) -> None:
         if origin is not None:

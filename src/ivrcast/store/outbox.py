@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from ivrcast.store.claims import claim_rows
+from ivrcast.store.outbox_wakeup import outbox_due
 from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
 
 MAX_ERROR_CHARS = 500
@@ -207,6 +208,17 @@ def _lease(
 
 def _of_record(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return select(column).where(call_records.c.id == outbox.c.record_id).scalar_subquery()
+
+
+def next_due_after(conn: Connection, now: datetime) -> datetime | None:
+    """When the next pending row comes due after `now` (a retry's time, or the end of a
+    lease); None when none is waiting. One seek in the `(status, next_attempt_at)` index."""
+    earliest: datetime | None = conn.scalar(
+        select(func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == "pending", outbox.c.next_attempt_at > now
+        )
+    )
+    return earliest
 
 
 def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at: datetime) -> int:
@@ -395,6 +407,8 @@ def requeue_deliveries(
         )
         .returning(outbox.c.id)
     ).all()
+    if updated or inserted:
+        outbox_due(conn)
     # RETURNING, not rowcount: SQLAlchemy reports -1 for INSERT ... SELECT on PostgreSQL.
     return len(updated) + len(inserted)
 
