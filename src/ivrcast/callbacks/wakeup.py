@@ -3,8 +3,8 @@
 `SenderWakeup.run` rings the sender (sets its wake event) after every commit that made
 outbox rows due: in this process whatever thread committed (`store.outbox_wakeup`'s
 subscription, handed to the loop with `call_soon_threadsafe`), and on PostgreSQL in
-any process (the `LISTEN` session of `OutboxListener`). On SQLite, a commit in another
-process rings nothing: the poll finds it.
+any process (the `LISTEN` session of `OutboxListener`), and on SQLite in the other
+processes on this host (the datagram socket of `Doorbell`).
 
 Wakeups coalesce: the sender's event stays set until its next pass begins, so any
 number of commits while it sleeps or works make one more pass, and the commits of a
@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable
 
 from ivrcast.store.engine import Database
+from ivrcast.store.outbox_doorbell import Doorbell, doorbell_dir
 from ivrcast.store.outbox_wakeup import OutboxListener, subscribe
 
 
@@ -31,6 +32,8 @@ class SenderWakeup:
         """A ring is on its way to the loop; the ones behind it need not queue too."""
         self.listener = OutboxListener(db.url, ring) if db.dialect == "postgresql" else None
         """The cross-process session on PostgreSQL; None on SQLite."""
+        self.doorbell: Doorbell | None = None
+        """The cross-process socket on an SQLite file, while `run` runs."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Ring on every commit that made outbox rows due, until `stop` is set."""
@@ -45,13 +48,19 @@ class SenderWakeup:
                 loop.call_soon_threadsafe(self._ring_on_loop)
 
         unsubscribe = subscribe(self._db.url, on_commit)
+        directory = doorbell_dir(self._db.url)
+        self.doorbell = Doorbell(directory, self._ring) if directory is not None else None
         try:
+            if self.doorbell is not None:
+                self.doorbell.open()
             if self.listener is not None:
                 await self.listener.run(stop)
             else:
                 await stop.wait()
         finally:
             unsubscribe()
+            if self.doorbell is not None:
+                self.doorbell.close()
 
     def _ring_on_loop(self) -> None:
         # Cleared first: a commit from now on must hand over a ring of its own.

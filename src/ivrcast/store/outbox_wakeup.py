@@ -11,22 +11,28 @@ ways, both only once the transaction has committed:
 * to other processes, on PostgreSQL: `outbox_due` also sends `NOTIFY ivrcast_outbox` in
   the transaction. PostgreSQL delivers it at commit (never for a rolled-back one, and
   once however many times one transaction sent it) to every session listening on the
-  channel; `OutboxListener` is such a session.
+  channel; `OutboxListener` is such a session;
+* to other processes, on SQLite: `announce` also rings the other processes' doorbells
+  (`store.outbox_doorbell`).
 
-Neither is needed for correctness: senders still poll, so a lost signal (a listener
-reconnecting, SQLite across processes) only costs latency.
+None is needed for correctness: senders still poll, so a lost signal (a listener
+reconnecting, a doorbell that could not be bound) only costs latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
+
+from ivrcast.store.outbox_doorbell import doorbell_dir, ring_doorbells
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,11 @@ def outbox_due(conn: Connection) -> None:
         conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
 
+@functools.lru_cache(maxsize=16)
+def _doorbells_of(url: str) -> Path | None:
+    return doorbell_dir(url)
+
+
 def take_due_mark(conn: Connection) -> bool:
     """Whether the transaction of `conn` made outbox rows due, forgetting it: `info`
     lives as long as the pooled connection, so the mark must not outlive the
@@ -56,8 +67,12 @@ def take_due_mark(conn: Connection) -> bool:
 
 
 def announce(url: str) -> None:
-    """Call the subscribers of `url`: a transaction that made outbox rows due in that
-    database has committed. A subscriber's error is logged; the commit stands."""
+    """Call the subscribers of `url` and, on SQLite, ring the other processes' doorbells:
+    a transaction that made outbox rows due in that database has committed. A
+    subscriber's error is logged; the commit stands."""
+    directory = _doorbells_of(url)
+    if directory is not None:
+        ring_doorbells(directory)
     with _lock:
         callbacks = list(_subscribers.get(url, ()))
     for callback in callbacks:

@@ -8,30 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
-from itertools import count
+from pathlib import Path
 
 import pytest
 from callback_receiver import Answer, Receiver
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import select, text
 
-from callback_world import T0, build_record, finish_task, make_account, outbox_rows, set_callback
-from factories import add_task, add_voice
+from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
 from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import FrozenClock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import requeue_deliveries
-from ivrcast.store.tables import call_records, calls
-from ivrcast.store.transitions import CallEnd, finish_calls_where
+from ivrcast.store.tables import call_records
 from waiting import wait_for, wait_for_in_thread
 
 POLL_SECONDS = 60.0
 WITHIN = 10.0
 BURST = 1000
-_voices = count(1)
+TESTS = Path(__file__).parents[2]
+_elsewhere = itertools.count(5_000_000)
 
 
 def settings(**callbacks: float) -> Settings:
@@ -78,35 +79,38 @@ async def idle(sender: CallbackSender, db: Database, delivered: int) -> None:
     )
 
 
-def finish_elsewhere(url: str, account: Account, db: Database) -> str:
-    """A task of one number made here, then finished through an engine of its own,
-    bypassing `Database.write()`: only what crosses processes (NOTIFY) can wake the
-    sender. Returns the call's uuid."""
-    with db.write() as conn:
-        voice_id = add_voice(conn, account.id, now=T0, name=f"v{next(_voices)}")
-        task_id = add_task(
-            conn,
-            account.id,
-            voice_id,
-            [f"+6281299{next(_voices):05d}"],
-            now=T0,
-            local_day=date(2025, 3, 1),
-        )
-    engine: Engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            finish_calls_where(
-                conn,
-                calls.c.task_id == task_id,
-                CallEnd(status="busy", sip_code=486, sip_reason="Busy Here"),
-                from_states=("queued",),
-                build_record=build_record,
-                now=T0,
-            )
-            uuid: str = conn.scalars(select(calls.c.uuid).where(calls.c.task_id == task_id)).one()
-    finally:
-        engine.dispose()
-    return uuid
+ANOTHER_PROCESS = """
+import itertools
+import sys
+from types import SimpleNamespace
+
+import callback_world
+from callback_world import call_uuids, finish_task
+from ivrcast.store.engine import Database
+
+# Numbers (and voice names) this test's own process does not use.
+callback_world._numbers = itertools.count(int(sys.argv[3]))
+db = Database(sys.argv[1])
+print(*call_uuids(db, finish_task(db, SimpleNamespace(id=int(sys.argv[2])), 1)))
+db.dispose()
+"""
+
+
+async def commit_in_another_process(url: str, account: Account) -> str:
+    """A record committed by another process (as a dialer node's); returns its uuid."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        ANOTHER_PROCESS,
+        url,
+        str(account.id),
+        str(next(_elsewhere)),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out.decode().strip()
 
 
 async def test_a_record_committed_while_idle_is_posted_at_once(
@@ -151,24 +155,14 @@ async def test_a_failed_attempt_is_retried_when_due_not_at_the_poll(
         refused_once.close()
 
 
-@pytest.mark.postgres
 async def test_a_commit_in_another_process_wakes_the_sender(
-    postgres_url: str, receiver: Receiver
-) -> None:
-    with opened(postgres_url) as database:
-        await _commit_elsewhere_wakes(database, postgres_url, receiver)
-
-
-async def _commit_elsewhere_wakes(
-    database: Database, database_url: str, receiver: Receiver
+    database: Database, receiver: Receiver
 ) -> None:
     account = make_account(database, "a", callback_url=receiver.url())
     sender = CallbackSender(settings(), database, clock=FrozenClock(T0))
-    listener = sender.wakeup.listener
-    assert listener is not None
     async with running(sender):
-        await asyncio.wait_for(listener.connected.wait(), WITHIN)
-        uuid = await asyncio.to_thread(finish_elsewhere, database_url, account, database)
+        await wait_for(lambda: sender.asleep, "the sender asleep")
+        uuid = await commit_in_another_process(database.url, account)
         await wait_for(lambda: len(receiver.received) == 1, "the record", limit=WITHIN)
     assert receiver.received[0].uuid == uuid
 
@@ -192,12 +186,12 @@ async def _dropped_listener(database: Database, database_url: str, receiver: Rec
         with database.write() as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
         # Committed while the session may be down: the reconnect rings for it.
-        await asyncio.to_thread(finish_elsewhere, database_url, account, database)
+        await commit_in_another_process(database_url, account)
         await wait_for(lambda: len(receiver.received) == 1, "the first record", limit=WITHIN)
         await wait_for(
             lambda: listener.backend_pid not in (None, dropped), "a new session", limit=WITHIN
         )
-        await asyncio.to_thread(finish_elsewhere, database_url, account, database)
+        await commit_in_another_process(database_url, account)
         await wait_for(lambda: len(receiver.received) == 2, "the second record", limit=WITHIN)
 
 
