@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import random
 from collections import Counter, deque
@@ -59,7 +60,6 @@ from ivrcast.store.outbox import (
     Delivery,
     Outcome,
     claim_due_deliveries,
-    next_due_after,
     record_outcomes,
     release_deliveries,
 )
@@ -80,6 +80,8 @@ slow, the rows queued for it beyond `per_host` are given back at the next pass."
 FAST_ORIGINS = 1024
 """Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
+DUE_LATER_KEPT = 4096
+"""Times of put-off rows remembered to end a sleep early, at most."""
 """A claimed row whose origin turned out to be full goes back, due again after this."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
@@ -150,9 +152,11 @@ class CallbackSender:
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._wake = asyncio.Event()
         self.wakeup = SenderWakeup(db, self._wake.set)
-        self._next_due: datetime | None = None
-        """The earliest pending row not due at the last claim (a retry, a lease's end),
-        when that claim left nothing due behind: the sleep ends there at the latest."""
+        self._due_later: list[datetime] = []
+        """A heap of when the rows this sender put off come due (retries, rows given back
+        for a busy origin): the sleep ends at the first at the latest. Other senders'
+        retries, and the leases of senders that died, are found by the poll; a database
+        query per pass for them would add a round trip to every pass on PostgreSQL."""
         self.passes = 0
         """Passes made so far (to see that wakeups coalesce)."""
         self._sleeping = False
@@ -247,8 +251,8 @@ class CallbackSender:
         if self._wake.is_set():
             return
         timeout = self._poll_seconds
-        if self._next_due is not None:
-            until_due = (self._next_due - self._clock.now()).total_seconds()
+        if self._due_later:
+            until_due = (self._due_later[0] - self._clock.now()).total_seconds()
             timeout = min(timeout, max(until_due, 0.0))
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         self._sleeping = True
@@ -264,6 +268,11 @@ class CallbackSender:
         transaction; start the claimed attempts. Returns how many were started or queued."""
         self._wake.clear()
         self.passes += 1
+        now = self._clock.now()
+        # What has come due is this pass's to claim (or, with no room, the attempts'
+        # to wake the sender for when they finish).
+        while self._due_later and self._due_later[0] <= now:
+            heapq.heappop(self._due_later)
         self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
@@ -273,7 +282,6 @@ class CallbackSender:
         origins = {d.account_id: o for d, o, _task in self._in_flight.values() if o is not None}
         origins.update({d.account_id: o for o, queue in self._waiting.items() for d in queue})
         account_limits = {account: self._room(origin) for account, origin in origins.items()}
-        now = self._clock.now()
         claimed = await self._exchange(max(free, 0), now, account_limits)
         postponed: list[int] = []
         for delivery in claimed:
@@ -287,7 +295,14 @@ class CallbackSender:
                 postponed.append(delivery.id)
         if postponed:
             await self._writer.run(_release, postponed, now + HOST_BUSY_DELAY)
+            self._put_off(now + HOST_BUSY_DELAY)
         return len(claimed) - len(postponed)
+
+    def _put_off(self, due_at: datetime) -> None:
+        if len(self._due_later) >= DUE_LATER_KEPT:
+            # The latest are forgotten (the poll finds them), the earliest kept.
+            self._due_later = heapq.nsmallest(DUE_LATER_KEPT // 2, self._due_later)
+        heapq.heappush(self._due_later, due_at)
 
     def _room(self, origin: Origin) -> int:
         claimed = self._load[origin] + len(self._waiting.get(origin, ()))
@@ -307,7 +322,6 @@ class CallbackSender:
     ) -> list[Delivery]:
         """One transaction (`LoopWriter`): the finished attempts' outcomes, then the claim.
         One per pass, so a pass costs one commit however many attempts it writes down."""
-        self._next_due = None
         results, self._results = self._results, []
         given_back, self._given_back = self._given_back, []
         if not results and not given_back and limit == 0:
@@ -343,7 +357,7 @@ class CallbackSender:
             release_deliveries(conn, given_back, next_attempt_at=now)
         if limit == 0:
             return []
-        claimed = claim_due_deliveries(
+        return claim_due_deliveries(
             conn,
             now=now,
             lease_until=now + self._lease,
@@ -351,10 +365,6 @@ class CallbackSender:
             per_account=2 * self._per_host,
             account_limits=account_limits,
         )
-        # Caught up: the sleep may end before the poll. (Still behind, the attempts
-        # finishing wake the sender anyway.)
-        self._next_due = next_due_after(conn, now) if len(claimed) < limit else None
-        return claimed
 
     def _start(self, delivery: Delivery, origin: Origin | None) -> None:
         if origin is not None:
@@ -376,6 +386,8 @@ class CallbackSender:
                     self._shorten_queue(origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
+            if outcome.retry_at is not None:
+                self._put_off(outcome.retry_at)
             # Logged when known, so the log throttle counts the attempt at its own time
             # (not when a later pass writes it down), and a line is never later than its row.
             _log_outcome(delivery, origin, outcome, self._retry_log)

@@ -210,17 +210,6 @@ def _of_record(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return select(column).where(call_records.c.id == outbox.c.record_id).scalar_subquery()
 
 
-def next_due_after(conn: Connection, now: datetime) -> datetime | None:
-    """When the next pending row comes due after `now` (a retry's time, or the end of a
-    lease); None when none is waiting. One seek in the `(status, next_attempt_at)` index."""
-    earliest: datetime | None = conn.scalar(
-        select(func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.status == "pending", outbox.c.next_attempt_at > now
-        )
-    )
-    return earliest
-
-
 def release_deliveries(conn: Connection, ids: Sequence[int], *, next_attempt_at: datetime) -> int:
     """Claimed but not attempted -> pending, due at `next_attempt_at`; no attempt counted."""
     if not ids:
