@@ -62,7 +62,10 @@ def _doorbells_of(url: str) -> Path | None:
 def take_due_mark(conn: Connection) -> bool:
     """Whether the transaction of `conn` made outbox rows due, forgetting it: `info`
     lives as long as the pooled connection, so the mark must not outlive the
-    transaction, committed or not."""
+    transaction, committed or not. (A connection the database dropped is discarded
+    with its `info`; touching it would try to reconnect.)"""
+    if conn.invalidated:
+        return False
     return bool(conn.info.pop(_DUE, False))
 
 
