@@ -24,8 +24,13 @@ A 2xx answer acknowledges the record. Anything else (another status, a timeout, 
 connection, an address the SSRF guard refuses) is retried with `backoff.Backoff` until
 the delivery's maximum age, then the delivery is dead. The URL and the signing secret are
 the account's at the time of each attempt (decrypted with the server key,
-`ivrcast.credentials`); an account without a secret gets unsigned callbacks. The SSRF
-guard runs on every attempt, since DNS may have changed.
+`ivrcast.credentials`); an account without a secret gets unsigned callbacks. Every
+attempt connects only to addresses the SSRF guard checked; a host name's are resolved
+again after `resolutions.KEEP_SECONDS`, or after an attempt to them failed.
+
+Between passes the sender sleeps until woken (`wakeup.SenderWakeup`: an attempt finished,
+or records were committed, in this process or another), or until its fallback poll:
+`poll_seconds`, or sooner when a row it put off (a retry) comes due.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import NamedTuple
 
 from ivrcast.callbacks.backoff import Backoff, Uniform
 from ivrcast.callbacks.poster import Answer, CallbackPoster, PostFailed
+from ivrcast.callbacks.resolutions import Resolutions
 from ivrcast.callbacks.signing import HEADER, sign
 from ivrcast.callbacks.wakeup import SenderWakeup
 from ivrcast.clock import Clock, SystemClock
@@ -53,7 +59,6 @@ from ivrcast.netguard import (
     UrlNotAllowed,
     UrlTarget,
     check_url,
-    resolve_checked,
 )
 from ivrcast.store.engine import Connection, Database, LoopWriter
 from ivrcast.store.outbox import (
@@ -143,6 +148,9 @@ class CallbackSender:
             max_idle_per_host=self._per_host,
         )
         self._checked: dict[str, UrlTarget] = {}
+        self._resolutions = Resolutions(
+            allow_private=self._allow_private, monotonic=self._clock.monotonic
+        )
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
         self._fast: set[Origin] = set()
@@ -422,14 +430,19 @@ class CallbackSender:
                 headers[HEADER] = sign(body, secret, timestamp=timestamp)
             async with asyncio.timeout(self._timeout):
                 target = self._check(delivery.url)
-                resolved = await resolve_checked(target, allow_private=self._allow_private)
-                answer = await self._poster.post(
-                    resolved,
-                    headers,
-                    body,
-                    max_answer_bytes=self._max_response_bytes,
-                    now=self._clock.monotonic(),
-                )
+                resolved = await self._resolutions.resolve(target)
+                try:
+                    answer = await self._poster.post(
+                        resolved,
+                        headers,
+                        body,
+                        max_answer_bytes=self._max_response_bytes,
+                        now=self._clock.monotonic(),
+                    )
+                except BaseException:
+                    # Perhaps the host moved: the next attempt resolves it again.
+                    self._resolutions.forget(target)
+                    raise
                 status = answer.status_code
         except TimeoutError:
             error = f"no complete answer within {self._timeout:g} s"
