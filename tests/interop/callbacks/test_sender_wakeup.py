@@ -19,7 +19,7 @@ from callback_receiver import Answer, Receiver
 from sqlalchemy import select, text
 
 from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
-from ivrcast.callbacks.sender import CallbackSender
+from ivrcast.callbacks.sender import WRITE_DOWN_SECONDS, CallbackSender
 from ivrcast.clock import FrozenClock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.store.accounts import Account
@@ -243,3 +243,25 @@ def opened(url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+async def test_a_caught_up_sender_writes_finished_attempts_down_together(
+    database: Database,
+) -> None:
+    # Answers spread over 0.3 s: a pass per finished attempt would be 16 passes.
+    spread = Receiver(lambda index, _path: Answer(delay=0.02 * index))
+    spread.start()
+    try:
+        account = make_account(database, "a", callback_url=spread.url())
+        sender = CallbackSender(settings(per_host=16), database, clock=FrozenClock(T0))
+        async with running(sender):
+            await wait_for(lambda: sender.passes >= 1 and sender.asleep, "the sender asleep")
+            before = sender.passes
+            finish_task(database, account, 16)
+            await idle(sender, database, 16)
+            await wait_for(lambda: sender.asleep, "the sender asleep again", limit=WITHIN)
+            made = sender.passes - before
+    finally:
+        spread.close()
+    # The claim, then one pass per `WRITE_DOWN_SECONDS` of answers at most.
+    assert made <= 2 + 0.3 / WRITE_DOWN_SECONDS, made
