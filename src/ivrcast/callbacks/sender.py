@@ -85,9 +85,9 @@ slow, the rows queued for it beyond `per_host` are given back at the next pass."
 FAST_ORIGINS = 1024
 """Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
+"""A claimed row whose origin turned out to be full goes back, due again after this."""
 DUE_LATER_KEPT = 4096
 """Times of put-off rows remembered to end a sleep early, at most."""
-"""A claimed row whose origin turned out to be full goes back, due again after this."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
 CHECKED_URLS = 1024
@@ -264,7 +264,7 @@ class CallbackSender:
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until woken (an attempt finished, or rows were committed: `SenderWakeup`) since
         the last pass began, `stop` is set, or the fallback poll: `poll_seconds`, or less
-        when a pending row comes due before (a retry, a lease's end). No pause to gather
+        when a row this sender put off comes due before (a retry). No pause to gather
         more: what happens while a pass runs is all taken by the next one, so a busy
         sender's passes grow on their own, and an idle one answers at once."""
         if self._wake.is_set():

@@ -84,8 +84,8 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that writes: committed on success, rolled back on error. Once
-        committed, a transaction that made outbox rows due wakes this process's callback
-        senders (`store.outbox_wakeup`)."""
+        committed, a transaction that made outbox rows due wakes the callback senders
+        (`store.outbox_wakeup`)."""
         with (
             translate_errors(),
             self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
