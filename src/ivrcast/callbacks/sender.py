@@ -24,14 +24,20 @@ A 2xx answer acknowledges the record. Anything else (another status, a timeout, 
 connection, an address the SSRF guard refuses) is retried with `backoff.Backoff` until
 the delivery's maximum age, then the delivery is dead. The URL and the signing secret are
 the account's at the time of each attempt (decrypted with the server key,
-`ivrcast.credentials`); an account without a secret gets unsigned callbacks. The SSRF
-guard runs on every attempt, since DNS may have changed.
+`ivrcast.credentials`); an account without a secret gets unsigned callbacks. Every
+attempt connects only to addresses the SSRF guard checked; a host name's are resolved
+again after `resolutions.KEEP_SECONDS`, or after an attempt to them failed.
+
+Between passes the sender sleeps until woken (`wakeup.SenderWakeup`: an attempt finished,
+or records were committed, in this process or another), or until its fallback poll:
+`poll_seconds`, or sooner when a row it put off (a retry) comes due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import random
 from collections import Counter, deque
@@ -40,7 +46,9 @@ from typing import NamedTuple
 
 from ivrcast.callbacks.backoff import Backoff, Uniform
 from ivrcast.callbacks.poster import Answer, CallbackPoster, PostFailed
+from ivrcast.callbacks.resolutions import Resolutions
 from ivrcast.callbacks.signing import HEADER, sign
+from ivrcast.callbacks.wakeup import SenderWakeup
 from ivrcast.clock import Clock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.credentials import SecretUnreadable, load_secret_key, open_secret
@@ -51,7 +59,6 @@ from ivrcast.netguard import (
     UrlNotAllowed,
     UrlTarget,
     check_url,
-    resolve_checked,
 )
 from ivrcast.store.engine import Connection, Database, LoopWriter
 from ivrcast.store.outbox import (
@@ -79,6 +86,8 @@ FAST_ORIGINS = 1024
 """Origins remembered as fast, at most (forgetting one only shortens its queue)."""
 HOST_BUSY_DELAY = timedelta(seconds=1)
 """A claimed row whose origin turned out to be full goes back, due again after this."""
+DUE_LATER_KEPT = 4096
+"""Times of put-off rows remembered to end a sleep early, at most."""
 OPENED_SECRETS = 1024
 """Decrypted callback secrets kept per sender, at most."""
 CHECKED_URLS = 1024
@@ -87,6 +96,10 @@ KEEPALIVE_SECONDS = 30.0
 """A connection idle this long is closed rather than reused."""
 CONNECT_TIMEOUT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+WRITE_DOWN_SECONDS = 0.05
+"""Longest a caught-up sender keeps finished attempts before writing them down: on a
+loaded PostgreSQL server a pass is several round trips of several milliseconds, and a
+pass per finished attempt queued the next record behind them (p99 at 200 records/s)."""
 RETRY_LOG_INTERVAL = 60.0
 """At most one "will retry" line per origin (or URL) this often: one dead receiver with
 thousands of records behind it would otherwise write a line per attempt."""
@@ -139,6 +152,9 @@ class CallbackSender:
             max_idle_per_host=self._per_host,
         )
         self._checked: dict[str, UrlTarget] = {}
+        self._resolutions = Resolutions(
+            allow_private=self._allow_private, monotonic=self._clock.monotonic
+        )
         self._in_flight: dict[int, tuple[Delivery, Origin | None, asyncio.Task[None]]] = {}
         self._load: Counter[Origin] = Counter()
         self._fast: set[Origin] = set()
@@ -147,6 +163,19 @@ class CallbackSender:
         """Claimed rows to release at the next pass, unattempted (`_shorten_queue`)."""
         self._waiting: dict[Origin, deque[Delivery]] = {}
         self._wake = asyncio.Event()
+        self.wakeup = SenderWakeup(db, self._wake.set)
+        self._due_later: list[datetime] = []
+        """A heap of when the rows this sender put off come due (retries, rows given back
+        for a busy origin): the sleep ends at the first at the latest. Other senders'
+        retries, and the leases of senders that died, are found by the poll; a database
+        query per pass for them would add a round trip to every pass on PostgreSQL."""
+        self.passes = 0
+        """Passes made so far (to see that wakeups coalesce)."""
+        self._sleeping = False
+        self._caught_up = False
+        """The last claim took every due row it was offered room for: until the next one,
+        a finished attempt frees a slot nobody waits for."""
+        self._write_down: asyncio.TimerHandle | None = None
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -155,6 +184,8 @@ class CallbackSender:
         their results. Cancelling instead abandons them: their rows are retried when the
         lease ends."""
         logger.info("callback sender started", extra={"event": "callback_sender_started"})
+        stopped = asyncio.Event()
+        wakeup = asyncio.create_task(self.wakeup.run(stopped), name="callback-sender-wakeup")
         try:
             while not stop.is_set():
                 try:
@@ -189,6 +220,8 @@ class CallbackSender:
             await asyncio.gather(*self._tasks(), return_exceptions=True)
             raise
         finally:
+            stopped.set()
+            await asyncio.gather(wakeup, return_exceptions=True)
             await self.aclose()
             for target, count in self._retry_log.drain():
                 logger.info(
@@ -199,6 +232,11 @@ class CallbackSender:
                 )
             logger.info("callback sender stopped", extra={"event": "callback_sender_stopped"})
 
+    @property
+    def asleep(self) -> bool:
+        """Waiting for a wakeup or the poll, none yet come."""
+        return self._sleeping and not self._wake.is_set()
+
     async def deliver_due(self) -> int:
         """One pass: claim what is due (as much as the free slots can take), post it all,
         write down the results. Returns the number of attempts made."""
@@ -208,6 +246,9 @@ class CallbackSender:
 
     async def aclose(self) -> None:
         """Close the idle connections (`run` does this itself when it ends)."""
+        if self._write_down is not None:
+            self._write_down.cancel()
+            self._write_down = None
         self._poster.close()
         await self._writer.aclose()
 
@@ -221,16 +262,23 @@ class CallbackSender:
         await self._exchange(0, self._clock.now(), {})
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        """Until an attempt has finished since the last pass began, `poll_seconds` pass, or
-        `stop` is set. No pause to gather more: the attempts that finish while a pass runs
-        are all written down by the next one, so a busy sender's passes grow on their own,
-        and an idle one answers at once."""
+        """Until woken (an attempt finished, or rows were committed: `SenderWakeup`) since
+        the last pass began, `stop` is set, or the fallback poll: `poll_seconds`, or less
+        when a row this sender put off comes due before (a retry). No pause to gather
+        more: what happens while a pass runs is all taken by the next one, so a busy
+        sender's passes grow on their own, and an idle one answers at once."""
         if self._wake.is_set():
             return
+        timeout = self._poll_seconds
+        if self._due_later:
+            until_due = (self._due_later[0] - self._clock.now()).total_seconds()
+            timeout = min(timeout, max(until_due, 0.0))
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        self._sleeping = True
         try:
-            await asyncio.wait(waiters, timeout=self._poll_seconds, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
+            self._sleeping = False
             for waiter in waiters:
                 waiter.cancel()
 
@@ -238,6 +286,15 @@ class CallbackSender:
         """Write down the finished attempts and claim what the free slots can take, in one
         transaction; start the claimed attempts. Returns how many were started or queued."""
         self._wake.clear()
+        self.passes += 1
+        if self._write_down is not None:
+            self._write_down.cancel()
+            self._write_down = None
+        now = self._clock.now()
+        # What has come due is this pass's to claim (or, with no room, the attempts'
+        # to wake the sender for when they finish).
+        while self._due_later and self._due_later[0] <= now:
+            heapq.heappop(self._due_later)
         self._poster.close_idle(self._clock.monotonic())
         waiting = sum(len(queue) for queue in self._waiting.values())
         free = self._concurrency - len(self._in_flight) - waiting
@@ -247,8 +304,8 @@ class CallbackSender:
         origins = {d.account_id: o for d, o, _task in self._in_flight.values() if o is not None}
         origins.update({d.account_id: o for o, queue in self._waiting.items() for d in queue})
         account_limits = {account: self._room(origin) for account, origin in origins.items()}
-        now = self._clock.now()
         claimed = await self._exchange(max(free, 0), now, account_limits)
+        self._caught_up = _caught_up(claimed, max(free, 0), account_limits, 2 * self._per_host)
         postponed: list[int] = []
         for delivery in claimed:
             origin = self._origin(delivery.url)
@@ -261,7 +318,14 @@ class CallbackSender:
                 postponed.append(delivery.id)
         if postponed:
             await self._writer.run(_release, postponed, now + HOST_BUSY_DELAY)
+            self._put_off(now + HOST_BUSY_DELAY)
         return len(claimed) - len(postponed)
+
+    def _put_off(self, due_at: datetime) -> None:
+        if len(self._due_later) >= DUE_LATER_KEPT:
+            # The latest are forgotten (the poll finds them), the earliest kept.
+            self._due_later = heapq.nsmallest(DUE_LATER_KEPT // 2, self._due_later)
+        heapq.heappush(self._due_later, due_at)
 
     def _room(self, origin: Origin) -> int:
         claimed = self._load[origin] + len(self._waiting.get(origin, ()))
@@ -345,6 +409,8 @@ class CallbackSender:
                     self._shorten_queue(origin)
             # Only now: `_exchange` swaps the list while attempts are awaited.
             self._results.append((delivery, outcome))
+            if outcome.retry_at is not None:
+                self._put_off(outcome.retry_at)
             # Logged when known, so the log throttle counts the attempt at its own time
             # (not when a later pass writes it down), and a line is never later than its row.
             _log_outcome(delivery, origin, outcome, self._retry_log)
@@ -359,7 +425,15 @@ class CallbackSender:
                     self._start(queue.popleft(), origin)
                     if not queue:
                         del self._waiting[origin]
-            self._wake.set()
+            if not self._caught_up:
+                # Rows may be waiting for the slot this attempt freed.
+                self._wake.set()
+            elif self._write_down is None:
+                # Nothing waits: the results are written down with the next claim (the
+                # next record committed), and within `WRITE_DOWN_SECONDS` at the latest.
+                self._write_down = asyncio.get_running_loop().call_later(
+                    WRITE_DOWN_SECONDS, self._wake.set
+                )
 
     async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Outcome:
         body = delivery.payload.encode("utf-8")
@@ -379,14 +453,19 @@ class CallbackSender:
                 headers[HEADER] = sign(body, secret, timestamp=timestamp)
             async with asyncio.timeout(self._timeout):
                 target = self._check(delivery.url)
-                resolved = await resolve_checked(target, allow_private=self._allow_private)
-                answer = await self._poster.post(
-                    resolved,
-                    headers,
-                    body,
-                    max_answer_bytes=self._max_response_bytes,
-                    now=self._clock.monotonic(),
-                )
+                resolved = await self._resolutions.resolve(target)
+                try:
+                    answer = await self._poster.post(
+                        resolved,
+                        headers,
+                        body,
+                        max_answer_bytes=self._max_response_bytes,
+                        now=self._clock.monotonic(),
+                    )
+                except BaseException:
+                    # Perhaps the host moved: the next attempt resolves it again.
+                    self._resolutions.forget(target)
+                    raise
                 status = answer.status_code
         except TimeoutError:
             error = f"no complete answer within {self._timeout:g} s"
@@ -436,6 +515,18 @@ class CallbackSender:
         except UrlNotAllowed:
             return None
         return Origin(target.url.scheme, target.host, target.port)
+
+
+def _caught_up(
+    claimed: list[Delivery], offered: int, account_limits: dict[int, int], per_account: int
+) -> bool:
+    """Whether a claim left nothing due that it had room for: fewer rows than `offered`,
+    and fewer for each account than its room (an account with no room may have rows due
+    that wait for its origin's slots)."""
+    if len(claimed) >= offered or any(room <= 0 for room in account_limits.values()):
+        return False
+    taken = Counter(delivery.account_id for delivery in claimed)
+    return all(n < account_limits.get(account, per_account) for account, n in taken.items())
 
 
 def _release(conn: Connection, ids: list[int], at: datetime) -> None:

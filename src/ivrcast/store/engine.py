@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ivrcast.errors import StoreError
 from ivrcast.private_files import private_dir, private_file, restrict
+from ivrcast.store.outbox_wakeup import announce, take_due_mark
 
 _IMMEDIATE = "ivrcast_immediate"
 T = TypeVar("T")
@@ -82,13 +83,20 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that writes: committed on success, rolled back on error."""
+        """A transaction that writes: committed on success, rolled back on error. Once
+        committed, a transaction that made outbox rows due wakes the callback senders
+        (`store.outbox_wakeup`)."""
         with (
             translate_errors(),
             self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
-            conn.begin(),
         ):
-            yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                due = take_due_mark(conn)
+            if due:
+                announce(self.url)
 
     @contextlib.contextmanager
     def schema_change(self) -> Iterator[Connection]:
@@ -204,7 +212,10 @@ class LoopWriter:
             return await asyncio.to_thread(self._in_thread, fn, *args)
         with translate_errors():
             async with self._engine.begin() as conn:
-                return await conn.run_sync(fn, *args)
+                result, due = await conn.run_sync(_taking_due_mark, fn, *args)
+        if due:
+            announce(self._db.url)
+        return result
 
     async def aclose(self) -> None:
         if self._engine is not None:
@@ -213,3 +224,12 @@ class LoopWriter:
     def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         with self._db.write() as conn:
             return fn(conn, *args)
+
+
+def _taking_due_mark(conn: Connection, fn: Callable[..., T], /, *args: Any) -> tuple[T, bool]:
+    """`fn(conn, *args)`, and whether it made outbox rows due (see `outbox_wakeup`)."""
+    try:
+        result = fn(conn, *args)
+    finally:
+        due = take_due_mark(conn)
+    return result, due

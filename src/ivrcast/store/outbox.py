@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from ivrcast.store.claims import claim_rows
+from ivrcast.store.outbox_wakeup import outbox_due
 from ivrcast.store.tables import OUTBOX_STATES, Timestamp, accounts, call_records, outbox
 
 MAX_ERROR_CHARS = 500
@@ -395,6 +396,8 @@ def requeue_deliveries(
         )
         .returning(outbox.c.id)
     ).all()
+    if updated or inserted:
+        outbox_due(conn)
     # RETURNING, not rowcount: SQLAlchemy reports -1 for INSERT ... SELECT on PostgreSQL.
     return len(updated) + len(inserted)
 

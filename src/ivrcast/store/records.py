@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ivrcast.store.outbox_wakeup import outbox_due
 from ivrcast.store.tables import accounts, call_records, outbox, tasks
 
 RecordBuilder = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, object]]
@@ -28,7 +29,7 @@ def write_records(
     now: datetime,
 ) -> None:
     """Insert one record per finished call and, where the account has a callback URL,
-    its pending delivery."""
+    its pending delivery (due now: the senders are woken when this commits)."""
     task_ids = {row["task_id"] for row in finished}
     task_rows = {
         row.id: dict(row._mapping)
@@ -74,3 +75,4 @@ def write_records(
     ]
     if deliveries:
         conn.execute(outbox.insert(), deliveries)
+        outbox_due(conn)
