@@ -122,9 +122,11 @@ class CallbackSender:
         clock: Clock | None = None,
         rng: Uniform | None = None,
         key: bytes | None = None,
+        write_down_seconds: float = WRITE_DOWN_SECONDS,
     ) -> None:
         """`key`: the server key the callback secrets are encrypted with; by default
-        loaded from `settings` when the first encrypted secret is met."""
+        loaded from `settings` when the first encrypted secret is met.
+        `write_down_seconds`: see `WRITE_DOWN_SECONDS`."""
         config = settings.callbacks
         self._settings = settings
         self._given_key = key
@@ -176,6 +178,7 @@ class CallbackSender:
         """The last claim took every due row it was offered room for: until the next one,
         a finished attempt frees a slot nobody waits for."""
         self._write_down: asyncio.TimerHandle | None = None
+        self._write_down_seconds = write_down_seconds
         self._retry_log = LogThrottle(RETRY_LOG_INTERVAL, self._clock.monotonic)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -236,6 +239,11 @@ class CallbackSender:
     def asleep(self) -> bool:
         """Waiting for a wakeup or the poll, none yet come."""
         return self._sleeping and not self._wake.is_set()
+
+    @property
+    def held_results(self) -> int:
+        """Finished attempts not yet written down."""
+        return len(self._results)
 
     async def deliver_due(self) -> int:
         """One pass: claim what is due (as much as the free slots can take), post it all,
@@ -432,7 +440,7 @@ class CallbackSender:
                 # Nothing waits: the results are written down with the next claim (the
                 # next record committed), and within `WRITE_DOWN_SECONDS` at the latest.
                 self._write_down = asyncio.get_running_loop().call_later(
-                    WRITE_DOWN_SECONDS, self._wake.set
+                    self._write_down_seconds, self._wake.set
                 )
 
     async def _attempt(self, delivery: Delivery, origin: Origin | None) -> Outcome:

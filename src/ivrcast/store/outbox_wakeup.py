@@ -11,7 +11,9 @@ ways, both only once the transaction has committed:
 * to other processes, on PostgreSQL: `outbox_due` also sends `NOTIFY ivrcast_outbox` in
   the transaction. PostgreSQL delivers it at commit (never for a rolled-back one, and
   once however many times one transaction sent it) to every session listening on the
-  channel; `OutboxListener` is such a session;
+  channel; `OutboxListener` is such a session. The payload names the process that
+  committed, and a listener passes over its own process's: the announcement has woken
+  that sender already, and a second ring arriving mid-pass would make a pass more;
 * to other processes, on SQLite: `announce` also rings the other processes' doorbells
   (`store.outbox_doorbell`).
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +46,10 @@ RECONNECT_SECONDS = 1.0
 _DUE = "ivrcast_outbox_due"
 """Key in the connection's `info`: this transaction made outbox rows due."""
 
+_INSTANCE = secrets.token_hex(8)
+"""With the process id, names this process in notifications: process ids repeat across
+hosts, and a forked child keeps its parent's memory."""
+
 _subscribers: dict[str, list[Callable[[], None]]] = {}
 _lock = threading.Lock()
 
@@ -51,7 +59,12 @@ def outbox_due(conn: Connection) -> None:
     them is told when it commits."""
     conn.info[_DUE] = True
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+        conn.exec_driver_sql(f"NOTIFY {CHANNEL}, '{this_process()}'")
+
+
+def this_process() -> str:
+    """What this process's notifications carry (hex digits, a colon and digits)."""
+    return f"{_INSTANCE}:{os.getpid()}"
 
 
 @functools.lru_cache(maxsize=16)
@@ -170,6 +183,7 @@ class OutboxListener:
                     extra={"event": "outbox_listener_back"},
                 )
                 self._down = False
-            async for _notice in conn.notifies():
+            async for notice in conn.notifies():
                 self.notices += 1
-                self._ring()
+                if notice.payload != this_process():
+                    self._ring()

@@ -19,12 +19,13 @@ from callback_receiver import Answer, Receiver
 from sqlalchemy import select, text
 
 from callback_world import T0, finish_task, make_account, outbox_rows, set_callback
-from ivrcast.callbacks.sender import WRITE_DOWN_SECONDS, CallbackSender
+from ivrcast.callbacks.sender import CallbackSender
 from ivrcast.clock import FrozenClock, SystemClock
 from ivrcast.config import Settings
 from ivrcast.store.accounts import Account
 from ivrcast.store.engine import Database
 from ivrcast.store.outbox import requeue_deliveries
+from ivrcast.store.outbox_wakeup import CHANNEL, OutboxListener, this_process
 from ivrcast.store.tables import call_records
 from waiting import wait_for, wait_for_in_thread
 
@@ -245,23 +246,56 @@ def opened(url: str) -> Iterator[Database]:
         database.dispose()
 
 
-async def test_a_caught_up_sender_writes_finished_attempts_down_together(
+async def test_a_caught_up_sender_writes_finished_attempts_down_with_its_next_claim(
     database: Database,
 ) -> None:
-    # Answers spread over 0.3 s: a pass per finished attempt would be 16 passes.
+    """Once the claim has taken every due row, the answers (spread over 0.3 s) make no
+    pass of their own: the next pass, woken by the next commit, writes them all down."""
     spread = Receiver(lambda index, _path: Answer(delay=0.02 * index))
     spread.start()
     try:
         account = make_account(database, "a", callback_url=spread.url())
-        sender = CallbackSender(settings(per_host=16), database, clock=FrozenClock(T0))
+        sender = CallbackSender(
+            settings(per_host=16), database, clock=FrozenClock(T0), write_down_seconds=3600
+        )
+        listener = sender.wakeup.listener
         async with running(sender):
+            if listener is not None:
+                await asyncio.wait_for(listener.connected.wait(), WITHIN)
             await wait_for(lambda: sender.passes >= 1 and sender.asleep, "the sender asleep")
             before = sender.passes
             finish_task(database, account, 16)
+            await wait_for(lambda: sender.held_results == 16, "16 answers", limit=WITHIN)
+            assert sender.passes - before == 1  # the claim, and none per answer
+            assert not any(row["status"] == "delivered" for row in outbox_rows(database))
+            finish_task(database, account, 1)
             await idle(sender, database, 16)
-            await wait_for(lambda: sender.asleep, "the sender asleep again", limit=WITHIN)
-            made = sender.passes - before
+            assert sender.passes - before == 2
     finally:
         spread.close()
-    # The claim, then one pass per `WRITE_DOWN_SECONDS` of answers at most.
-    assert made <= 2 + 0.3 / WRITE_DOWN_SECONDS, made
+
+
+@pytest.mark.postgres
+async def test_the_listener_passes_over_its_own_process_notifications(postgres_url: str) -> None:
+    """This process's commits ring its senders directly; their notification, arriving
+    later, must not ring again (a second pass), while another process's must."""
+    rings = 0
+
+    def ring() -> None:
+        nonlocal rings
+        rings += 1
+
+    listener = OutboxListener(postgres_url, ring)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        await asyncio.wait_for(listener.connected.wait(), WITHIN)
+        rung = rings
+        with opened(postgres_url) as database, database.write() as conn:
+            conn.exec_driver_sql(f"NOTIFY {CHANNEL}, '{this_process()}'")
+            conn.exec_driver_sql(f"NOTIFY {CHANNEL}, '0123456789abcdef:1'")
+        await wait_for(lambda: listener.notices == 2, "both notifications", limit=WITHIN)
+        assert rings == rung + 1
+    finally:
+        stop.set()
+        await task
