@@ -30,10 +30,10 @@
 #include <Python.h>
 
 #include <arpa/inet.h>
-#include <sched.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
